@@ -1,0 +1,105 @@
+# Coatcheck: `make run` serves the shop, `make test` runs every test. Both install what is
+# missing first (and check versions, not just presence). Nothing here downloads a binary from
+# outside the package registries.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO_LEPTOS_VERSION := 0.3.10
+BINARYEN_VERSION     := 132.0.0
+# The wasm-bindgen CLI must match the library exactly: read it from the lock file.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+
+# Tools installed outside the clone are reused across clones (like a CI cache).
+TOOLS_DIR ?= $(HOME)/.cache/coatcheck-tools
+CARGO_BIN := $(HOME)/.cargo/bin
+export PATH := $(TOOLS_DIR)/binaryen/node_modules/.bin:$(CARGO_BIN):$(PATH)
+
+TIMED := .ci/timed
+
+.PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium e2e-deps \
+        build run test test-rust test-e2e lint clean
+
+help:
+	@echo "make run    build in release mode and serve http://127.0.0.1:3000"
+	@echo "make test   run the Rust tests and the Playwright suite"
+	@echo "make lint   rustfmt --check and clippy (ssr and hydrate)"
+
+## ---- tools -------------------------------------------------------------------------------
+
+tools: wasm-target cargo-leptos wasm-bindgen wasm-opt
+
+wasm-target:
+	@rustup target list --installed | grep -qx wasm32-unknown-unknown \
+	  || rustup target add wasm32-unknown-unknown
+
+cargo-leptos:
+	@if cargo leptos --version 2>/dev/null | grep -q " $(CARGO_LEPTOS_VERSION)$$"; then \
+	  echo "cargo-leptos $(CARGO_LEPTOS_VERSION) present"; \
+	else \
+	  echo "installing cargo-leptos $(CARGO_LEPTOS_VERSION) (about 15 minutes, once per machine)"; \
+	  cargo install cargo-leptos --version $(CARGO_LEPTOS_VERSION) --locked --features no_downloads; \
+	fi
+
+wasm-bindgen:
+	@test -n "$(WASM_BINDGEN_VERSION)" || { echo "wasm-bindgen not found in Cargo.lock"; exit 1; }
+	@if wasm-bindgen --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)$$"; then \
+	  echo "wasm-bindgen $(WASM_BINDGEN_VERSION) present"; \
+	else \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION)"; \
+	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force; \
+	fi
+
+# npm's binaryen: Debian's binaryen 108 produces wasm that never hydrates.
+wasm-opt:
+	@if [ "$$(node -p "try{require('$(TOOLS_DIR)/binaryen/node_modules/binaryen/package.json').version}catch(e){''}")" = "$(BINARYEN_VERSION)" ]; then \
+	  echo "binaryen $(BINARYEN_VERSION) present"; \
+	else \
+	  echo "installing binaryen $(BINARYEN_VERSION) from npm"; \
+	  mkdir -p $(TOOLS_DIR)/binaryen; \
+	  npm install --prefix $(TOOLS_DIR)/binaryen --no-audit --no-fund binaryen@$(BINARYEN_VERSION); \
+	fi
+
+chromium:
+	@if [ -x /usr/bin/chromium ]; then \
+	  echo "chromium present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+	  echo "Chromium is missing: run 'sudo apt-get install -y chromium' (Debian's package)"; exit 1; \
+	fi
+
+e2e-deps: chromium
+	@cd end2end && npm ci --no-audit --no-fund
+
+## ---- build and run ---------------------------------------------------------------------------
+
+build: tools
+	@$(TIMED) "release build" cargo leptos build --release
+	@ls -l target/site/pkg/coatcheck_bg.wasm | awk '{print "release wasm: " $$5 " bytes"}'
+	@gzip -c target/site/pkg/coatcheck_bg.wasm | wc -c | awk '{print "release wasm gzip: " $$1 " bytes"}'
+
+run: build
+	target/release/coatcheck serve
+
+## ---- tests --------------------------------------------------------------------------------------
+
+test: tools e2e-deps
+	@$(TIMED) "rust tests" $(MAKE) --no-print-directory test-rust
+	@$(TIMED) "release build" $(MAKE) --no-print-directory build
+	@$(TIMED) "playwright" $(MAKE) --no-print-directory test-e2e
+
+test-rust:
+	cargo test --workspace --features ssr
+
+test-e2e:
+	cd end2end && npx playwright test
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --features ssr -- -D warnings
+	cargo clippy -p app -p coatcheck --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+clean:
+	cargo clean

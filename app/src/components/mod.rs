@@ -1,0 +1,5 @@
+//! Small reusable views.
+
+pub mod header;
+pub mod product_card;
+pub mod quantity_picker;

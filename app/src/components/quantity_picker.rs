@@ -1,0 +1,44 @@
+//! A quantity input that works as a plain number field without JavaScript,
+//! and gains − / + buttons once the page has hydrated.
+
+use leptos::prelude::*;
+
+#[component]
+pub fn QuantityPicker(
+    /// The form field name.
+    #[prop(into)]
+    name: String,
+    /// The highest quantity that may be chosen.
+    max: i64,
+    #[prop(default = 1)] initial: i64,
+    #[prop(into)] id: String,
+) -> impl IntoView {
+    let max = max.max(1);
+    let value = RwSignal::new(initial.clamp(1, max));
+    // The buttons only appear after hydration: without JavaScript they could not work.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let step = move |delta: i64| value.update(|v| *v = (*v + delta).clamp(1, max));
+    view! {
+        <span class="quantity-picker">
+            <Show when=move || hydrated.get()>
+                <button type="button" class="quantity-picker__step" data-testid="quantity-decrease"
+                    aria-label="One fewer" on:click=move |_| step(-1)
+                    disabled=move || value.get() <= 1>"−"</button>
+            </Show>
+            <input id=id.clone() type="number" name=name.clone() min="1" max=max.to_string()
+                inputmode="numeric" required=true
+                prop:value=move || value.get().to_string()
+                on:input=move |ev| {
+                    if let Ok(v) = event_target_value(&ev).parse::<i64>() {
+                        value.set(v.clamp(1, max));
+                    }
+                }/>
+            <Show when=move || hydrated.get()>
+                <button type="button" class="quantity-picker__step" data-testid="quantity-increase"
+                    aria-label="One more" on:click=move |_| step(1)
+                    disabled=move || value.get() >= max>"+"</button>
+            </Show>
+        </span>
+    }
+}

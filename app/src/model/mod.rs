@@ -1,0 +1,83 @@
+//! Plain types shared by the server and the browser: money, slugs, catalog entries.
+
+mod money;
+mod slug;
+
+pub use money::Cents;
+pub use slug::Slug;
+
+use serde::{Deserialize, Serialize};
+
+/// A product as shown in a listing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSummary {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub category: String,
+    pub price: Cents,
+    pub image: String,
+    pub stock: i64,
+}
+
+/// A product with everything its own page shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductDetail {
+    pub summary: ProductSummary,
+    pub description: String,
+}
+
+/// A category of the catalog, for the filter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Category {
+    pub slug: String,
+    pub name: String,
+}
+
+/// How many of a product are left, in words a shopper understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StockState {
+    SoldOut,
+    Low(i64),
+    InStock,
+}
+
+impl StockState {
+    /// At or below this many units the page says "only N left".
+    pub const LOW_THRESHOLD: i64 = 5;
+
+    pub fn of(stock: i64) -> Self {
+        if stock <= 0 {
+            StockState::SoldOut
+        } else if stock <= Self::LOW_THRESHOLD {
+            StockState::Low(stock)
+        } else {
+            StockState::InStock
+        }
+    }
+
+    pub fn label(self) -> String {
+        match self {
+            StockState::SoldOut => "Sold out".to_string(),
+            StockState::Low(n) => format!("Only {n} left"),
+            StockState::InStock => "In stock".to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stock_state_words() {
+        assert_eq!(StockState::of(0).label(), "Sold out");
+        assert_eq!(StockState::of(-1), StockState::SoldOut);
+        assert_eq!(StockState::of(3).label(), "Only 3 left");
+        assert_eq!(StockState::of(5), StockState::Low(5));
+        assert_eq!(StockState::of(6).label(), "In stock");
+    }
+}
+
+/// The most of one product a single cart line may hold.
+pub const MAX_LINE_QUANTITY: i64 = 99;

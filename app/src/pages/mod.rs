@@ -1,0 +1,18 @@
+//! One file per page.
+
+pub mod catalog;
+pub mod not_found;
+pub mod product;
+
+/// Sets the HTTP status of the page being rendered on the server (no-op in the browser).
+pub fn set_status(status: u16) {
+    #[cfg(feature = "ssr")]
+    if let (Some(options), Ok(code)) = (
+        leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        http::StatusCode::from_u16(status),
+    ) {
+        options.set_status(code);
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = status;
+}

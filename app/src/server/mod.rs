@@ -1,0 +1,27 @@
+//! Server-only code: database access, the session, the request context.
+//! Compiled with the `ssr` feature only; nothing here reaches the wasm build.
+
+pub mod catalog;
+pub mod db;
+pub mod seed;
+
+use leptos::prelude::*;
+use sqlx::SqlitePool;
+
+/// What every server function and page on the server can reach, provided as Leptos context.
+#[derive(Clone, Debug)]
+pub struct AppContext {
+    pub db: SqlitePool,
+}
+
+/// The request's `AppContext`. A missing context is a wiring bug, reported as a server error.
+pub fn app_context() -> Result<AppContext, ServerFnError> {
+    use_context::<AppContext>()
+        .ok_or_else(|| ServerFnError::new("the application context is missing"))
+}
+
+/// Logs a database error with its cause and returns a message that shows nothing internal.
+pub fn internal(error: impl std::fmt::Display) -> ServerFnError {
+    tracing::error!(%error, "request failed");
+    ServerFnError::new("Something went wrong on our side. Please try again.")
+}

@@ -1,0 +1,76 @@
+//! The demo catalog, inserted when the catalog is empty.
+
+use sqlx::SqlitePool;
+
+struct SeedProduct {
+    slug: &'static str,
+    name: &'static str,
+    price_cents: i64,
+    stock: i64,
+    description: &'static str,
+}
+
+const CATALOG: &[(&str, &str, &[SeedProduct])] = &[
+    ("coats", "Coats", &[
+        SeedProduct { slug: "harbour-wool-coat", name: "Harbour Wool Coat", price_cents: 24900, stock: 40, description: "A double-breasted coat in dense boiled wool that shrugs off harbour wind and drizzle." },
+        SeedProduct { slug: "alpine-down-parka", name: "Alpine Down Parka", price_cents: 32900, stock: 30, description: "Responsibly sourced down in a hooded parka rated for long, cold mountain evenings." },
+        SeedProduct { slug: "city-trench-coat", name: "City Trench Coat", price_cents: 19900, stock: 35, description: "The classic belted trench in water-repellent cotton gabardine." },
+        SeedProduct { slug: "storm-rain-shell", name: "Storm Rain Shell", price_cents: 12900, stock: 50, description: "A light, packable shell with taped seams for sudden downpours." },
+    ]),
+    ("scarves", "Scarves", &[
+        SeedProduct { slug: "merino-scarf", name: "Merino Scarf", price_cents: 4900, stock: 80, description: "Soft extra-fine merino that keeps warm without the itch." },
+        SeedProduct { slug: "cashmere-wrap", name: "Cashmere Wrap", price_cents: 11900, stock: 25, description: "A generous wrap of pure cashmere, light enough to wear all year." },
+        SeedProduct { slug: "tartan-scarf", name: "Tartan Scarf", price_cents: 3900, stock: 60, description: "Lambswool woven in a traditional tartan with fringed ends." },
+        SeedProduct { slug: "silk-neckerchief", name: "Silk Neckerchief", price_cents: 2900, stock: 45, description: "A small square of printed silk for a touch of colour at the collar." },
+    ]),
+    ("hats", "Hats", &[
+        SeedProduct { slug: "felt-fedora", name: "Felt Fedora", price_cents: 6900, stock: 30, description: "Wool felt fedora with a grosgrain band and a pinched crown." },
+        SeedProduct { slug: "knit-beanie", name: "Knit Beanie", price_cents: 2400, stock: 100, description: "A ribbed beanie knitted from recycled wool, in a warm rust colour." },
+        SeedProduct { slug: "wool-flat-cap", name: "Wool Flat Cap", price_cents: 3900, stock: 40, description: "Herringbone flat cap with a quilted lining." },
+        SeedProduct { slug: "waxed-bucket-hat", name: "Waxed Bucket Hat", price_cents: 4500, stock: 35, description: "Waxed cotton bucket hat that sheds rain and packs flat." },
+    ]),
+    ("gloves", "Gloves", &[
+        SeedProduct { slug: "leather-gloves", name: "Leather Gloves", price_cents: 5900, stock: 40, description: "Lambskin gloves lined with cashmere, cut close to the hand." },
+        SeedProduct { slug: "touchscreen-gloves", name: "Touchscreen Gloves", price_cents: 2900, stock: 70, description: "Knit gloves with conductive fingertips for using a phone outdoors." },
+        SeedProduct { slug: "shearling-mittens", name: "Shearling Mittens", price_cents: 7900, stock: 25, description: "Sheepskin mittens with the fleece turned inside for the coldest days." },
+    ]),
+];
+
+/// Inserts the demo catalog in one transaction if there are no products yet.
+/// Returns the number of products inserted (0 when the catalog already had some).
+pub async fn seed_if_empty(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+        .fetch_one(&mut *tx)
+        .await?;
+    if existing > 0 {
+        return Ok(0);
+    }
+    let mut inserted = 0;
+    for (category_slug, category_name, products) in CATALOG {
+        let category_id: i64 =
+            sqlx::query_scalar("INSERT INTO categories (slug, name) VALUES (?, ?) RETURNING id")
+                .bind(category_slug)
+                .bind(category_name)
+                .fetch_one(&mut *tx)
+                .await?;
+        for product in *products {
+            sqlx::query(
+                "INSERT INTO products (slug, name, description, price_cents, stock, image, category_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(product.slug)
+            .bind(product.name)
+            .bind(product.description)
+            .bind(product.price_cents)
+            .bind(product.stock)
+            .bind(format!("/images/{}.svg", product.slug))
+            .bind(category_id)
+            .execute(&mut *tx)
+            .await?;
+            inserted += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(inserted)
+}

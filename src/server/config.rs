@@ -1,0 +1,111 @@
+//! Configuration from the environment, with the defaults of the contract.
+
+use std::net::SocketAddr;
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+pub const DEFAULT_SITE_ROOT: &str = "target/site";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/coatcheck.db";
+
+/// Everything the server needs to know to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub site_root: String,
+    pub database_url: String,
+    /// Whether the session cookie carries `Secure` (and is then named `__Host-id`).
+    pub cookie_secure: bool,
+    /// The site's public origin (`https://shop.example`), when behind a proxy.
+    pub public_origin: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("LEPTOS_SITE_ADDR {0:?} is not an address like 127.0.0.1:3000")]
+    Addr(String),
+    #[error("COATCHECK_COOKIE_SECURE {0:?} must be auto, true or false")]
+    CookieSecure(String),
+    #[error("COATCHECK_PUBLIC_ORIGIN {0:?} must look like https://shop.example")]
+    PublicOrigin(String),
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let addr_text = lookup("LEPTOS_SITE_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let addr: SocketAddr = addr_text.parse().map_err(|_| ConfigError::Addr(addr_text.clone()))?;
+        let cookie_secure = match lookup("COATCHECK_COOKIE_SECURE").as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => !addr.ip().is_loopback(),
+            Some("true") | Some("1") | Some("yes") => true,
+            Some("false") | Some("0") | Some("no") => false,
+            Some(other) => return Err(ConfigError::CookieSecure(other.to_string())),
+        };
+        let public_origin = match lookup("COATCHECK_PUBLIC_ORIGIN").filter(|o| !o.trim().is_empty()) {
+            None => None,
+            Some(origin) => {
+                let origin = origin.trim().trim_end_matches('/').to_string();
+                let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                    && !origin.split_once("://").map(|(_, rest)| rest.contains('/')).unwrap_or(true);
+                if !valid {
+                    return Err(ConfigError::PublicOrigin(origin));
+                }
+                Some(origin)
+            }
+        };
+        Ok(Config {
+            addr,
+            site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.to_string()),
+            database_url: lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+            cookie_secure,
+            public_origin,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|key| map.get(key).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.site_root, "target/site");
+        assert_eq!(config.database_url, "sqlite://data/coatcheck.db");
+        assert!(!config.cookie_secure, "loopback is not secure by default");
+        assert_eq!(config.public_origin, None);
+    }
+
+    #[test]
+    fn secure_cookie_auto_depends_on_loopback() {
+        assert!(config(&[("LEPTOS_SITE_ADDR", "0.0.0.0:8080")]).unwrap().cookie_secure);
+        assert!(!config(&[("LEPTOS_SITE_ADDR", "[::1]:8080")]).unwrap().cookie_secure);
+        assert!(config(&[("COATCHECK_COOKIE_SECURE", "true")]).unwrap().cookie_secure);
+        assert!(!config(&[("LEPTOS_SITE_ADDR", "0.0.0.0:80"), ("COATCHECK_COOKIE_SECURE", "false")])
+            .unwrap()
+            .cookie_secure);
+        assert!(config(&[("COATCHECK_COOKIE_SECURE", "maybe")]).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(config(&[("LEPTOS_SITE_ADDR", "localhost")]).is_err());
+        assert!(config(&[("COATCHECK_PUBLIC_ORIGIN", "shop.example")]).is_err());
+        assert!(config(&[("COATCHECK_PUBLIC_ORIGIN", "https://shop.example/path")]).is_err());
+        assert_eq!(
+            config(&[("COATCHECK_PUBLIC_ORIGIN", "https://shop.example/")]).unwrap().public_origin,
+            Some("https://shop.example".to_string())
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! The server: configuration, the router with its tower layers, start-up and graceful shutdown.
+
+pub mod config;
+mod router;
+mod sessions;
+
+pub use config::{Config, ConfigError};
+
+use app::server::{db, seed, AppContext};
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// How often expired sessions are deleted from the store.
+const EXPIRED_SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("cannot prepare the session store: {0}")]
+    SessionStore(sqlx::Error),
+    #[error("cannot seed the catalog: {0}")]
+    Seed(sqlx::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A migrated database with its session store, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: SqliteStore,
+    pool: sqlx::SqlitePool,
+}
+
+/// Opens the database and applies migrations (the shop's and the session store's).
+pub async fn open_database(config: &Config) -> Result<(sqlx::SqlitePool, SqliteStore), StartError> {
+    let pool = db::connect(&config.database_url).await?;
+    db::migrate(&pool).await?;
+    let store = SqliteStore::new(pool.clone());
+    store.migrate().await.map_err(StartError::SessionStore)?;
+    Ok((pool, store))
+}
+
+impl Application {
+    /// Migrates, seeds an empty catalog, binds the listener. Port 0 picks a free port.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let (pool, store) = open_database(&config).await?;
+        let seeded = seed::seed_if_empty(&pool).await.map_err(StartError::Seed)?;
+        if seeded > 0 {
+            tracing::info!(products = seeded, "seeded the demo catalog");
+        }
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartError::Bind { addr: config.addr, source })?;
+        let context = AppContext { db: pool.clone() };
+        let router = router::build(&config, context, store.clone());
+        Ok(Application { listener, router, store, pool })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let sweeper = tokio::spawn(
+            self.store.clone().continuously_delete_expired(EXPIRED_SESSION_SWEEP),
+        );
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartError::Serve);
+        sweeper.abort();
+        self.pool.close().await;
+        result
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,28 @@
+//! The session layer, configured in one place: cookie name and attributes, expiry.
+
+use tower_sessions::cookie::{time::Duration, SameSite};
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::SqliteStore;
+
+/// A session nobody used for this long is gone, cart included.
+pub const IDLE_TIMEOUT: Duration = Duration::days(7);
+
+/// The cookie name: `__Host-` pins a secure cookie to this exact host and path `/`.
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-id"
+    } else {
+        "id"
+    }
+}
+
+/// The session middleware: HttpOnly, SameSite=Lax, Path=/, no Domain, `Secure` as configured.
+pub fn layer(store: SqliteStore, secure: bool) -> SessionManagerLayer<SqliteStore> {
+    SessionManagerLayer::new(store)
+        .with_name(cookie_name(secure))
+        .with_secure(secure)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT))
+}
