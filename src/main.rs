@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use coatcheck::server::{open_database, shutdown_signal, Application, Config};
+use std::io::BufRead;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -17,6 +18,23 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (password from COATCHECK_PASSWORD, else standard input), or with
+    /// --admin promote an existing one.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[tokio::main]
@@ -32,6 +50,9 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
+        Command::User { command: UserCommand::Create { email, admin } } => {
+            create_user(&email, admin).await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -54,5 +75,41 @@ async fn migrate() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     open_database(&config).await.map_err(|e| e.to_string())?;
     println!("migrations applied");
+    Ok(())
+}
+
+/// The new user's password: `COATCHECK_PASSWORD`, else the first line of standard input.
+fn read_password() -> Result<String, String> {
+    if let Ok(password) = std::env::var("COATCHECK_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+async fn create_user(email: &str, admin: bool) -> Result<(), String> {
+    use app::model::{check_new_password, Email};
+    use app::server::{passwords, users};
+    let email = Email::parse(email).map_err(|e| e.to_string())?;
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let (pool, _) = open_database(&config).await.map_err(|e| e.to_string())?;
+    let existing = users::find_by_email(&pool, &email).await.map_err(|e| e.to_string())?;
+    if existing.is_some() {
+        if !admin {
+            return Err(format!("a user with email {email} already exists"));
+        }
+        users::promote_to_admin(&pool, &email).await.map_err(|e| e.to_string())?;
+        println!("promoted {email} to admin");
+        return Ok(());
+    }
+    let password = read_password()?;
+    check_new_password(&password).map_err(|e| e.to_string())?;
+    let hash = passwords::hash_password(password).await.map_err(|e| e.to_string())?;
+    let user = users::create(&pool, &email, &hash, admin).await.map_err(|e| e.to_string())?;
+    println!("created user {} ({}){}", user.email, user.id, if admin { " as admin" } else { "" });
     Ok(())
 }

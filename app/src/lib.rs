@@ -7,6 +7,8 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;
 
+use components::action::provide_session_version;
+use components::flash::{provide_page_flash, PageFlashMessage};
 use components::header::Header;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
@@ -14,7 +16,10 @@ use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
 };
-use pages::{catalog::CatalogPage, not_found::NotFound, product::ProductPage};
+use pages::{
+    account::AccountPage, cart::CartPage, catalog::CatalogPage, checkout::CheckoutPage,
+    login::{LoginPage, RegisterPage}, not_found::NotFound, order::OrderPage, product::ProductPage,
+};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -37,6 +42,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_session_version();
+    provide_page_flash();
     // Effects only run in the browser: this marks the page as hydrated for tests and CSS.
     Effect::new(|_| {
         if let Some(body) = document().body() {
@@ -52,11 +59,18 @@ pub fn App() -> impl IntoView {
         <Router>
             <Header/>
             <main class="page">
+                <PageFlashMessage/>
                 // Async SSR: every page is complete HTML before it is sent, so it reads
                 // correctly without JavaScript and can set its own status code.
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=CatalogPage ssr=SsrMode::Async/>
                     <Route path=path!("/products/:slug") view=ProductPage ssr=SsrMode::Async/>
+                    <Route path=path!("/cart") view=CartPage ssr=SsrMode::Async/>
+                    <Route path=path!("/checkout") view=CheckoutPage ssr=SsrMode::Async/>
+                    <Route path=path!("/orders/:id") view=OrderPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -1,6 +1,7 @@
 //! The server: configuration, the router with its tower layers, start-up and graceful shutdown.
 
 pub mod config;
+mod forms;
 mod router;
 mod sessions;
 
@@ -10,7 +11,7 @@ use app::server::{db, seed, AppContext};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tower_sessions::ExpiredDeletion;
-use tower_sessions_sqlx_store::SqliteStore;
+use app::server::session_store::ShopSessionStore;
 
 /// How often expired sessions are deleted from the store.
 const EXPIRED_SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
@@ -35,15 +36,15 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    store: SqliteStore,
+    store: ShopSessionStore,
     pool: sqlx::SqlitePool,
 }
 
 /// Opens the database and applies migrations (the shop's and the session store's).
-pub async fn open_database(config: &Config) -> Result<(sqlx::SqlitePool, SqliteStore), StartError> {
+pub async fn open_database(config: &Config) -> Result<(sqlx::SqlitePool, ShopSessionStore), StartError> {
     let pool = db::connect(&config.database_url).await?;
     db::migrate(&pool).await?;
-    let store = SqliteStore::new(pool.clone());
+    let store = ShopSessionStore::new(pool.clone());
     store.migrate().await.map_err(StartError::SessionStore)?;
     Ok((pool, store))
 }

@@ -5,14 +5,19 @@ use app::server::AppContext;
 use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{FromRef, State};
+use axum::middleware::Next;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
-use tower_sessions_sqlx_store::SqliteStore;
+
+/// The largest request body accepted: every form here is tiny.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+use app::server::session_store::ShopSessionStore;
 
 /// The axum state: what the handlers outside Leptos need.
 #[derive(Clone, FromRef)]
@@ -22,7 +27,7 @@ pub struct AppState {
 }
 
 /// Builds the complete router for `config`.
-pub fn build(config: &Config, context: AppContext, store: SqliteStore) -> Router {
+pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name("coatcheck")
         .site_root(config.site_root.as_str())
@@ -41,23 +46,34 @@ pub fn build(config: &Config, context: AppContext, store: SqliteStore) -> Router
 
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/{*fn_name}", get(server_fn_handler).post(server_fn_handler))
         .leptos_routes_with_context(&state, routes, page_context, {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
         .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(fallback_context, shell))
+        .layer(axum::middleware::from_fn(shape_server_fn_responses))
         .layer(sessions::layer(store, config.cookie_secure))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Runs a Leptos server function with the application context.
-async fn server_fn_handler(State(state): State<AppState>, request: Request<Body>) -> Response {
-    let context = state.context.clone();
-    leptos_axum::handle_server_fns_with_context(move || provide_context(context.clone()), request)
-        .await
-        .into_response()
+/// Shapes server-function answers (Leptos registers their routes itself): a plain HTML form
+/// gets a 303 back to its page (or to where the action sends it), and arguments that cannot
+/// even be decoded are the caller's fault (400), not ours (500).
+async fn shape_server_fn_responses(request: Request<Body>, next: Next) -> Response {
+    if !request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let form_post = super::forms::is_form_post(request.headers());
+    let back_to = super::forms::same_site_referer(request.headers());
+    let response = next.run(request).await;
+    let response = super::forms::client_errors_are_4xx(response).await;
+    if form_post {
+        super::forms::redirect_form(response, back_to)
+    } else {
+        super::forms::strip_internal_headers(response)
+    }
 }
 
 /// 200 with `{"status":"ok"}` when the database answers, 503 otherwise.

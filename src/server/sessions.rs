@@ -2,7 +2,7 @@
 
 use tower_sessions::cookie::{time::Duration, SameSite};
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
+use app::server::session_store::ShopSessionStore;
 
 /// A session nobody used for this long is gone, cart included.
 pub const IDLE_TIMEOUT: Duration = Duration::days(7);
@@ -17,7 +17,7 @@ pub fn cookie_name(secure: bool) -> &'static str {
 }
 
 /// The session middleware: HttpOnly, SameSite=Lax, Path=/, no Domain, `Secure` as configured.
-pub fn layer(store: SqliteStore, secure: bool) -> SessionManagerLayer<SqliteStore> {
+pub fn layer(store: ShopSessionStore, secure: bool) -> SessionManagerLayer<ShopSessionStore> {
     SessionManagerLayer::new(store)
         .with_name(cookie_name(secure))
         .with_secure(secure)

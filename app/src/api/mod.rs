@@ -1,3 +1,7 @@
 //! Server functions, grouped by domain. Each checks its input, calls into `server/`, returns.
 
+pub mod auth;
+pub mod cart;
 pub mod catalog;
+pub mod flash;
+pub mod orders;

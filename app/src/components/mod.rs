@@ -1,5 +1,8 @@
 //! Small reusable views.
 
+pub mod action;
+pub mod flash;
 pub mod header;
 pub mod product_card;
 pub mod quantity_picker;
+pub mod require_login;

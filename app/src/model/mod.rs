@@ -1,9 +1,17 @@
 //! Plain types shared by the server and the browser: money, slugs, catalog entries.
 
+mod account;
+mod cart;
+mod flash;
 mod money;
+mod order;
 mod slug;
 
+pub use account::{check_new_password, safe_next, Email, EmailError, Me, PasswordError, UserView, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
+pub use cart::{CartLine, CartView, Quantity, QuantityError, StoredCart, StoredLine, MAX_CART_LINES, MAX_LINE_QUANTITY};
+pub use flash::{error_message, ActionReply, Flash, FlashKind};
 pub use money::Cents;
+pub use order::{OrderDetail, OrderLine, OrderSummary};
 pub use slug::Slug;
 
 use serde::{Deserialize, Serialize};
@@ -78,6 +86,3 @@ mod tests {
         assert_eq!(StockState::of(6).label(), "In stock");
     }
 }
-
-/// The most of one product a single cart line may hold.
-pub const MAX_LINE_QUANTITY: i64 = 99;

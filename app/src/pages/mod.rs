@@ -1,7 +1,12 @@
 //! One file per page.
 
+pub mod account;
+pub mod cart;
 pub mod catalog;
+pub mod checkout;
+pub mod login;
 pub mod not_found;
+pub mod order;
 pub mod product;
 
 /// Sets the HTTP status of the page being rendered on the server (no-op in the browser).

@@ -1,6 +1,8 @@
 //! A product page `/products/{slug}`: image, description, price, stock, quantity and add-to-cart.
 
+use crate::api::cart::AddToCart;
 use crate::api::catalog::get_product;
+use crate::components::action::{refresh_after, ActionMessage};
 use crate::components::quantity_picker::QuantityPicker;
 use crate::model::{ProductDetail, StockState};
 use crate::pages::not_found::NotFound;
@@ -36,6 +38,8 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
     let ProductDetail { summary, description } = product;
     let stock = StockState::of(summary.stock);
     let max = summary.stock.min(crate::model::MAX_LINE_QUANTITY);
+    let add = ServerAction::<AddToCart>::new();
+    refresh_after(add);
     view! {
         <Title text=summary.name.clone()/>
         <article class="product" data-product-id=summary.id.to_string() data-slug=summary.slug.clone()>
@@ -55,12 +59,13 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                     view! { <p class="sold-out">"This product is sold out."</p> }.into_any()
                 } else {
                     view! {
-                        <form class="add-to-cart" method="post" action="/api/cart/add" data-testid="add-to-cart">
+                        <ActionForm action=add attr:class="add-to-cart" attr:data-testid="add-to-cart">
                             <input type="hidden" name="product_id" value=summary.id.to_string()/>
                             <label for="quantity">"Quantity"</label>
                             <QuantityPicker id="quantity" name="quantity" max=max/>
                             <button type="submit">"Add to cart"</button>
-                        </form>
+                        </ActionForm>
+                        <ActionMessage action=add/>
                     }.into_any()
                 }}
             </div>

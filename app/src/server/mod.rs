@@ -1,9 +1,16 @@
 //! Server-only code: database access, the session, the request context.
 //! Compiled with the `ssr` feature only; nothing here reaches the wasm build.
 
+pub mod cart;
 pub mod catalog;
 pub mod db;
+pub mod orders;
+pub mod passwords;
+pub mod request;
 pub mod seed;
+pub mod session;
+pub mod session_store;
+pub mod users;
 
 use leptos::prelude::*;
 use sqlx::SqlitePool;
@@ -20,7 +27,7 @@ pub fn app_context() -> Result<AppContext, ServerFnError> {
         .ok_or_else(|| ServerFnError::new("the application context is missing"))
 }
 
-/// Logs a database error with its cause and returns a message that shows nothing internal.
+/// Logs an internal error with its cause and returns a message that shows nothing internal.
 pub fn internal(error: impl std::fmt::Display) -> ServerFnError {
     tracing::error!(%error, "request failed");
     ServerFnError::new("Something went wrong on our side. Please try again.")

@@ -1,0 +1,13 @@
+//! The one-time message left for the next page by a plain-form action.
+
+use crate::model::Flash;
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+
+/// Takes (and removes) the pending flash message, if any.
+#[server(endpoint = "flash", input = GetUrl)]
+pub async fn take_flash() -> Result<Option<Flash>, ServerFnError> {
+    use crate::server::{internal, request::context_and_session, session};
+    let (ctx, session) = context_and_session().await?;
+    session::take_flash(&ctx.db, &session).await.map_err(internal)
+}

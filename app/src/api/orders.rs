@@ -1,0 +1,68 @@
+//! Checkout and order history.
+
+use crate::model::{ActionReply, OrderDetail, OrderSummary};
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+#[cfg(feature = "ssr")]
+use {
+    crate::model::Flash,
+    crate::server::{
+        cart::CartError,
+        internal, orders,
+        request::{context_and_session, form_redirect, is_form_post, reject, require_user},
+        session::SessionTx,
+    },
+    http::StatusCode,
+};
+
+/// `POST /api/checkout` — places the order for the session's cart.
+#[server(endpoint = "checkout")]
+pub async fn checkout() -> Result<ActionReply, ServerFnError> {
+    let (ctx, session) = context_and_session().await?;
+    let user = require_user(&session).await?;
+    let mut tx = SessionTx::begin(&ctx.db, &session).await.map_err(internal)?;
+    match orders::place(&mut tx, user.id).await {
+        Ok(order_id) => {
+            let message = format!("Thank you! Your order #{order_id} is placed.");
+            if is_form_post() {
+                tx.set_flash(&Flash::success(message.clone())).map_err(internal)?;
+            }
+            tx.commit(&session).await.map_err(internal)?;
+            tracing::info!(order_id, user_id = user.id, "order placed");
+            let target = format!("/orders/{order_id}");
+            form_redirect(&target);
+            Ok(ActionReply { message, redirect_to: Some(target) })
+        }
+        Err(CartError::Rejected(message)) => {
+            tx.rollback().await;
+            Err(reject(StatusCode::CONFLICT, message).await)
+        }
+        Err(other) => {
+            tx.rollback().await;
+            Err(internal(other))
+        }
+    }
+}
+
+/// The logged-in user's orders, newest first; `None` when nobody is logged in.
+#[server(endpoint = "orders", input = GetUrl)]
+pub async fn my_orders() -> Result<Option<Vec<OrderSummary>>, ServerFnError> {
+    let (ctx, session) = context_and_session().await?;
+    let Some(user) = crate::server::session::current_user(&session).await.map_err(internal)? else {
+        return Ok(None);
+    };
+    orders::list_for_user(&ctx.db, user.id).await.map(Some).map_err(internal)
+}
+
+/// One of the logged-in user's orders; `Ok(None)` for someone else's or an unknown one.
+#[server(endpoint = "order", input = GetUrl)]
+pub async fn my_order(id: String) -> Result<Option<OrderDetail>, ServerFnError> {
+    let (ctx, session) = context_and_session().await?;
+    let Some(user) = crate::server::session::current_user(&session).await.map_err(internal)? else {
+        return Ok(None);
+    };
+    let Ok(order_id) = id.trim().parse::<i64>() else {
+        return Ok(None);
+    };
+    orders::get_for_user(&ctx.db, user.id, order_id).await.map_err(internal)
+}

@@ -1,0 +1,88 @@
+//! What a server function needs from the request: the session, the caller's kind (plain HTML
+//! form or hydrated page), and the ways to answer a rejection or a redirect.
+
+use super::{app_context, internal, session, AppContext};
+use crate::model::Flash;
+use http::StatusCode;
+use leptos::prelude::*;
+use tower_sessions::Session;
+
+/// Internal response header: where a plain-form caller should be sent (see the server's
+/// server-function handler, which turns it into a 303 and removes it).
+pub const FORM_LOCATION_HEADER: &str = "x-coatcheck-location";
+
+pub async fn session() -> Result<Session, ServerFnError> {
+    leptos_axum::extract::<Session>().await.map_err(internal)
+}
+
+/// The application context and the session, which almost every server function needs.
+pub async fn context_and_session() -> Result<(AppContext, Session), ServerFnError> {
+    Ok((app_context()?, session().await?))
+}
+
+/// True when the caller is a plain HTML form (no JavaScript), which expects a redirect.
+pub fn is_form_post() -> bool {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| {
+            parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .map(|accept| accept.contains("text/html"))
+        })
+        .unwrap_or(false)
+}
+
+fn response_options() -> Option<leptos_axum::ResponseOptions> {
+    use_context::<leptos_axum::ResponseOptions>()
+}
+
+/// Sends a plain-form caller to `path` (a same-site path) after the action.
+pub fn form_redirect(path: &str) {
+    if let (Some(options), Ok(value)) = (response_options(), http::HeaderValue::from_str(path)) {
+        options.insert_header(http::HeaderName::from_static(FORM_LOCATION_HEADER), value);
+    }
+}
+
+/// Sets the HTTP status of the server function's response.
+pub fn set_status(status: StatusCode) {
+    if let Some(options) = response_options() {
+        options.set_status(status);
+    }
+}
+
+/// A rejected input or action: a 4xx with a readable message. A plain-form caller also gets
+/// the message as a flash on the page it is sent back to.
+pub async fn reject(status: StatusCode, message: impl Into<String>) -> ServerFnError {
+    reject_with(status, Flash::error(message)).await
+}
+
+/// As [`reject`], with a flash that may carry the rejected input back to the form.
+pub async fn reject_with(status: StatusCode, flash: Flash) -> ServerFnError {
+    set_status(status);
+    if is_form_post() {
+        if let Ok((ctx, session)) = context_and_session().await {
+            if let Err(error) = session::set_flash(&ctx.db, &session, &flash).await {
+                tracing::error!(%error, "cannot store the flash message");
+            }
+        }
+    }
+    ServerFnError::new(flash.message)
+}
+
+/// Tells a plain-form caller what happened, on the page it is sent back to.
+pub async fn flash_for_form(flash: Flash) -> Result<(), ServerFnError> {
+    if is_form_post() {
+        let (ctx, session) = context_and_session().await?;
+        session::set_flash(&ctx.db, &session, &flash).await.map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// The logged-in user, or a 401 rejection.
+pub async fn require_user(session: &Session) -> Result<session::AuthUser, ServerFnError> {
+    match session::current_user(session).await.map_err(internal)? {
+        Some(user) => Ok(user),
+        None => Err(reject(StatusCode::UNAUTHORIZED, "Please log in first.").await),
+    }
+}

@@ -1,0 +1,266 @@
+//! Every session key is spelled here, and every write to a session's data goes through here.
+//!
+//! tower-sessions loads a record at the start of a request and writes the whole record back
+//! at the end, so two concurrent requests on one session would overwrite each other's changes.
+//! Writes that must not be lost (the cart, flash messages) therefore go through
+//! [`SessionTx`]: an SQLite write transaction (`BEGIN IMMEDIATE`, which also excludes other
+//! processes on the same file) that re-reads the stored record, changes it, saves it, and then
+//! reloads the request's in-memory copy *without* marking it modified, so the middleware has
+//! nothing stale to write back.
+
+use crate::model::{Flash, StoredCart};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sqlx::{SqliteConnection, SqlitePool};
+use time::OffsetDateTime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::Session;
+
+pub const CART_KEY: &str = "cart";
+pub const USER_KEY: &str = "user";
+pub const FLASH_KEY: &str = "flash";
+
+/// The session table of tower-sessions-sqlx-store.
+pub const SESSION_TABLE: &str = "tower_sessions";
+
+/// The login stored in the session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthUser {
+    pub id: i64,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("session store: {0}")]
+    Store(#[from] tower_sessions::session::Error),
+    #[error("session database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("session record encoding: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    #[error("session record decoding: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("session value: {0}")]
+    Value(#[from] serde_json::Error),
+}
+
+/// Reads a typed value from the request's session; a malformed value reads as absent.
+async fn read<T: DeserializeOwned>(session: &Session, key: &str) -> Result<Option<T>, SessionError> {
+    match session.get_value(key).await? {
+        None => Ok(None),
+        Some(value) => Ok(serde_json::from_value(value).ok()),
+    }
+}
+
+pub async fn current_user(session: &Session) -> Result<Option<AuthUser>, SessionError> {
+    read(session, USER_KEY).await
+}
+
+pub async fn cart(session: &Session) -> Result<StoredCart, SessionError> {
+    Ok(read(session, CART_KEY).await?.unwrap_or_default())
+}
+
+/// Logs a user in: a new session ID (the old one is deleted from the store at once, so a
+/// fixated or stolen pre-login ID is useless), the cart kept.
+pub async fn cycle_session_on_login(session: &Session, user: &AuthUser) -> Result<(), SessionError> {
+    session.cycle_id().await?;
+    session.insert(USER_KEY, user).await?;
+    Ok(())
+}
+
+/// Logs out: deletes the session from the store and clears the cookie.
+pub async fn destroy_session(session: &Session) -> Result<(), SessionError> {
+    session.flush().await?;
+    Ok(())
+}
+
+/// An atomic read-modify-write of one session's stored data. See the module docs.
+pub struct SessionTx {
+    /// Always `Some` until dropped.
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
+    /// The stored record, or `None` when this visitor has no stored session yet.
+    record: Option<Record>,
+    /// Values to write when there is no stored record yet (a brand-new session, which no
+    /// other request can know about, so the middleware may create it).
+    pending: Vec<(String, serde_json::Value)>,
+    finished: bool,
+    /// Held from `begin` until commit or rollback.
+    gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// The in-process queue of session writers (see [`SessionTx::begin`]).
+fn write_gate() -> &'static std::sync::Arc<tokio::sync::Mutex<()>> {
+    static GATE: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    GATE.get_or_init(|| std::sync::Arc::new(tokio::sync::Mutex::new(())))
+}
+
+impl SessionTx {
+    /// Starts a write transaction and re-reads the session's stored record.
+    pub async fn begin(db: &SqlitePool, session: &Session) -> Result<SessionTx, SessionError> {
+        // SQLite has one writer at a time. Queueing here, before taking a pooled connection,
+        // keeps waiting writers from holding every connection (which would starve the readers
+        // and the commit's own reload); BEGIN IMMEDIATE still excludes other processes.
+        let gate = write_gate().clone().lock_owned().await;
+        let mut conn = db.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let mut tx = SessionTx {
+            conn: Some(conn),
+            record: None,
+            pending: Vec::new(),
+            finished: false,
+            gate: Some(gate),
+        };
+        if let Some(id) = session.id() {
+            match load_record(tx.conn(), &id).await {
+                Ok(record) => tx.record = record,
+                Err(error) => {
+                    tx.rollback().await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(tx)
+    }
+
+    /// The transaction's connection, for queries that must be atomic with the session change.
+    pub fn conn(&mut self) -> &mut SqliteConnection {
+        // Invariant: `conn` is only taken once the transaction is finished.
+        self.conn.as_deref_mut().expect("connection present until drop")
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let pending = self.pending.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
+        let value = pending.or_else(|| self.record.as_ref().and_then(|r| r.data.get(key)))?;
+        serde_json::from_value(value.clone()).ok()
+    }
+
+    pub fn cart(&self) -> StoredCart {
+        self.get(CART_KEY).unwrap_or_default()
+    }
+
+    pub fn set<T: Serialize>(&mut self, key: &str, value: &T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value)?;
+        match self.record.as_mut() {
+            Some(record) => {
+                record.data.insert(key.to_string(), value);
+            }
+            None => self.pending.push((key.to_string(), value)),
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        if let Some(record) = self.record.as_mut() {
+            record.data.remove(key);
+        }
+        self.pending.retain(|(k, _)| k != key);
+    }
+
+    pub fn set_cart(&mut self, cart: &StoredCart) -> Result<(), SessionError> {
+        self.set(CART_KEY, cart)
+    }
+
+    pub fn set_flash(&mut self, flash: &Flash) -> Result<(), SessionError> {
+        self.set(FLASH_KEY, flash)
+    }
+
+    /// Saves the record, commits, and refreshes the request's copy of the session.
+    pub async fn commit(mut self, session: &Session) -> Result<(), SessionError> {
+        if let Some(mut record) = self.record.take() {
+            record.expiry_date = session.expiry_date();
+            let saved = save_record(self.conn(), &record).await;
+            self.record = Some(record);
+            if let Err(error) = saved {
+                self.rollback().await;
+                return Err(error);
+            }
+        }
+        sqlx::query("COMMIT").execute(self.conn()).await?;
+        self.finished = true;
+        // Give the connection back before the reload, which needs one of its own.
+        drop(self.conn.take());
+        drop(self.gate.take());
+        if self.record.is_some() {
+            // Reload without marking modified: the stored record is now the truth.
+            session.load().await?;
+        } else {
+            for (key, value) in std::mem::take(&mut self.pending) {
+                session.insert_value(&key, value).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Abandons every change.
+    pub async fn rollback(mut self) {
+        self.rollback_in_place().await;
+    }
+
+    async fn rollback_in_place(&mut self) {
+        if !self.finished {
+            self.finished = true;
+            if let Err(error) = sqlx::query("ROLLBACK").execute(self.conn()).await {
+                tracing::error!(%error, "rollback failed; closing the connection");
+                if let Some(conn) = self.conn.take() {
+                    drop(conn.detach());
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SessionTx {
+    fn drop(&mut self) {
+        if !self.finished {
+            // An early return (`?`) left the transaction open: the connection must not go
+            // back to the pool like that. Detached, it is closed, which rolls back.
+            if let Some(conn) = self.conn.take() {
+                drop(conn.detach());
+            }
+        }
+    }
+}
+
+async fn load_record(conn: &mut SqliteConnection, id: &Id) -> Result<Option<Record>, SessionError> {
+    let sql = format!("SELECT data FROM {SESSION_TABLE} WHERE id = ? AND expiry_date > ?");
+    let row: Option<(Vec<u8>,)> = sqlx::query_as(&sql)
+        .bind(id.to_string())
+        .bind(OffsetDateTime::now_utc())
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        None => Ok(None),
+        Some((bytes,)) => Ok(Some(rmp_serde::from_slice(&bytes)?)),
+    }
+}
+
+async fn save_record(conn: &mut SqliteConnection, record: &Record) -> Result<(), SessionError> {
+    let sql = format!("UPDATE {SESSION_TABLE} SET data = ?, expiry_date = ? WHERE id = ?");
+    sqlx::query(&sql)
+        .bind(rmp_serde::to_vec(record)?)
+        .bind(record.expiry_date)
+        .bind(record.id.to_string())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes the flash message out of the session (atomically, so it cannot undo a cart write).
+pub async fn take_flash(db: &SqlitePool, session: &Session) -> Result<Option<Flash>, SessionError> {
+    // Most requests have no flash: check the in-memory copy before taking a write lock.
+    if session.get_value(FLASH_KEY).await?.is_none() {
+        return Ok(None);
+    }
+    let mut tx = SessionTx::begin(db, session).await?;
+    let flash: Option<Flash> = tx.get(FLASH_KEY);
+    tx.remove(FLASH_KEY);
+    tx.commit(session).await?;
+    Ok(flash)
+}
+
+/// Sets a flash message atomically.
+pub async fn set_flash(db: &SqlitePool, session: &Session, flash: &Flash) -> Result<(), SessionError> {
+    let mut tx = SessionTx::begin(db, session).await?;
+    tx.set_flash(flash)?;
+    tx.commit(session).await
+}
