@@ -77,8 +77,8 @@ e2e-deps: chromium
 
 build: tools
 	@$(TIMED) "release build" cargo leptos build --release
-	@ls -l target/site/pkg/coatcheck_bg.wasm | awk '{print "release wasm: " $$5 " bytes"}'
-	@gzip -c target/site/pkg/coatcheck_bg.wasm | wc -c | awk '{print "release wasm gzip: " $$1 " bytes"}'
+	@ls -l target/site/pkg/coatcheck.wasm | awk '{print "release wasm: " $$5 " bytes"}'
+	@gzip -c target/site/pkg/coatcheck.wasm | wc -c | awk '{print "release wasm gzip: " $$1 " bytes"}'
 
 run: build
 	target/release/coatcheck serve

@@ -120,3 +120,167 @@ pub fn testid_text(html: &str, test_id: &str) -> Option<String> {
     let close = open_end + html[open_end..].find("</")?;
     Some(html[open_end..close].replace("<!-- -->", "").trim().to_string())
 }
+
+/// A shopper with a hand-held session cookie, so tests can read, keep and replay its value.
+#[derive(Clone)]
+pub struct Shopper {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub cookie: Option<String>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookie: Vec<String>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON body, got {:?}", self.body))
+    }
+}
+
+impl Shopper {
+    pub fn new(app: &TestApp) -> Shopper {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client builds");
+        Shopper { base: app.base.clone(), client, cookie: None }
+    }
+
+    pub fn with_cookie(&self, cookie: Option<String>) -> Shopper {
+        Shopper { cookie, ..self.clone() }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Reply {
+        let request = match &self.cookie {
+            Some(value) => request.header("cookie", format!("id={value}")),
+            None => request,
+        };
+        let response = request.send().await.expect("request succeeds");
+        let status = response.status().as_u16();
+        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let set_cookie: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        for header in &set_cookie {
+            if let Some(rest) = header.strip_prefix("id=") {
+                let value = rest.split(';').next().unwrap_or("").to_string();
+                let removed = header.contains("Max-Age=0") || value.is_empty();
+                self.cookie = if removed { None } else { Some(value) };
+            }
+        }
+        let body = response.text().await.unwrap_or_default();
+        Reply { status, location, set_cookie, body }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        let request = self.client.get(format!("{}{}", self.base, path));
+        self.send(request).await
+    }
+
+    /// A server-function call as the hydrated app makes it (fetch, JSON answer).
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+        let request = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .header("accept", "application/json")
+            .form(form);
+        self.send(request).await
+    }
+
+    /// The same call as a plain HTML form without JavaScript makes it.
+    pub async fn post_form(&mut self, path: &str, form: &[(&str, &str)], referer_path: &str) -> Reply {
+        let request = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("referer", format!("{}{}", self.base, referer_path))
+            .form(form);
+        self.send(request).await
+    }
+
+    pub async fn cart(&mut self) -> serde_json::Value {
+        let reply = self.get("/api/cart").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    }
+
+    pub async fn cart_count(&mut self) -> u64 {
+        self.cart().await["count"].as_u64().expect("count")
+    }
+
+    pub async fn add(&mut self, product_id: i64, quantity: &str) -> Reply {
+        self.post("/api/cart/add", &[("product_id", &product_id.to_string()), ("quantity", quantity)]).await
+    }
+
+    pub async fn register(&mut self, email: &str, password: &str) -> Reply {
+        self.post("/api/register", &[("email", email), ("password", password)]).await
+    }
+
+    pub async fn login(&mut self, email: &str, password: &str) -> Reply {
+        self.post("/api/login", &[("email", email), ("password", password)]).await
+    }
+
+    pub async fn me(&mut self) -> serde_json::Value {
+        self.get("/api/me").await.json()
+    }
+}
+
+/// The id of a seeded product by slug.
+pub async fn product_id(app: &TestApp, slug: &str) -> i64 {
+    sqlx::query_scalar("SELECT id FROM products WHERE slug = ?")
+        .bind(slug)
+        .fetch_one(&app.db().await)
+        .await
+        .expect("product exists")
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The real `coatcheck` binary in its own process, stopped when dropped.
+pub struct ServerProcess {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    pub async fn start(database_url: &str) -> ServerProcess {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            listener.local_addr().expect("addr").port()
+        };
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_coatcheck"))
+            .arg("serve")
+            .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("server starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(response) = client.get(format!("{base}/healthz")).send().await {
+                if response.status() == 200 {
+                    return ServerProcess { base, child };
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server at {base} did not become healthy");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -27,7 +27,7 @@ pub fn QuantityPicker(
                     disabled=move || value.get() <= 1>"−"</button>
             </Show>
             <input id=id.clone() type="number" name=name.clone() min="1" max=max.to_string()
-                inputmode="numeric" required=true
+                inputmode="numeric" required=true value=initial.clamp(1, max).to_string()
                 prop:value=move || value.get().to_string()
                 on:input=move |ev| {
                     if let Ok(v) = event_target_value(&ev).parse::<i64>() {

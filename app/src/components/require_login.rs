@@ -41,6 +41,7 @@ where
                                 &location.pathname.get_untracked(),
                                 location.search.get_untracked().trim_start_matches('?'),
                             );
+                            crate::pages::redirect_page(&target);
                             view! { <Redirect path=target/> }.into_any()
                         }
                     }

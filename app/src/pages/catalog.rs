@@ -24,7 +24,7 @@ pub fn CatalogPage() -> impl IntoView {
         <form class="catalog-filter" method="get" action="/" role="search">
             <label for="catalog-q">"Search"</label>
             <input id="catalog-q" type="search" name="q" maxlength=MAX_SEARCH_LEN.to_string()
-                prop:value=search placeholder="wool, silk, rain…"/>
+                value=search placeholder="wool, silk, rain…"/>
             <label for="catalog-category">"Category"</label>
             <Suspense fallback=|| view! { <select id="catalog-category" name="category"></select> }>
                 {move || Suspend::new(async move {

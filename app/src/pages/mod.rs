@@ -21,3 +21,18 @@ pub fn set_status(status: u16) {
     #[cfg(not(feature = "ssr"))]
     let _ = status;
 }
+
+/// Answers the page being rendered on the server with a redirect (303) to `path`, whatever
+/// the client's Accept header. In the browser, `<Redirect>` navigates instead.
+pub fn redirect_page(path: &str) {
+    #[cfg(feature = "ssr")]
+    if let (Some(options), Ok(value)) = (
+        leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(path),
+    ) {
+        options.set_status(http::StatusCode::SEE_OTHER);
+        options.insert_header(http::header::LOCATION, value);
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = path;
+}
