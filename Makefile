@@ -86,6 +86,7 @@ run: build
 ## ---- tests --------------------------------------------------------------------------------------
 
 test: tools e2e-deps
+	@$(TIMED) "lint" $(MAKE) --no-print-directory lint
 	@$(TIMED) "rust tests" $(MAKE) --no-print-directory test-rust
 	@$(TIMED) "release build" $(MAKE) --no-print-directory build
 	@$(TIMED) "playwright" $(MAKE) --no-print-directory test-e2e

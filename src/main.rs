@@ -6,7 +6,10 @@ use std::io::BufRead;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "coatcheck", about = "Coatcheck: a web shop with server-side sessions")]
+#[command(
+    name = "coatcheck",
+    about = "Coatcheck: a web shop with server-side sessions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -50,9 +53,9 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
-        Command::User { command: UserCommand::Create { email, admin } } => {
-            create_user(&email, admin).await
-        }
+        Command::User {
+            command: UserCommand::Create { email, admin },
+        } => create_user(&email, admin).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,10 +68,14 @@ async fn main() -> ExitCode {
 
 async fn serve() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
-    let app = Application::build(config).await.map_err(|e| e.to_string())?;
+    let app = Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
     let addr = app.local_addr().map_err(|e| e.to_string())?;
     tracing::info!("listening on http://{addr}");
-    app.run_until(shutdown_signal()).await.map_err(|e| e.to_string())
+    app.run_until(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn migrate() -> Result<(), String> {
@@ -97,19 +104,32 @@ async fn create_user(email: &str, admin: bool) -> Result<(), String> {
     let email = Email::parse(email).map_err(|e| e.to_string())?;
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let (pool, _) = open_database(&config).await.map_err(|e| e.to_string())?;
-    let existing = users::find_by_email(&pool, &email).await.map_err(|e| e.to_string())?;
+    let existing = users::find_by_email(&pool, &email)
+        .await
+        .map_err(|e| e.to_string())?;
     if existing.is_some() {
         if !admin {
             return Err(format!("a user with email {email} already exists"));
         }
-        users::promote_to_admin(&pool, &email).await.map_err(|e| e.to_string())?;
+        users::promote_to_admin(&pool, &email)
+            .await
+            .map_err(|e| e.to_string())?;
         println!("promoted {email} to admin");
         return Ok(());
     }
     let password = read_password()?;
     check_new_password(&password).map_err(|e| e.to_string())?;
-    let hash = passwords::hash_password(password).await.map_err(|e| e.to_string())?;
-    let user = users::create(&pool, &email, &hash, admin).await.map_err(|e| e.to_string())?;
-    println!("created user {} ({}){}", user.email, user.id, if admin { " as admin" } else { "" });
+    let hash = passwords::hash_password(password)
+        .await
+        .map_err(|e| e.to_string())?;
+    let user = users::create(&pool, &email, &hash, admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "created user {} ({}){}",
+        user.email,
+        user.id,
+        if admin { " as admin" } else { "" }
+    );
     Ok(())
 }

@@ -25,13 +25,19 @@ async fn add_update_remove_clear() {
     assert_eq!(first["quantity"], 5);
 
     let reply = shopper
-        .post("/api/cart/update", &[("product_id", &scarf.to_string()), ("quantity", "1")])
+        .post(
+            "/api/cart/update",
+            &[("product_id", &scarf.to_string()), ("quantity", "1")],
+        )
         .await;
     assert_eq!(reply.status, 200);
     assert_eq!(shopper.cart_count().await, 2);
 
     let reply = shopper
-        .post("/api/cart/update", &[("product_id", &scarf.to_string()), ("quantity", "0")])
+        .post(
+            "/api/cart/update",
+            &[("product_id", &scarf.to_string()), ("quantity", "0")],
+        )
         .await;
     assert_eq!(reply.status, 200);
     let cart = shopper.cart().await;
@@ -47,17 +53,30 @@ async fn add_update_remove_clear() {
 async fn json_badge_and_cart_page_agree() {
     let app = spawn_app().await;
     let mut shopper = Shopper::new(&app);
-    shopper.add(product_id(&app, "merino-scarf").await, "2").await;
-    shopper.add(product_id(&app, "felt-fedora").await, "1").await;
+    shopper
+        .add(product_id(&app, "merino-scarf").await, "2")
+        .await;
+    shopper
+        .add(product_id(&app, "felt-fedora").await, "1")
+        .await;
     let cart = shopper.cart().await;
     let page = shopper.get("/cart").await;
     assert_eq!(page.status, 200);
     assert_eq!(testid_text(&page.body, "cart-count").as_deref(), Some("3"));
-    assert_eq!(testid_attr(&page.body, "cart-total", "data-cents"), [cart["total_cents"].to_string()]);
+    assert_eq!(
+        testid_attr(&page.body, "cart-total", "data-cents"),
+        [cart["total_cents"].to_string()]
+    );
     let quantities = testid_attr(&page.body, "cart-line", "data-quantity");
     assert_eq!(quantities, ["2", "1"]);
     let ids = testid_attr(&page.body, "cart-line", "data-product-id");
-    assert_eq!(ids, [cart["lines"][0]["product_id"].to_string(), cart["lines"][1]["product_id"].to_string()]);
+    assert_eq!(
+        ids,
+        [
+            cart["lines"][0]["product_id"].to_string(),
+            cart["lines"][1]["product_id"].to_string()
+        ]
+    );
     app.stop().await;
 }
 
@@ -98,43 +117,123 @@ async fn bad_input_is_rejected_and_changes_nothing() {
     let hat_id = hat.to_string();
     let sold_out_id = sold_out.to_string();
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
-        ("/api/cart/add", vec![("product_id", &scarf_id), ("quantity", "0")]),
-        ("/api/cart/add", vec![("product_id", &scarf_id), ("quantity", "-1")]),
-        ("/api/cart/add", vec![("product_id", &scarf_id), ("quantity", "100")]),
-        ("/api/cart/add", vec![("product_id", &scarf_id), ("quantity", "abc")]),
-        ("/api/cart/add", vec![("product_id", &scarf_id), ("quantity", "1.5")]),
-        ("/api/cart/add", vec![("product_id", &scarf_id), ("quantity", "99999999999999999999999")]),
-        ("/api/cart/add", vec![("product_id", &scarf_id), ("quantity", "")]),
-        ("/api/cart/add", vec![("product_id", "999999"), ("quantity", "1")]),
-        ("/api/cart/add", vec![("product_id", "-3"), ("quantity", "1")]),
-        ("/api/cart/add", vec![("product_id", "scarf"), ("quantity", "1")]),
-        ("/api/cart/add", vec![("product_id", &sold_out_id), ("quantity", "1")]),
-        ("/api/cart/add", vec![("product_id", &parka_id), ("quantity", "31")]),
-        ("/api/cart/add", vec![("product_id", &scarf_id), ("quantity", "98")]),
-        ("/api/cart/add", vec![("product_id", &hat_id), ("quantity", "99"), ]),
+        (
+            "/api/cart/add",
+            vec![("product_id", &scarf_id), ("quantity", "0")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &scarf_id), ("quantity", "-1")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &scarf_id), ("quantity", "100")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &scarf_id), ("quantity", "abc")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &scarf_id), ("quantity", "1.5")],
+        ),
+        (
+            "/api/cart/add",
+            vec![
+                ("product_id", &scarf_id),
+                ("quantity", "99999999999999999999999"),
+            ],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &scarf_id), ("quantity", "")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", "999999"), ("quantity", "1")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", "-3"), ("quantity", "1")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", "scarf"), ("quantity", "1")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &sold_out_id), ("quantity", "1")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &parka_id), ("quantity", "31")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &scarf_id), ("quantity", "98")],
+        ),
+        (
+            "/api/cart/add",
+            vec![("product_id", &hat_id), ("quantity", "99")],
+        ),
         ("/api/cart/add", vec![("product_id", &scarf_id)]),
         ("/api/cart/add", vec![]),
-        ("/api/cart/update", vec![("product_id", &scarf_id), ("quantity", "-1")]),
-        ("/api/cart/update", vec![("product_id", &scarf_id), ("quantity", "81")]),
-        ("/api/cart/update", vec![("product_id", &parka_id), ("quantity", "1")]),
-        ("/api/cart/update", vec![("product_id", "999999"), ("quantity", "1")]),
-        ("/api/cart/update", vec![("product_id", "999999"), ("quantity", "0")]),
+        (
+            "/api/cart/update",
+            vec![("product_id", &scarf_id), ("quantity", "-1")],
+        ),
+        (
+            "/api/cart/update",
+            vec![("product_id", &scarf_id), ("quantity", "81")],
+        ),
+        (
+            "/api/cart/update",
+            vec![("product_id", &parka_id), ("quantity", "1")],
+        ),
+        (
+            "/api/cart/update",
+            vec![("product_id", "999999"), ("quantity", "1")],
+        ),
+        (
+            "/api/cart/update",
+            vec![("product_id", "999999"), ("quantity", "0")],
+        ),
     ];
     for (path, form) in &cases {
         let reply = shopper.post(path, form).await;
         // The hat case is the only one that is valid: 99 of a product with stock 100.
         if form.iter().any(|(_, v)| *v == hat_id.as_str()) {
             assert_eq!(reply.status, 200, "{path} {form:?}: {}", reply.body);
-            shopper.post("/api/cart/update", &[("product_id", &hat_id), ("quantity", "0")]).await;
+            shopper
+                .post(
+                    "/api/cart/update",
+                    &[("product_id", &hat_id), ("quantity", "0")],
+                )
+                .await;
             continue;
         }
-        assert!((400..500).contains(&reply.status), "{path} {form:?} -> {} {}", reply.status, reply.body);
+        assert!(
+            (400..500).contains(&reply.status),
+            "{path} {form:?} -> {} {}",
+            reply.status,
+            reply.body
+        );
         assert!(!reply.body.contains("panicked"), "{}", reply.body);
-        assert_eq!(shopper.cart().await, before, "{path} {form:?} left the cart unchanged");
+        assert_eq!(
+            shopper.cart().await,
+            before,
+            "{path} {form:?} left the cart unchanged"
+        );
     }
     // A readable message, not an internal error.
     let reply = shopper.add(parka, "31").await;
-    assert!(reply.body.contains("Only 30 of Alpine Down Parka available"), "{}", reply.body);
+    assert!(
+        reply
+            .body
+            .contains("Only 30 of Alpine Down Parka available"),
+        "{}",
+        reply.body
+    );
     app.stop().await;
 }
 
@@ -146,14 +245,23 @@ async fn browsing_creates_no_session_but_the_first_cart_write_does() {
     shopper.get("/cart").await;
     assert_eq!(shopper.get("/api/cart").await.set_cookie.len(), 0);
     assert!(shopper.cookie.is_none());
-    let reply = shopper.add(product_id(&app, "merino-scarf").await, "1").await;
+    let reply = shopper
+        .add(product_id(&app, "merino-scarf").await, "1")
+        .await;
     assert_eq!(reply.status, 200);
-    let cookie = reply.set_cookie.iter().find(|c| c.starts_with("id=")).expect("session cookie set");
+    let cookie = reply
+        .set_cookie
+        .iter()
+        .find(|c| c.starts_with("id="))
+        .expect("session cookie set");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie} has {attribute}");
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
-    assert!(!reply.body.contains(shopper.cookie.as_deref().unwrap()), "no session id in the body");
+    assert!(
+        !reply.body.contains(shopper.cookie.as_deref().unwrap()),
+        "no session id in the body"
+    );
     let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
         .fetch_one(&app.db().await)
         .await
@@ -173,9 +281,17 @@ async fn concurrent_adds_on_one_session_are_all_kept() {
         let mut shopper = shopper.with_cookie(cookie.clone());
         tokio::spawn(async move { shopper.add(hat, "1").await.status })
     });
-    let statuses: Vec<u16> = futures::future::join_all(adds).await.into_iter().map(|r| r.unwrap()).collect();
+    let statuses: Vec<u16> = futures::future::join_all(adds)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    assert_eq!(shopper.cart_count().await, 26, "every one of 1 + 25 adds counted");
+    assert_eq!(
+        shopper.cart_count().await,
+        26,
+        "every one of 1 + 25 adds counted"
+    );
     app.stop().await;
 }
 
@@ -188,26 +304,45 @@ async fn concurrent_adds_across_two_server_processes_are_all_kept() {
     let client = reqwest::Client::new();
     let hat: i64 = {
         let db = app::server::db::connect(&database_url).await.unwrap();
-        sqlx::query_scalar("SELECT id FROM products WHERE slug = 'knit-beanie'").fetch_one(&db).await.unwrap()
+        sqlx::query_scalar("SELECT id FROM products WHERE slug = 'knit-beanie'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
     };
     // One session, created through the first process.
     let response = client
         .post(format!("{}/api/cart/add", first.base))
-        .form(&[("product_id", hat.to_string()), ("quantity", "1".to_string())])
+        .form(&[
+            ("product_id", hat.to_string()),
+            ("quantity", "1".to_string()),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let adds = (0..30).map(|i| {
-        let base = if i % 2 == 0 { first.base.clone() } else { second.base.clone() };
+        let base = if i % 2 == 0 {
+            first.base.clone()
+        } else {
+            second.base.clone()
+        };
         let client = client.clone();
         let cookie = cookie.clone();
         tokio::spawn(async move {
             client
                 .post(format!("{base}/api/cart/add"))
                 .header("cookie", cookie)
-                .form(&[("product_id", hat.to_string()), ("quantity", "1".to_string())])
+                .form(&[
+                    ("product_id", hat.to_string()),
+                    ("quantity", "1".to_string()),
+                ])
                 .send()
                 .await
                 .unwrap()
@@ -215,7 +350,11 @@ async fn concurrent_adds_across_two_server_processes_are_all_kept() {
                 .as_u16()
         })
     });
-    let statuses: Vec<u16> = futures::future::join_all(adds).await.into_iter().map(|r| r.unwrap()).collect();
+    let statuses: Vec<u16> = futures::future::join_all(adds)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let cart: serde_json::Value = client
         .get(format!("{}/api/cart", second.base))
@@ -237,12 +376,19 @@ async fn plain_form_add_redirects_back_with_a_flash() {
     let mut shopper = Shopper::new(&app);
     let scarf = product_id(&app, "merino-scarf").await.to_string();
     let reply = shopper
-        .post_form("/api/cart/add", &[("product_id", &scarf), ("quantity", "2")], "/products/merino-scarf")
+        .post_form(
+            "/api/cart/add",
+            &[("product_id", &scarf), ("quantity", "2")],
+            "/products/merino-scarf",
+        )
         .await;
     assert_eq!(reply.status, 303);
     assert_eq!(reply.location.as_deref(), Some("/products/merino-scarf"));
     let page = shopper.get("/products/merino-scarf").await;
-    assert_eq!(testid_text(&page.body, "flash").as_deref(), Some("Added 2 × Merino Scarf to your cart."));
+    assert_eq!(
+        testid_text(&page.body, "flash").as_deref(),
+        Some("Added 2 × Merino Scarf to your cart.")
+    );
     assert_eq!(testid_text(&page.body, "cart-count").as_deref(), Some("2"));
     // Shown once.
     let page = shopper.get("/products/merino-scarf").await;
@@ -250,12 +396,19 @@ async fn plain_form_add_redirects_back_with_a_flash() {
 
     // A rejected input comes back as a readable message, not an error page.
     let reply = shopper
-        .post_form("/api/cart/add", &[("product_id", &scarf), ("quantity", "abc")], "/products/merino-scarf")
+        .post_form(
+            "/api/cart/add",
+            &[("product_id", &scarf), ("quantity", "abc")],
+            "/products/merino-scarf",
+        )
         .await;
     assert_eq!(reply.status, 303);
     assert_eq!(reply.location.as_deref(), Some("/products/merino-scarf"));
     let page = shopper.get("/products/merino-scarf").await;
-    assert_eq!(testid_text(&page.body, "flash").as_deref(), Some("Quantity must be a whole number."));
+    assert_eq!(
+        testid_text(&page.body, "flash").as_deref(),
+        Some("Quantity must be a whole number.")
+    );
     assert_eq!(testid_text(&page.body, "cart-count").as_deref(), Some("2"));
     app.stop().await;
 }
@@ -265,16 +418,27 @@ async fn oversized_bodies_and_malformed_cookies_are_client_errors() {
     let app = spawn_app().await;
     let mut shopper = Shopper::new(&app);
     let big = "x".repeat(2 * 1024 * 1024);
-    let reply = shopper.post("/api/cart/add", &[("product_id", "1"), ("quantity", &big)]).await;
+    let reply = shopper
+        .post("/api/cart/add", &[("product_id", "1"), ("quantity", &big)])
+        .await;
     assert_eq!(reply.status, 413);
-    for cookie in ["not-a-session", "%%%", &"A".repeat(4000), "AAAAAAAAAAAAAAAAAAAAAA"] {
+    for cookie in [
+        "not-a-session",
+        "%%%",
+        &"A".repeat(4000),
+        "AAAAAAAAAAAAAAAAAAAAAA",
+    ] {
         let mut forged = shopper.with_cookie(Some(cookie.to_string()));
         let reply = forged.get("/api/cart").await;
         assert_eq!(reply.status, 200, "cookie {cookie:.20}");
         assert_eq!(reply.json()["count"], 0);
         let reply = forged.add(1, "1").await;
         assert_eq!(reply.status, 200);
-        assert_ne!(forged.cookie.as_deref(), Some(cookie), "a forged id is never adopted");
+        assert_ne!(
+            forged.cookie.as_deref(),
+            Some(cookie),
+            "a forged id is never adopted"
+        );
     }
     app.stop().await;
 }

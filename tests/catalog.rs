@@ -11,13 +11,20 @@ async fn catalog_lists_the_seeded_products() {
     let (status, html) = app.get_text(&client, "/").await;
     assert_eq!(status, 200);
     let slugs = testid_attr(&html, "product-card", "data-slug");
-    assert!(slugs.len() >= 12, "at least 12 products, got {}", slugs.len());
+    assert!(
+        slugs.len() >= 12,
+        "at least 12 products, got {}",
+        slugs.len()
+    );
     assert!(slugs.contains(&"merino-scarf".to_string()));
     let ids = testid_attr(&html, "product-card", "data-product-id");
     assert_eq!(ids.len(), slugs.len(), "every card carries its product id");
     assert_eq!(testid_text(&html, "cart-count").as_deref(), Some("0"));
     // The page is complete without JavaScript: no streamed <template> placeholders.
-    assert!(!html.contains("<template"), "content must not wait for JavaScript");
+    assert!(
+        !html.contains("<template"),
+        "content must not wait for JavaScript"
+    );
     app.stop().await;
 }
 
@@ -31,11 +38,16 @@ async fn seeded_catalog_has_categories_prices_stock_and_images() {
         .unwrap();
     assert!(categories >= 3);
     let rows: Vec<(String, i64, i64, String)> =
-        sqlx::query_as("SELECT slug, price_cents, stock, image FROM products").fetch_all(&db).await.unwrap();
+        sqlx::query_as("SELECT slug, price_cents, stock, image FROM products")
+            .fetch_all(&db)
+            .await
+            .unwrap();
     for (slug, price, stock, image) in rows {
         assert!(price > 0, "{slug} has a price");
         assert!(stock >= 25, "{slug} has stock");
-        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("public").join(image.trim_start_matches('/'));
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("public")
+            .join(image.trim_start_matches('/'));
         assert!(file.exists(), "{slug}'s image {} exists", file.display());
     }
     app.stop().await;
@@ -47,11 +59,22 @@ async fn search_and_category_filter_narrow_the_listing() {
     let client = app.client();
     let (_, html) = app.get_text(&client, "/?category=hats").await;
     let slugs = testid_attr(&html, "product-card", "data-slug");
-    assert_eq!(slugs, ["felt-fedora", "knit-beanie", "wool-flat-cap", "waxed-bucket-hat"]);
+    assert_eq!(
+        slugs,
+        [
+            "felt-fedora",
+            "knit-beanie",
+            "wool-flat-cap",
+            "waxed-bucket-hat"
+        ]
+    );
 
     let (_, html) = app.get_text(&client, "/?q=SILK").await;
     let slugs = testid_attr(&html, "product-card", "data-slug");
-    assert!(slugs.contains(&"silk-neckerchief".to_string()), "case-insensitive: {slugs:?}");
+    assert!(
+        slugs.contains(&"silk-neckerchief".to_string()),
+        "case-insensitive: {slugs:?}"
+    );
 
     let (_, html) = app.get_text(&client, "/?q=wool&category=hats").await;
     let slugs = testid_attr(&html, "product-card", "data-slug");
@@ -59,7 +82,10 @@ async fn search_and_category_filter_narrow_the_listing() {
 
     let (status, html) = app.get_text(&client, "/?q=%25").await;
     assert_eq!(status, 200);
-    assert!(testid_attr(&html, "product-card", "data-slug").is_empty(), "% is literal");
+    assert!(
+        testid_attr(&html, "product-card", "data-slug").is_empty(),
+        "% is literal"
+    );
     assert!(html.contains("No products match"));
     app.stop().await;
 }
@@ -81,7 +107,11 @@ async fn product_page_shows_the_product() {
 async fn unknown_product_and_unknown_page_are_404() {
     let app = spawn_app().await;
     let client = app.client();
-    for path in ["/products/no-such-thing", "/products/..%2F..%2Fetc", "/no/such/page"] {
+    for path in [
+        "/products/no-such-thing",
+        "/products/..%2F..%2Fetc",
+        "/no/such/page",
+    ] {
         let (status, html) = app.get_text(&client, path).await;
         assert_eq!(status, 404, "{path}");
         assert!(html.contains("Page not found"), "{path}");
@@ -106,11 +136,16 @@ async fn browsing_creates_no_session() {
     let client = app.client();
     for path in ["/", "/products/merino-scarf", "/?q=wool"] {
         let response = client.get(app.url(path)).send().await.unwrap();
-        assert!(response.headers().get("set-cookie").is_none(), "{path} sets no cookie");
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "{path} sets no cookie"
+        );
     }
     let db = app.db().await;
-    let sessions: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions").fetch_one(&db).await.unwrap();
+    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(sessions, 0);
     app.stop().await;
 }

@@ -8,19 +8,30 @@ use common::{product_id, spawn_app, testid_attr, Shopper, PASSWORD};
 async fn checkout_needs_a_login_and_keeps_the_cart_through_it() {
     let app = spawn_app().await;
     let mut shopper = Shopper::new(&app);
-    shopper.add(product_id(&app, "merino-scarf").await, "2").await;
+    shopper
+        .add(product_id(&app, "merino-scarf").await, "2")
+        .await;
     let page = shopper.get("/checkout").await;
     assert!(matches!(page.status, 302 | 303 | 307), "{}", page.status);
     assert_eq!(page.location.as_deref(), Some("/login?next=/checkout"));
     assert_eq!(shopper.post("/api/checkout", &[]).await.status, 401);
     for path in ["/account", "/orders/1"] {
         let page = shopper.get(path).await;
-        assert!(page.location.as_deref().unwrap_or("").starts_with("/login?next="), "{path}");
+        assert!(
+            page.location
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("/login?next="),
+            "{path}"
+        );
     }
     shopper.register("ada@example.com", PASSWORD).await;
     let page = shopper.get("/checkout").await;
     assert_eq!(page.status, 200);
-    assert_eq!(testid_attr(&page.body, "checkout-line", "data-quantity"), ["2"]);
+    assert_eq!(
+        testid_attr(&page.body, "checkout-line", "data-quantity"),
+        ["2"]
+    );
     app.stop().await;
 }
 
@@ -37,26 +48,44 @@ async fn placing_an_order_takes_stock_records_prices_and_empties_the_cart() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     let target = reply.json()["redirect_to"].as_str().unwrap().to_string();
     assert!(target.starts_with("/orders/"));
-    assert_eq!(shopper.cart_count().await, 0, "the cart is empty after the order");
+    assert_eq!(
+        shopper.cart_count().await,
+        0,
+        "the cart is empty after the order"
+    );
 
     let db = app.db().await;
-    let stock: Vec<i64> = sqlx::query_scalar("SELECT stock FROM products WHERE id IN (?, ?) ORDER BY id")
-        .bind(scarf)
-        .bind(hat)
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let stock: Vec<i64> =
+        sqlx::query_scalar("SELECT stock FROM products WHERE id IN (?, ?) ORDER BY id")
+            .bind(scarf)
+            .bind(hat)
+            .fetch_all(&db)
+            .await
+            .unwrap();
     assert_eq!(stock, [78, 97]);
     // Later price changes do not change the order.
-    sqlx::query("UPDATE products SET price_cents = 1 WHERE id = ?").bind(scarf).execute(&db).await.unwrap();
+    sqlx::query("UPDATE products SET price_cents = 1 WHERE id = ?")
+        .bind(scarf)
+        .execute(&db)
+        .await
+        .unwrap();
 
     let page = shopper.get(&target).await;
     assert_eq!(page.status, 200);
-    assert_eq!(testid_attr(&page.body, "order-total", "data-cents"), [(2 * 4900 + 3 * 2400).to_string()]);
-    assert_eq!(testid_attr(&page.body, "order-line", "data-quantity"), ["2", "3"]);
+    assert_eq!(
+        testid_attr(&page.body, "order-total", "data-cents"),
+        [(2 * 4900 + 3 * 2400).to_string()]
+    );
+    assert_eq!(
+        testid_attr(&page.body, "order-line", "data-quantity"),
+        ["2", "3"]
+    );
     let account = shopper.get("/account").await;
     let order_id = target.trim_start_matches("/orders/").to_string();
-    assert_eq!(testid_attr(&account.body, "order-row", "data-order-id"), [order_id.clone()]);
+    assert_eq!(
+        testid_attr(&account.body, "order-row", "data-order-id"),
+        [order_id]
+    );
 
     // Someone else's order is a 404, as is an unknown one.
     let mut other = Shopper::new(&app);
@@ -79,20 +108,32 @@ async fn two_shoppers_race_for_the_last_item() {
     let mut shoppers = Vec::new();
     for name in ["ann", "bob", "cid", "dee"] {
         let mut shopper = Shopper::new(&app);
-        shopper.register(&format!("{name}@example.com"), PASSWORD).await;
+        shopper
+            .register(&format!("{name}@example.com"), PASSWORD)
+            .await;
         assert_eq!(shopper.add(fedora, "1").await.status, 200);
         shoppers.push(shopper);
     }
-    sqlx::query("UPDATE products SET stock = 1 WHERE id = ?").bind(fedora).execute(&app.db().await).await.unwrap();
+    sqlx::query("UPDATE products SET stock = 1 WHERE id = ?")
+        .bind(fedora)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
     let attempts = shoppers.into_iter().map(|mut shopper| {
         tokio::spawn(async move {
             let reply = shopper.post("/api/checkout", &[]).await;
             (reply.status, reply.body, shopper.cart_count().await)
         })
     });
-    let results: Vec<(u16, String, u64)> =
-        futures::future::join_all(attempts).await.into_iter().map(|r| r.unwrap()).collect();
-    let winners: Vec<_> = results.iter().filter(|(status, _, _)| *status == 200).collect();
+    let results: Vec<(u16, String, u64)> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let winners: Vec<_> = results
+        .iter()
+        .filter(|(status, _, _)| *status == 200)
+        .collect();
     assert_eq!(winners.len(), 1, "{results:?}");
     assert_eq!(winners[0].2, 0, "the winner's cart is empty");
     for (status, body, cart) in results.iter().filter(|(status, _, _)| *status != 200) {
@@ -101,9 +142,16 @@ async fn two_shoppers_race_for_the_last_item() {
         assert_eq!(*cart, 1, "a loser keeps the cart");
     }
     let db = app.db().await;
-    let stock: i64 = sqlx::query_scalar("SELECT stock FROM products WHERE id = ?").bind(fedora).fetch_one(&db).await.unwrap();
+    let stock: i64 = sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
+        .bind(fedora)
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(stock, 0);
-    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(&db).await.unwrap();
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(orders, 1);
     app.stop().await;
 }
@@ -113,13 +161,17 @@ async fn plain_form_checkout_lands_on_the_order() {
     let app = spawn_app().await;
     let mut shopper = Shopper::new(&app);
     shopper.register("ada@example.com", PASSWORD).await;
-    shopper.add(product_id(&app, "merino-scarf").await, "1").await;
+    shopper
+        .add(product_id(&app, "merino-scarf").await, "1")
+        .await;
     let reply = shopper.post_form("/api/checkout", &[], "/checkout").await;
     assert_eq!(reply.status, 303);
     let location = reply.location.unwrap();
     assert!(location.starts_with("/orders/"), "{location}");
     let page = shopper.get(&location).await;
     assert_eq!(page.status, 200);
-    assert!(common::testid_text(&page.body, "flash").unwrap().contains("is placed"));
+    assert!(common::testid_text(&page.body, "flash")
+        .unwrap()
+        .contains("is placed"));
     app.stop().await;
 }

@@ -17,8 +17,14 @@ use leptos_router::{
     path, SsrMode,
 };
 use pages::{
-    account::AccountPage, cart::CartPage, catalog::CatalogPage, checkout::CheckoutPage,
-    login::{LoginPage, RegisterPage}, not_found::NotFound, order::OrderPage, product::ProductPage,
+    account::AccountPage,
+    cart::CartPage,
+    catalog::CatalogPage,
+    checkout::CheckoutPage,
+    login::{LoginPage, RegisterPage},
+    not_found::NotFound,
+    order::OrderPage,
+    product::ProductPage,
 };
 
 /// The HTML document around the app, rendered on the server.

@@ -45,7 +45,7 @@ test('search and category filter are in the URL', async ({ page }) => {
 
 test('the quantity buttons work once hydrated', async ({ page }, testInfo) => {
   await page.goto('/products/merino-scarf');
-  const quantity = page.getByLabel('Quantity');
+  const quantity = page.getByLabel('Quantity', { exact: true });
   await expect(quantity).toHaveValue('1');
   if (noJs(testInfo)) {
     // Without JavaScript the plain number field is all there is, and it still works.

@@ -1,9 +1,58 @@
-import { expect, Page, TestInfo } from '@playwright/test';
+import { BrowserContext, expect, Page, TestInfo } from '@playwright/test';
 
 /** True in the project that runs with JavaScript disabled. */
 export const noJs = (testInfo: TestInfo) => testInfo.project.name === 'nojs';
 
-/** Waits until the wasm has hydrated the page (the quantity buttons only exist then). */
+export const PASSWORD = 'correct horse battery staple';
+
+/** A unique email per test run, so tests never collide on the shared database. */
+export function uniqueEmail(prefix: string, testInfo: TestInfo): string {
+  const stamp = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 7)}`;
+  return `${prefix}-${testInfo.project.name}-${stamp}@example.com`;
+}
+
+/** Waits until the wasm has hydrated the page. */
 export async function waitForHydration(page: Page) {
   await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+}
+
+/** Opens a page and, with JavaScript on, waits until it is interactive. */
+export async function open(page: Page, path: string, testInfo: TestInfo) {
+  const response = await page.goto(path);
+  if (!noJs(testInfo)) await waitForHydration(page);
+  return response;
+}
+
+/** The value of the session cookie (`id` on plain http). */
+export async function sessionCookie(context: BrowserContext): Promise<string | undefined> {
+  const cookies = await context.cookies();
+  return cookies.find((c) => c.name === 'id' || c.name === '__Host-id')?.value;
+}
+
+export async function expectCartCount(page: Page, count: number) {
+  await expect(page.getByTestId('cart-count')).toHaveText(String(count));
+}
+
+/** Adds `quantity` of the product `slug` from its page. */
+export async function addFromProductPage(page: Page, slug: string, quantity: number, testInfo: TestInfo) {
+  await open(page, `/products/${slug}`, testInfo);
+  await page.getByLabel('Quantity', { exact: true }).fill(String(quantity));
+  await page.getByTestId('add-to-cart').getByRole('button', { name: 'Add to cart' }).click();
+  await expect(page.getByTestId('flash')).toContainText('to your cart');
+}
+
+export async function register(page: Page, email: string, testInfo: TestInfo, next?: string) {
+  await open(page, next ? `/register?next=${encodeURIComponent(next)}` : '/register', testInfo);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expect(page.getByTestId('current-user')).toContainText(email);
+}
+
+export async function login(page: Page, email: string, testInfo: TestInfo) {
+  await open(page, '/login', testInfo);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByTestId('current-user')).toContainText(email);
 }

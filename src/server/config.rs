@@ -37,19 +37,25 @@ impl Config {
     /// Reads configuration through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let addr_text = lookup("LEPTOS_SITE_ADDR").unwrap_or_else(|| DEFAULT_ADDR.to_string());
-        let addr: SocketAddr = addr_text.parse().map_err(|_| ConfigError::Addr(addr_text.clone()))?;
+        let addr: SocketAddr = addr_text
+            .parse()
+            .map_err(|_| ConfigError::Addr(addr_text.clone()))?;
         let cookie_secure = match lookup("COATCHECK_COOKIE_SECURE").as_deref().map(str::trim) {
             None | Some("") | Some("auto") => !addr.ip().is_loopback(),
             Some("true") | Some("1") | Some("yes") => true,
             Some("false") | Some("0") | Some("no") => false,
             Some(other) => return Err(ConfigError::CookieSecure(other.to_string())),
         };
-        let public_origin = match lookup("COATCHECK_PUBLIC_ORIGIN").filter(|o| !o.trim().is_empty()) {
+        let public_origin = match lookup("COATCHECK_PUBLIC_ORIGIN").filter(|o| !o.trim().is_empty())
+        {
             None => None,
             Some(origin) => {
                 let origin = origin.trim().trim_end_matches('/').to_string();
                 let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
-                    && !origin.split_once("://").map(|(_, rest)| rest.contains('/')).unwrap_or(true);
+                    && !origin
+                        .split_once("://")
+                        .map(|(_, rest)| rest.contains('/'))
+                        .unwrap_or(true);
                 if !valid {
                     return Err(ConfigError::PublicOrigin(origin));
                 }
@@ -59,7 +65,8 @@ impl Config {
         Ok(Config {
             addr,
             site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.to_string()),
-            database_url: lookup("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+            database_url: lookup("DATABASE_URL")
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
             cookie_secure,
             public_origin,
         })
@@ -72,8 +79,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|key| map.get(key).cloned())
     }
 
@@ -89,12 +98,29 @@ mod tests {
 
     #[test]
     fn secure_cookie_auto_depends_on_loopback() {
-        assert!(config(&[("LEPTOS_SITE_ADDR", "0.0.0.0:8080")]).unwrap().cookie_secure);
-        assert!(!config(&[("LEPTOS_SITE_ADDR", "[::1]:8080")]).unwrap().cookie_secure);
-        assert!(config(&[("COATCHECK_COOKIE_SECURE", "true")]).unwrap().cookie_secure);
-        assert!(!config(&[("LEPTOS_SITE_ADDR", "0.0.0.0:80"), ("COATCHECK_COOKIE_SECURE", "false")])
+        assert!(
+            config(&[("LEPTOS_SITE_ADDR", "0.0.0.0:8080")])
+                .unwrap()
+                .cookie_secure
+        );
+        assert!(
+            !config(&[("LEPTOS_SITE_ADDR", "[::1]:8080")])
+                .unwrap()
+                .cookie_secure
+        );
+        assert!(
+            config(&[("COATCHECK_COOKIE_SECURE", "true")])
+                .unwrap()
+                .cookie_secure
+        );
+        assert!(
+            !config(&[
+                ("LEPTOS_SITE_ADDR", "0.0.0.0:80"),
+                ("COATCHECK_COOKIE_SECURE", "false")
+            ])
             .unwrap()
-            .cookie_secure);
+            .cookie_secure
+        );
         assert!(config(&[("COATCHECK_COOKIE_SECURE", "maybe")]).is_err());
     }
 
@@ -104,7 +130,9 @@ mod tests {
         assert!(config(&[("COATCHECK_PUBLIC_ORIGIN", "shop.example")]).is_err());
         assert!(config(&[("COATCHECK_PUBLIC_ORIGIN", "https://shop.example/path")]).is_err());
         assert_eq!(
-            config(&[("COATCHECK_PUBLIC_ORIGIN", "https://shop.example/")]).unwrap().public_origin,
+            config(&[("COATCHECK_PUBLIC_ORIGIN", "https://shop.example/")])
+                .unwrap()
+                .public_origin,
             Some("https://shop.example".to_string())
         );
     }

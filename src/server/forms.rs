@@ -20,7 +20,9 @@ pub fn is_form_post(headers: &HeaderMap) -> bool {
 pub fn same_site_referer(headers: &HeaderMap) -> Option<String> {
     let referer = headers.get(header::REFERER)?.to_str().ok()?;
     let host = headers.get(header::HOST)?.to_str().ok()?;
-    let rest = referer.strip_prefix("http://").or_else(|| referer.strip_prefix("https://"))?;
+    let rest = referer
+        .strip_prefix("http://")
+        .or_else(|| referer.strip_prefix("https://"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -38,7 +40,9 @@ fn strip_error_query(path: &str) -> String {
     };
     let kept: Vec<&str> = query
         .split('&')
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("__err") && !pair.starts_with("__path"))
+        .filter(|pair| {
+            !pair.is_empty() && !pair.starts_with("__err") && !pair.starts_with("__path")
+        })
         .collect();
     if kept.is_empty() {
         base.to_string()
@@ -71,7 +75,9 @@ pub fn redirect_form(response: Response, back_to: Option<String>) -> Response {
             parts.headers.insert(header::LOCATION, value);
         }
         Err(_) => {
-            parts.headers.insert(header::LOCATION, HeaderValue::from_static("/"));
+            parts
+                .headers
+                .insert(header::LOCATION, HeaderValue::from_static("/"));
         }
     }
     Response::from_parts(parts, Body::empty())
@@ -116,9 +122,15 @@ mod tests {
 
     #[test]
     fn referer_must_be_this_site() {
-        let h = headers(&[("host", "shop.test:3000"), ("referer", "http://shop.test:3000/cart?x=1&__err=abc")]);
+        let h = headers(&[
+            ("host", "shop.test:3000"),
+            ("referer", "http://shop.test:3000/cart?x=1&__err=abc"),
+        ]);
         assert_eq!(same_site_referer(&h).as_deref(), Some("/cart?x=1"));
-        let h = headers(&[("host", "shop.test:3000"), ("referer", "http://evil.test/cart")]);
+        let h = headers(&[
+            ("host", "shop.test:3000"),
+            ("referer", "http://evil.test/cart"),
+        ]);
         assert_eq!(same_site_referer(&h), None);
         let h = headers(&[("host", "shop.test"), ("referer", "https://shop.test")]);
         assert_eq!(same_site_referer(&h).as_deref(), Some("/"));
@@ -126,7 +138,10 @@ mod tests {
 
     #[test]
     fn detects_plain_forms() {
-        assert!(is_form_post(&headers(&[("accept", "text/html,application/xhtml+xml")])));
+        assert!(is_form_post(&headers(&[(
+            "accept",
+            "text/html,application/xhtml+xml"
+        )])));
         assert!(!is_form_post(&headers(&[("accept", "application/json")])));
         assert!(!is_form_post(&headers(&[])));
     }

@@ -7,11 +7,11 @@ mod sessions;
 
 pub use config::{Config, ConfigError};
 
+use app::server::session_store::ShopSessionStore;
 use app::server::{db, seed, AppContext};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tower_sessions::ExpiredDeletion;
-use app::server::session_store::ShopSessionStore;
 
 /// How often expired sessions are deleted from the store.
 const EXPIRED_SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
@@ -27,7 +27,10 @@ pub enum StartError {
     #[error("cannot seed the catalog: {0}")]
     Seed(sqlx::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Serve(std::io::Error),
 }
@@ -41,7 +44,9 @@ pub struct Application {
 }
 
 /// Opens the database and applies migrations (the shop's and the session store's).
-pub async fn open_database(config: &Config) -> Result<(sqlx::SqlitePool, ShopSessionStore), StartError> {
+pub async fn open_database(
+    config: &Config,
+) -> Result<(sqlx::SqlitePool, ShopSessionStore), StartError> {
     let pool = db::connect(&config.database_url).await?;
     db::migrate(&pool).await?;
     let store = ShopSessionStore::new(pool.clone());
@@ -59,10 +64,18 @@ impl Application {
         }
         let listener = TcpListener::bind(config.addr)
             .await
-            .map_err(|source| StartError::Bind { addr: config.addr, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: config.addr,
+                source,
+            })?;
         let context = AppContext { db: pool.clone() };
         let router = router::build(&config, context, store.clone());
-        Ok(Application { listener, router, store, pool })
+        Ok(Application {
+            listener,
+            router,
+            store,
+            pool,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -75,9 +88,13 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let sweeper = tokio::spawn(
-            self.store.clone().continuously_delete_expired(EXPIRED_SESSION_SWEEP),
+            self.store
+                .clone()
+                .continuously_delete_expired(EXPIRED_SESSION_SWEEP),
         );
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await

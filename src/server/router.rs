@@ -5,8 +5,8 @@ use app::server::AppContext;
 use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{FromRef, State};
-use axum::middleware::Next;
 use axum::http::{Request, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -35,7 +35,10 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         .site_addr(config.addr)
         .env(leptos::config::Env::PROD)
         .build();
-    let state = AppState { leptos_options: leptos_options.clone(), context: context.clone() };
+    let state = AppState {
+        leptos_options: leptos_options.clone(),
+        context: context.clone(),
+    };
     let routes = generate_route_list(App);
 
     let page_context = {
@@ -50,7 +53,10 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(fallback_context, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(fallback_context, shell))
         .layer(axum::middleware::from_fn(shape_server_fn_responses))
         .layer(sessions::layer(store, config.cookie_secure))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -78,7 +84,10 @@ async fn shape_server_fn_responses(request: Request<Body>, next: Next) -> Respon
 
 /// 200 with `{"status":"ok"}` when the database answers, 503 otherwise.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&state.context.db).await {
+    match sqlx::query_scalar::<_, i64>("SELECT 1")
+        .fetch_one(&state.context.db)
+        .await
+    {
         Ok(_) => Json(serde_json::json!({ "status": "ok", "database": "ok" })).into_response(),
         Err(error) => {
             tracing::error!(%error, "health check: database unavailable");

@@ -1,8 +1,8 @@
 //! The session layer, configured in one place: cookie name and attributes, expiry.
 
+use app::server::session_store::ShopSessionStore;
 use tower_sessions::cookie::{time::Duration, SameSite};
 use tower_sessions::{Expiry, SessionManagerLayer};
-use app::server::session_store::ShopSessionStore;
 
 /// A session nobody used for this long is gone, cart included.
 pub const IDLE_TIMEOUT: Duration = Duration::days(7);

@@ -31,14 +31,20 @@ impl TestApp {
     }
 
     pub async fn get_text(&self, client: &reqwest::Client, path: &str) -> (u16, String) {
-        let response = client.get(self.url(path)).send().await.expect("request succeeds");
+        let response = client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request succeeds");
         let status = response.status().as_u16();
         (status, response.text().await.expect("body is text"))
     }
 
     /// A second connection pool on the same database, for checking what is stored.
     pub async fn db(&self) -> sqlx::SqlitePool {
-        app::server::db::connect(&self.database_url).await.expect("database opens")
+        app::server::db::connect(&self.database_url)
+            .await
+            .expect("database opens")
     }
 
     /// Stops the server gracefully and waits for it.
@@ -99,7 +105,10 @@ pub fn testid_attr(html: &str, test_id: &str, attribute: &str) -> Vec<String> {
     for (start, _) in html.match_indices(&marker) {
         // The element's opening tag spans from the last '<' before the marker to the next '>'.
         let tag_start = html[..start].rfind('<').unwrap_or(0);
-        let tag_end = html[start..].find('>').map(|i| start + i).unwrap_or(html.len());
+        let tag_end = html[start..]
+            .find('>')
+            .map(|i| start + i)
+            .unwrap_or(html.len());
         let tag = &html[tag_start..tag_end];
         let needle = format!(" {attribute}=\"");
         if let Some(i) = tag.find(&needle) {
@@ -118,7 +127,12 @@ pub fn testid_text(html: &str, test_id: &str) -> Option<String> {
     let start = html.find(&marker)?;
     let open_end = start + html[start..].find('>')? + 1;
     let close = open_end + html[open_end..].find("</")?;
-    Some(html[open_end..close].replace("<!-- -->", "").trim().to_string())
+    Some(
+        html[open_end..close]
+            .replace("<!-- -->", "")
+            .trim()
+            .to_string(),
+    )
 }
 
 /// A shopper with a hand-held session cookie, so tests can read, keep and replay its value.
@@ -138,7 +152,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("JSON body, got {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| panic!("JSON body, got {:?}", self.body))
     }
 }
 
@@ -148,11 +163,18 @@ impl Shopper {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client builds");
-        Shopper { base: app.base.clone(), client, cookie: None }
+        Shopper {
+            base: app.base.clone(),
+            client,
+            cookie: None,
+        }
     }
 
     pub fn with_cookie(&self, cookie: Option<String>) -> Shopper {
-        Shopper { cookie, ..self.clone() }
+        Shopper {
+            cookie,
+            ..self.clone()
+        }
     }
 
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Reply {
@@ -162,7 +184,10 @@ impl Shopper {
         };
         let response = request.send().await.expect("request succeeds");
         let status = response.status().as_u16();
-        let location = response.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let location = response
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
         let set_cookie: Vec<String> = response
             .headers()
             .get_all("set-cookie")
@@ -177,7 +202,12 @@ impl Shopper {
             }
         }
         let body = response.text().await.unwrap_or_default();
-        Reply { status, location, set_cookie, body }
+        Reply {
+            status,
+            location,
+            set_cookie,
+            body,
+        }
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {
@@ -196,7 +226,12 @@ impl Shopper {
     }
 
     /// The same call as a plain HTML form without JavaScript makes it.
-    pub async fn post_form(&mut self, path: &str, form: &[(&str, &str)], referer_path: &str) -> Reply {
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        referer_path: &str,
+    ) -> Reply {
         let request = self
             .client
             .post(format!("{}{}", self.base, path))
@@ -217,15 +252,24 @@ impl Shopper {
     }
 
     pub async fn add(&mut self, product_id: i64, quantity: &str) -> Reply {
-        self.post("/api/cart/add", &[("product_id", &product_id.to_string()), ("quantity", quantity)]).await
+        self.post(
+            "/api/cart/add",
+            &[
+                ("product_id", &product_id.to_string()),
+                ("quantity", quantity),
+            ],
+        )
+        .await
     }
 
     pub async fn register(&mut self, email: &str, password: &str) -> Reply {
-        self.post("/api/register", &[("email", email), ("password", password)]).await
+        self.post("/api/register", &[("email", email), ("password", password)])
+            .await
     }
 
     pub async fn login(&mut self, email: &str, password: &str) -> Reply {
-        self.post("/api/login", &[("email", email), ("password", password)]).await
+        self.post("/api/login", &[("email", email), ("password", password)])
+            .await
     }
 
     pub async fn me(&mut self) -> serde_json::Value {
@@ -256,7 +300,7 @@ impl ServerProcess {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             listener.local_addr().expect("addr").port()
         };
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_coatcheck"))
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coatcheck"))
             .arg("serve")
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", database_url)
@@ -274,6 +318,8 @@ impl ServerProcess {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("server at {base} did not become healthy");
     }
 }

@@ -28,26 +28,48 @@ const LOGIN_FAILED: &str = "Wrong email or password.";
 
 /// Logs `user` in on this session and answers with where to go next.
 #[cfg(feature = "ssr")]
-async fn complete_login(user: AuthUser, next: &str, message: String) -> Result<ActionReply, ServerFnError> {
+async fn complete_login(
+    user: AuthUser,
+    next: &str,
+    message: String,
+) -> Result<ActionReply, ServerFnError> {
     let (_, session) = context_and_session().await?;
-    session::cycle_session_on_login(&session, &user).await.map_err(internal)?;
+    session::cycle_session_on_login(&session, &user)
+        .await
+        .map_err(internal)?;
     tracing::info!(user_id = user.id, "session rotated on login");
     let next = safe_next(next);
     flash_for_form(Flash::success(message.clone())).await?;
     form_redirect(&next);
-    Ok(ActionReply { message, redirect_to: Some(next) })
+    Ok(ActionReply {
+        message,
+        redirect_to: Some(next),
+    })
 }
 
 /// `POST /api/register` — `email`, `password`. Logs the new user in.
 #[server(endpoint = "register")]
-pub async fn register(email: String, password: String, next: Option<String>) -> Result<ActionReply, ServerFnError> {
+pub async fn register(
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<ActionReply, ServerFnError> {
     let (ctx, _) = context_and_session().await?;
     let parsed = match Email::parse(&email) {
         Ok(e) => e,
-        Err(e) => return Err(reject_keeping_email(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), &email).await),
+        Err(e) => {
+            return Err(reject_keeping_email(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.to_string(),
+                &email,
+            )
+            .await)
+        }
     };
     if let Err(e) = check_new_password(&password) {
-        return Err(reject_keeping_email(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), &email).await);
+        return Err(
+            reject_keeping_email(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), &email).await,
+        );
     }
     let hash = passwords::hash_password(password).await.map_err(internal)?;
     let user = match users::create(&ctx.db, &parsed, &hash, false).await {
@@ -62,28 +84,56 @@ pub async fn register(email: String, password: String, next: Option<String>) -> 
         }
         Err(e) => return Err(internal(e)),
     };
-    let auth = AuthUser { id: user.id, email: user.email.clone(), is_admin: user.is_admin };
-    complete_login(auth, next.as_deref().unwrap_or("/"), format!("Welcome, {}! Your account is ready.", user.email)).await
+    let auth = AuthUser {
+        id: user.id,
+        email: user.email.clone(),
+        is_admin: user.is_admin,
+    };
+    complete_login(
+        auth,
+        next.as_deref().unwrap_or("/"),
+        format!("Welcome, {}! Your account is ready.", user.email),
+    )
+    .await
 }
 
 /// `POST /api/login` — `email`, `password`, optional `next`.
 #[server(endpoint = "login")]
-pub async fn login(email: String, password: String, next: Option<String>) -> Result<ActionReply, ServerFnError> {
+pub async fn login(
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<ActionReply, ServerFnError> {
     let (ctx, _) = context_and_session().await?;
     if password.len() > crate::model::MAX_PASSWORD_BYTES {
-        return Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await);
+        return Err(
+            reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await,
+        );
     }
     let user = match Email::parse(&email) {
-        Ok(parsed) => users::find_by_email(&ctx.db, &parsed).await.map_err(internal)?,
+        Ok(parsed) => users::find_by_email(&ctx.db, &parsed)
+            .await
+            .map_err(internal)?,
         Err(_) => None,
     };
     // Verify against a dummy hash when there is no such user, so timing tells nothing.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let valid = passwords::verify_password(password, stored).await.map_err(internal)?;
+    let valid = passwords::verify_password(password, stored)
+        .await
+        .map_err(internal)?;
     match user {
         Some(user) if valid => {
-            let auth = AuthUser { id: user.id, email: user.email.clone(), is_admin: user.is_admin };
-            complete_login(auth, next.as_deref().unwrap_or("/"), format!("Logged in as {}.", user.email)).await
+            let auth = AuthUser {
+                id: user.id,
+                email: user.email.clone(),
+                is_admin: user.is_admin,
+            };
+            complete_login(
+                auth,
+                next.as_deref().unwrap_or("/"),
+                format!("Logged in as {}.", user.email),
+            )
+            .await
         }
         _ => Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await),
     }
@@ -96,7 +146,10 @@ pub async fn logout() -> Result<ActionReply, ServerFnError> {
     session::destroy_session(&session).await.map_err(internal)?;
     tracing::info!("session destroyed on logout");
     form_redirect("/");
-    Ok(ActionReply { message: "You are logged out.".into(), redirect_to: Some("/".into()) })
+    Ok(ActionReply {
+        message: "You are logged out.".into(),
+        redirect_to: Some("/".into()),
+    })
 }
 
 /// `GET /api/me`.
@@ -104,5 +157,11 @@ pub async fn logout() -> Result<ActionReply, ServerFnError> {
 pub async fn me() -> Result<Me, ServerFnError> {
     let (_, session) = context_and_session().await?;
     let user = session::current_user(&session).await.map_err(internal)?;
-    Ok(Me { user: user.map(|u| UserView { id: u.id, email: u.email, is_admin: u.is_admin }) })
+    Ok(Me {
+        user: user.map(|u| UserView {
+            id: u.id,
+            email: u.email,
+            is_admin: u.is_admin,
+        }),
+    })
 }

@@ -35,14 +35,21 @@ async fn cart_failure(error: CartError) -> ServerFnError {
 #[cfg(feature = "ssr")]
 async fn change_cart<F>(change: F) -> Result<ActionReply, ServerFnError>
 where
-    F: for<'a> FnOnce(&'a mut SessionTx) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, CartError>> + Send + 'a>>,
+    F: for<'a> FnOnce(
+        &'a mut SessionTx,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, CartError>> + Send + 'a>,
+    >,
 {
     let (ctx, session) = context_and_session().await?;
-    let mut tx = SessionTx::begin(&ctx.db, &session).await.map_err(internal)?;
+    let mut tx = SessionTx::begin(&ctx.db, &session)
+        .await
+        .map_err(internal)?;
     match change(&mut tx).await {
         Ok(message) => {
             if is_form_post() {
-                tx.set_flash(&Flash::success(message.clone())).map_err(internal)?;
+                tx.set_flash(&Flash::success(message.clone()))
+                    .map_err(internal)?;
             }
             tx.commit(&session).await.map_err(internal)?;
             Ok(ActionReply::message(message))
@@ -56,7 +63,10 @@ where
 
 /// `POST /api/cart/add` — `product_id`, `quantity`.
 #[server(endpoint = "cart/add")]
-pub async fn add_to_cart(product_id: String, quantity: String) -> Result<ActionReply, ServerFnError> {
+pub async fn add_to_cart(
+    product_id: String,
+    quantity: String,
+) -> Result<ActionReply, ServerFnError> {
     let product_id = parse_product_id(&product_id).await?;
     let quantity = match Quantity::parse(&quantity) {
         Ok(q) => q,
@@ -73,7 +83,10 @@ pub async fn add_to_cart(product_id: String, quantity: String) -> Result<ActionR
 
 /// `POST /api/cart/update` — `product_id`, `quantity` (0 removes the line).
 #[server(endpoint = "cart/update")]
-pub async fn update_cart(product_id: String, quantity: String) -> Result<ActionReply, ServerFnError> {
+pub async fn update_cart(
+    product_id: String,
+    quantity: String,
+) -> Result<ActionReply, ServerFnError> {
     let product_id = parse_product_id(&product_id).await?;
     let quantity = match quantity.trim() {
         "0" => None,

@@ -1,10 +1,10 @@
 //! Reading the catalog.
 
 use crate::model::{Category, ProductDetail, ProductSummary};
-use leptos::prelude::*;
-use leptos::server_fn::codec::GetUrl;
 #[cfg(feature = "ssr")]
 use crate::server::{app_context, catalog, internal};
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
 
 /// The longest search term we look for; longer input is cut, not rejected.
 pub const MAX_SEARCH_LEN: usize = 100;
@@ -32,7 +32,9 @@ pub async fn get_product(slug: String) -> Result<Option<ProductDetail>, ServerFn
     let Ok(slug) = crate::model::Slug::parse(&slug) else {
         return Ok(None);
     };
-    catalog::product_by_slug(&ctx.db, slug.as_str()).await.map_err(internal)
+    catalog::product_by_slug(&ctx.db, slug.as_str())
+        .await
+        .map_err(internal)
 }
 
 /// All categories, for the filter.

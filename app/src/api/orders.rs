@@ -20,18 +20,24 @@ use {
 pub async fn checkout() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let user = require_user(&session).await?;
-    let mut tx = SessionTx::begin(&ctx.db, &session).await.map_err(internal)?;
+    let mut tx = SessionTx::begin(&ctx.db, &session)
+        .await
+        .map_err(internal)?;
     match orders::place(&mut tx, user.id).await {
         Ok(order_id) => {
             let message = format!("Thank you! Your order #{order_id} is placed.");
             if is_form_post() {
-                tx.set_flash(&Flash::success(message.clone())).map_err(internal)?;
+                tx.set_flash(&Flash::success(message.clone()))
+                    .map_err(internal)?;
             }
             tx.commit(&session).await.map_err(internal)?;
             tracing::info!(order_id, user_id = user.id, "order placed");
             let target = format!("/orders/{order_id}");
             form_redirect(&target);
-            Ok(ActionReply { message, redirect_to: Some(target) })
+            Ok(ActionReply {
+                message,
+                redirect_to: Some(target),
+            })
         }
         Err(CartError::Rejected(message)) => {
             tx.rollback().await;
@@ -48,21 +54,32 @@ pub async fn checkout() -> Result<ActionReply, ServerFnError> {
 #[server(endpoint = "orders", input = GetUrl)]
 pub async fn my_orders() -> Result<Option<Vec<OrderSummary>>, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
-    let Some(user) = crate::server::session::current_user(&session).await.map_err(internal)? else {
+    let Some(user) = crate::server::session::current_user(&session)
+        .await
+        .map_err(internal)?
+    else {
         return Ok(None);
     };
-    orders::list_for_user(&ctx.db, user.id).await.map(Some).map_err(internal)
+    orders::list_for_user(&ctx.db, user.id)
+        .await
+        .map(Some)
+        .map_err(internal)
 }
 
 /// One of the logged-in user's orders; `Ok(None)` for someone else's or an unknown one.
 #[server(endpoint = "order", input = GetUrl)]
 pub async fn my_order(id: String) -> Result<Option<OrderDetail>, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
-    let Some(user) = crate::server::session::current_user(&session).await.map_err(internal)? else {
+    let Some(user) = crate::server::session::current_user(&session)
+        .await
+        .map_err(internal)?
+    else {
         return Ok(None);
     };
     let Ok(order_id) = id.trim().parse::<i64>() else {
         return Ok(None);
     };
-    orders::get_for_user(&ctx.db, user.id, order_id).await.map_err(internal)
+    orders::get_for_user(&ctx.db, user.id, order_id)
+        .await
+        .map_err(internal)
 }

@@ -16,7 +16,9 @@ pub fn provide_session_version() {
 
 /// The current session version (0 when no context, e.g. in isolated tests).
 pub fn session_version() -> u32 {
-    use_context::<SessionVersion>().map(|v| v.0.get()).unwrap_or(0)
+    use_context::<SessionVersion>()
+        .map(|v| v.0.get())
+        .unwrap_or(0)
 }
 
 /// After an action finishes successfully: refresh session-dependent data, and when the

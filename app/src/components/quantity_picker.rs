@@ -24,20 +24,21 @@ pub fn QuantityPicker(
             <Show when=move || hydrated.get()>
                 <button type="button" class="quantity-picker__step" data-testid="quantity-decrease"
                     aria-label="One fewer" on:click=move |_| step(-1)
-                    disabled=move || value.get() <= 1>"−"</button>
+                    disabled=move || { value.get() <= 1 }>"−"</button>
             </Show>
             <input id=id.clone() type="number" name=name.clone() min="1" max=max.to_string()
                 inputmode="numeric" required=true value=initial.clamp(1, max).to_string()
                 prop:value=move || value.get().to_string()
                 on:input=move |ev| {
+                    // Typed values are kept as typed: the browser and the server check them.
                     if let Ok(v) = event_target_value(&ev).parse::<i64>() {
-                        value.set(v.clamp(1, max));
+                        value.set(v);
                     }
                 }/>
             <Show when=move || hydrated.get()>
                 <button type="button" class="quantity-picker__step" data-testid="quantity-increase"
                     aria-label="One more" on:click=move |_| step(1)
-                    disabled=move || value.get() >= max>"+"</button>
+                    disabled=move || { value.get() >= max }>"+"</button>
             </Show>
         </span>
     }

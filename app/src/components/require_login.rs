@@ -9,11 +9,17 @@ use leptos_router::hooks::use_location;
 
 /// The login page URL that brings the visitor back to where they are now.
 pub fn login_url_for(path: &str, query: &str) -> String {
-    let here = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+    let here = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
     let encoded: String = here
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect();
@@ -58,6 +64,9 @@ mod tests {
     #[test]
     fn encodes_the_way_back() {
         assert_eq!(login_url_for("/checkout", ""), "/login?next=/checkout");
-        assert_eq!(login_url_for("/orders/3", "a=1&b=2"), "/login?next=/orders/3%3Fa%3D1%26b%3D2");
+        assert_eq!(
+            login_url_for("/orders/3", "a=1&b=2"),
+            "/login?next=/orders/3%3Fa%3D1%26b%3D2"
+        );
     }
 }

@@ -44,7 +44,9 @@ impl Email {
             && !domain.ends_with('.')
             && !domain.contains("..")
             && !domain.contains('@')
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
+            && !email
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
         if !plausible {
             return Err(EmailError::Invalid);
         }
@@ -106,18 +108,30 @@ mod tests {
     #[test]
     fn email_normalises_and_validates() {
         assert_eq!(Email::parse("A@B.CO").unwrap().as_str(), "a@b.co");
-        for bad in ["", "   ", "a", "a@b", "@b.co", "a@.co", "a@b.", "a b@c.de", "a@b..c", "a@b@c.de"] {
+        for bad in [
+            "", "   ", "a", "a@b", "@b.co", "a@.co", "a@b.", "a b@c.de", "a@b..c", "a@b@c.de",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(Email::parse(&format!("{}@x.io", "a".repeat(300))), Err(EmailError::TooLong));
+        assert_eq!(
+            Email::parse(&format!("{}@x.io", "a".repeat(300))),
+            Err(EmailError::TooLong)
+        );
     }
 
     #[test]
     fn password_rules() {
         assert_eq!(check_new_password("short"), Err(PasswordError::TooShort));
-        assert_eq!(check_new_password("ééééééééééé"), Err(PasswordError::TooShort), "11 chars");
+        assert_eq!(
+            check_new_password("ééééééééééé"),
+            Err(PasswordError::TooShort),
+            "11 chars"
+        );
         assert!(check_new_password("correct horse battery").is_ok());
-        assert_eq!(check_new_password(&"x".repeat(1025)), Err(PasswordError::TooLong));
+        assert_eq!(
+            check_new_password(&"x".repeat(1025)),
+            Err(PasswordError::TooLong)
+        );
         assert!(check_new_password(&"x".repeat(1024)).is_ok());
     }
 }
@@ -151,8 +165,18 @@ mod next_tests {
     #[test]
     fn only_relative_same_site_paths() {
         assert_eq!(safe_next("/orders/3?x=1"), "/orders/3?x=1");
-        for bad in ["", "checkout", "//evil.example", "/\\evil.example", "https://evil.example/",
-                    "javascript:alert(1)", "/\\/evil", "/ok\r\nSet-Cookie: x", "/api/logout", "/login?next=/x"] {
+        for bad in [
+            "",
+            "checkout",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/\\/evil",
+            "/ok\r\nSet-Cookie: x",
+            "/api/logout",
+            "/login?next=/x",
+        ] {
             assert_eq!(safe_next(bad), "/", "{bad:?}");
         }
     }

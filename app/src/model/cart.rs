@@ -46,7 +46,11 @@ impl Quantity {
         let value: i64 = input.trim().parse().map_err(|_| {
             // A huge number of digits is still a number, just too large.
             let t = input.trim();
-            if !t.is_empty() && t.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit()) {
+            if !t.is_empty()
+                && t.trim_start_matches('-')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            {
                 if t.starts_with('-') {
                     QuantityError::TooSmall
                 } else {
@@ -103,7 +107,10 @@ impl StoredCart {
     pub fn set(&mut self, product_id: i64, quantity: Quantity) {
         match self.lines.iter_mut().find(|l| l.product_id == product_id) {
             Some(line) => line.quantity = quantity,
-            None => self.lines.push(StoredLine { product_id, quantity }),
+            None => self.lines.push(StoredLine {
+                product_id,
+                quantity,
+            }),
         }
     }
 
@@ -135,7 +142,9 @@ pub struct CartLine {
 
 impl CartLine {
     pub fn line_total(&self) -> Cents {
-        Cents(self.unit_price_cents).times(self.quantity).unwrap_or(Cents(i64::MAX))
+        Cents(self.unit_price_cents)
+            .times(self.quantity)
+            .unwrap_or(Cents(i64::MAX))
     }
 }
 
@@ -157,7 +166,11 @@ impl CartView {
             .try_fold(Cents(0), Cents::plus)
             .unwrap_or(Cents(i64::MAX))
             .0;
-        CartView { lines, count, total_cents }
+        CartView {
+            lines,
+            count,
+            total_cents,
+        }
     }
 }
 
@@ -181,8 +194,14 @@ mod tests {
         assert_eq!(Quantity::parse("abc"), Err(QuantityError::NotANumber));
         assert_eq!(Quantity::parse("1.5"), Err(QuantityError::NotANumber));
         assert_eq!(Quantity::parse(""), Err(QuantityError::NotANumber));
-        assert_eq!(Quantity::parse("99999999999999999999999"), Err(QuantityError::TooLarge));
-        assert_eq!(Quantity::parse("-99999999999999999999999"), Err(QuantityError::TooSmall));
+        assert_eq!(
+            Quantity::parse("99999999999999999999999"),
+            Err(QuantityError::TooLarge)
+        );
+        assert_eq!(
+            Quantity::parse("-99999999999999999999999"),
+            Err(QuantityError::TooSmall)
+        );
     }
 
     #[test]

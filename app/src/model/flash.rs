@@ -19,10 +19,18 @@ pub struct Flash {
 
 impl Flash {
     pub fn success(message: impl Into<String>) -> Flash {
-        Flash { kind: FlashKind::Success, message: message.into(), email: None }
+        Flash {
+            kind: FlashKind::Success,
+            message: message.into(),
+            email: None,
+        }
     }
     pub fn error(message: impl Into<String>) -> Flash {
-        Flash { kind: FlashKind::Error, message: message.into(), email: None }
+        Flash {
+            kind: FlashKind::Error,
+            message: message.into(),
+            email: None,
+        }
     }
 }
 
@@ -37,7 +45,10 @@ pub struct ActionReply {
 
 impl ActionReply {
     pub fn message(message: impl Into<String>) -> ActionReply {
-        ActionReply { message: message.into(), redirect_to: None }
+        ActionReply {
+            message: message.into(),
+            redirect_to: None,
+        }
     }
 }
 

@@ -7,8 +7,14 @@ mod money;
 mod order;
 mod slug;
 
-pub use account::{check_new_password, safe_next, Email, EmailError, Me, PasswordError, UserView, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS};
-pub use cart::{CartLine, CartView, Quantity, QuantityError, StoredCart, StoredLine, MAX_CART_LINES, MAX_LINE_QUANTITY};
+pub use account::{
+    check_new_password, safe_next, Email, EmailError, Me, PasswordError, UserView,
+    MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
+};
+pub use cart::{
+    CartLine, CartView, Quantity, QuantityError, StoredCart, StoredLine, MAX_CART_LINES,
+    MAX_LINE_QUANTITY,
+};
 pub use flash::{error_message, ActionReply, Flash, FlashKind};
 pub use money::Cents;
 pub use order::{OrderDetail, OrderLine, OrderSummary};

@@ -65,8 +65,14 @@ mod tests {
 
     #[test]
     fn accepts_and_normalises() {
-        assert_eq!(Slug::parse("merino-scarf").unwrap().as_str(), "merino-scarf");
-        assert_eq!(Slug::parse(" Merino-Scarf ").unwrap().as_str(), "merino-scarf");
+        assert_eq!(
+            Slug::parse("merino-scarf").unwrap().as_str(),
+            "merino-scarf"
+        );
+        assert_eq!(
+            Slug::parse(" Merino-Scarf ").unwrap().as_str(),
+            "merino-scarf"
+        );
         assert_eq!(Slug::parse("a1").unwrap().as_str(), "a1");
     }
 
@@ -75,7 +81,17 @@ mod tests {
         assert_eq!(Slug::parse(""), Err(SlugError::Empty));
         assert_eq!(Slug::parse("   "), Err(SlugError::Empty));
         assert_eq!(Slug::parse(&"a".repeat(81)), Err(SlugError::TooLong));
-        for bad in ["-a", "a-", "a--b", "a b", "a/b", "..", "ünïcode", "a_b", "%2e%2e"] {
+        for bad in [
+            "-a",
+            "a-",
+            "a--b",
+            "a b",
+            "a/b",
+            "..",
+            "ünïcode",
+            "a_b",
+            "%2e%2e",
+        ] {
             assert_eq!(Slug::parse(bad), Err(SlugError::InvalidCharacter), "{bad}");
         }
     }

@@ -18,7 +18,12 @@ pub fn OrderPage() -> impl IntoView {
 fn OrderLoader() -> impl IntoView {
     let params = use_params_map();
     let order = Resource::new(
-        move || (params.read().get("id").unwrap_or_default(), session_version()),
+        move || {
+            (
+                params.read().get("id").unwrap_or_default(),
+                session_version(),
+            )
+        },
         |(id, _)| my_order(id),
     );
     view! {

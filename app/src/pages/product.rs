@@ -35,7 +35,10 @@ pub fn ProductPage() -> impl IntoView {
 
 #[component]
 fn ProductView(product: ProductDetail) -> impl IntoView {
-    let ProductDetail { summary, description } = product;
+    let ProductDetail {
+        summary,
+        description,
+    } = product;
     let stock = StockState::of(summary.stock);
     let max = summary.stock.min(crate::model::MAX_LINE_QUANTITY);
     let add = ServerAction::<AddToCart>::new();

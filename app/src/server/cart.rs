@@ -25,11 +25,15 @@ struct ProductStock {
     stock: i64,
 }
 
-async fn product_stock(conn: &mut SqliteConnection, product_id: i64) -> Result<Option<ProductStock>, sqlx::Error> {
-    let row: Option<(String, i64)> = sqlx::query_as("SELECT name, stock FROM products WHERE id = ?")
-        .bind(product_id)
-        .fetch_optional(conn)
-        .await?;
+async fn product_stock(
+    conn: &mut SqliteConnection,
+    product_id: i64,
+) -> Result<Option<ProductStock>, sqlx::Error> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT name, stock FROM products WHERE id = ?")
+            .bind(product_id)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.map(|(name, stock)| ProductStock { name, stock }))
 }
 
@@ -52,7 +56,11 @@ fn over_limit_message(name: &str, stock: i64, in_cart: u32) -> String {
 }
 
 /// Adds `quantity` of a product. Returns the product's name for the confirmation message.
-pub async fn add(tx: &mut SessionTx, product_id: i64, quantity: Quantity) -> Result<String, CartError> {
+pub async fn add(
+    tx: &mut SessionTx,
+    product_id: i64,
+    quantity: Quantity,
+) -> Result<String, CartError> {
     let Some(product) = product_stock(tx.conn(), product_id).await? else {
         return Err(rejected("That product does not exist."));
     };
@@ -63,10 +71,16 @@ pub async fn add(tx: &mut SessionTx, product_id: i64, quantity: Quantity) -> Res
     let in_cart = cart.quantity_of(product_id);
     let wanted = i64::from(in_cart) + i64::from(quantity.get());
     if wanted > line_limit(product.stock) {
-        return Err(rejected(over_limit_message(&product.name, product.stock, in_cart)));
+        return Err(rejected(over_limit_message(
+            &product.name,
+            product.stock,
+            in_cart,
+        )));
     }
     if in_cart == 0 && cart.lines.len() >= MAX_CART_LINES {
-        return Err(rejected(format!("A cart holds at most {MAX_CART_LINES} different products.")));
+        return Err(rejected(format!(
+            "A cart holds at most {MAX_CART_LINES} different products."
+        )));
     }
     let new_quantity = Quantity::new(wanted).map_err(|e| rejected(e.to_string()))?;
     cart.set(product_id, new_quantity);
@@ -75,7 +89,11 @@ pub async fn add(tx: &mut SessionTx, product_id: i64, quantity: Quantity) -> Res
 }
 
 /// Sets the quantity of a line; `None` (quantity 0) removes it.
-pub async fn update(tx: &mut SessionTx, product_id: i64, quantity: Option<Quantity>) -> Result<String, CartError> {
+pub async fn update(
+    tx: &mut SessionTx,
+    product_id: i64,
+    quantity: Option<Quantity>,
+) -> Result<String, CartError> {
     let mut cart = tx.cart();
     let product = product_stock(tx.conn(), product_id).await?;
     let Some(quantity) = quantity else {
@@ -84,7 +102,9 @@ pub async fn update(tx: &mut SessionTx, product_id: i64, quantity: Option<Quanti
         }
         cart.remove(product_id);
         tx.set_cart(&cart)?;
-        return Ok(product.map(|p| p.name).unwrap_or_else(|| "The product".to_string()));
+        return Ok(product
+            .map(|p| p.name)
+            .unwrap_or_else(|| "The product".to_string()));
     };
     let Some(product) = product else {
         return Err(rejected("That product does not exist."));
@@ -93,7 +113,11 @@ pub async fn update(tx: &mut SessionTx, product_id: i64, quantity: Option<Quanti
         return Err(rejected(format!("{} is not in your cart.", product.name)));
     }
     if i64::from(quantity.get()) > line_limit(product.stock) {
-        return Err(rejected(over_limit_message(&product.name, product.stock, 0)));
+        return Err(rejected(over_limit_message(
+            &product.name,
+            product.stock,
+            0,
+        )));
     }
     cart.set(product_id, quantity);
     tx.set_cart(&cart)?;

@@ -76,7 +76,10 @@ pub async fn product_by_slug(
     let row: Option<ProductRow> = sqlx::query_as(&sql).bind(slug).fetch_optional(db).await?;
     Ok(row.map(|row| {
         let description = row.description.clone();
-        ProductDetail { summary: row.summary(), description }
+        ProductDetail {
+            summary: row.summary(),
+            description,
+        }
     }))
 }
 
@@ -94,14 +97,24 @@ pub async fn products_by_ids(
     for id in ids {
         query = query.bind(id);
     }
-    Ok(query.fetch_all(db).await?.into_iter().map(ProductRow::summary).collect())
+    Ok(query
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(ProductRow::summary)
+        .collect())
 }
 
 /// All categories, in catalog order.
 pub async fn categories(db: &SqlitePool) -> Result<Vec<Category>, sqlx::Error> {
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT slug, name FROM categories ORDER BY id").fetch_all(db).await?;
-    Ok(rows.into_iter().map(|(slug, name)| Category { slug, name }).collect())
+        sqlx::query_as("SELECT slug, name FROM categories ORDER BY id")
+            .fetch_all(db)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(slug, name)| Category { slug, name })
+        .collect())
 }
 
 #[cfg(test)]

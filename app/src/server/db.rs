@@ -23,7 +23,10 @@ pub enum DbError {
 /// Opens (creating if missing) the SQLite database at `url` with WAL and a busy timeout.
 pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
     let options = SqliteConnectOptions::from_str(url)
-        .map_err(|source| DbError::BadUrl { url: url.to_string(), source })?
+        .map_err(|source| DbError::BadUrl {
+            url: url.to_string(),
+            source,
+        })?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // NORMAL is durable across process crashes under WAL; only an OS crash can lose the

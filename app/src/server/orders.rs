@@ -41,7 +41,13 @@ pub async fn place(tx: &mut SessionTx, user_id: i64) -> Result<i64, CartError> {
         total = total
             .plus(line_total)
             .ok_or_else(|| CartError::Rejected("That order is too large.".into()))?;
-        lines.push(OrderLine { product_id: line.product_id, name, slug, quantity, unit_price_cents: price_cents });
+        lines.push(OrderLine {
+            product_id: line.product_id,
+            name,
+            slug,
+            quantity,
+            unit_price_cents: price_cents,
+        });
     }
     let order_id: i64 =
         sqlx::query_scalar("INSERT INTO orders (user_id, total_cents) VALUES (?, ?) RETURNING id")
@@ -51,13 +57,17 @@ pub async fn place(tx: &mut SessionTx, user_id: i64) -> Result<i64, CartError> {
             .await?;
     for line in &lines {
         // The stock condition repeats the check above inside the write, as a last guard.
-        let updated = sqlx::query("UPDATE products SET stock = stock - ?1 WHERE id = ?2 AND stock >= ?1")
-            .bind(i64::from(line.quantity))
-            .bind(line.product_id)
-            .execute(tx.conn())
-            .await?;
+        let updated =
+            sqlx::query("UPDATE products SET stock = stock - ?1 WHERE id = ?2 AND stock >= ?1")
+                .bind(i64::from(line.quantity))
+                .bind(line.product_id)
+                .execute(tx.conn())
+                .await?;
         if updated.rows_affected() != 1 {
-            return Err(CartError::Rejected(format!("Sorry, {} just sold out.", line.name)));
+            return Err(CartError::Rejected(format!(
+                "Sorry, {} just sold out.",
+                line.name
+            )));
         }
         sqlx::query(
             "INSERT INTO order_lines (order_id, product_id, name, slug, quantity, unit_price_cents)
@@ -91,21 +101,39 @@ struct SummaryRow {
 
 impl From<SummaryRow> for OrderSummary {
     fn from(r: SummaryRow) -> Self {
-        OrderSummary { id: r.id, placed_at: r.placed_at, item_count: r.item_count, total_cents: r.total_cents, status: r.status }
+        OrderSummary {
+            id: r.id,
+            placed_at: r.placed_at,
+            item_count: r.item_count,
+            total_cents: r.total_cents,
+            status: r.status,
+        }
     }
 }
 
 /// The user's orders, newest first.
-pub async fn list_for_user(db: &SqlitePool, user_id: i64) -> Result<Vec<OrderSummary>, sqlx::Error> {
+pub async fn list_for_user(
+    db: &SqlitePool,
+    user_id: i64,
+) -> Result<Vec<OrderSummary>, sqlx::Error> {
     let sql = format!("{SUMMARY} WHERE o.user_id = ? ORDER BY o.id DESC LIMIT 200");
     let rows: Vec<SummaryRow> = sqlx::query_as(&sql).bind(user_id).fetch_all(db).await?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// One order, only if it belongs to `user_id`.
-pub async fn get_for_user(db: &SqlitePool, user_id: i64, order_id: i64) -> Result<Option<OrderDetail>, sqlx::Error> {
+pub async fn get_for_user(
+    db: &SqlitePool,
+    user_id: i64,
+    order_id: i64,
+) -> Result<Option<OrderDetail>, sqlx::Error> {
     let sql = format!("{SUMMARY} WHERE o.id = ? AND o.user_id = ?");
-    let Some(row) = sqlx::query_as::<_, SummaryRow>(&sql).bind(order_id).bind(user_id).fetch_optional(db).await? else {
+    let Some(row) = sqlx::query_as::<_, SummaryRow>(&sql)
+        .bind(order_id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?
+    else {
         return Ok(None);
     };
     let lines: Vec<(i64, String, String, i64, i64)> = sqlx::query_as(
@@ -118,13 +146,15 @@ pub async fn get_for_user(db: &SqlitePool, user_id: i64, order_id: i64) -> Resul
         summary: row.into(),
         lines: lines
             .into_iter()
-            .map(|(product_id, name, slug, quantity, unit_price_cents)| OrderLine {
-                product_id,
-                name,
-                slug,
-                quantity: u32::try_from(quantity).unwrap_or(0),
-                unit_price_cents,
-            })
+            .map(
+                |(product_id, name, slug, quantity, unit_price_cents)| OrderLine {
+                    product_id,
+                    name,
+                    slug,
+                    quantity: u32::try_from(quantity).unwrap_or(0),
+                    unit_price_cents,
+                },
+            )
             .collect(),
     }))
 }

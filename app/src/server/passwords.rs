@@ -1,7 +1,9 @@
 //! Password hashing with argon2id (OWASP parameters), always on a blocking thread and behind
 //! a concurrency bound, so a login storm cannot starve the async workers or the memory.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
@@ -25,7 +27,9 @@ pub enum PasswordHashError {
 fn permits() -> &'static Arc<Semaphore> {
     static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
     PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Arc::new(Semaphore::new(cores))
     })
 }
@@ -33,7 +37,11 @@ fn permits() -> &'static Arc<Semaphore> {
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, PasswordHashError> {
-    let _permit = permits().clone().acquire_owned().await.map_err(|_| PasswordHashError::Closed)?;
+    let _permit = permits()
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| PasswordHashError::Closed)?;
     Ok(tokio::task::spawn_blocking(work).await?)
 }
 
@@ -65,7 +73,10 @@ fn dummy_hash() -> &'static str {
 
 /// Verifies `password` against `stored` (or against a dummy hash when there is no user, which
 /// always fails but costs the same time).
-pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, PasswordHashError> {
+pub async fn verify_password(
+    password: String,
+    stored: Option<String>,
+) -> Result<bool, PasswordHashError> {
     run_blocking(move || {
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| dummy_hash().to_string());
@@ -87,9 +98,20 @@ mod tests {
     #[tokio::test]
     async fn hashes_with_argon2id_and_verifies() {
         let hash = hash_password("correct horse battery".into()).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(verify_password("correct horse battery".into(), Some(hash.clone())).await.unwrap());
-        assert!(!verify_password("wrong horse battery".into(), Some(hash)).await.unwrap());
-        assert!(!verify_password("anything at all".into(), None).await.unwrap());
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            verify_password("correct horse battery".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!verify_password("wrong horse battery".into(), Some(hash))
+            .await
+            .unwrap());
+        assert!(!verify_password("anything at all".into(), None)
+            .await
+            .unwrap());
     }
 }

@@ -74,7 +74,9 @@ pub async fn reject_with(status: StatusCode, flash: Flash) -> ServerFnError {
 pub async fn flash_for_form(flash: Flash) -> Result<(), ServerFnError> {
     if is_form_post() {
         let (ctx, session) = context_and_session().await?;
-        session::set_flash(&ctx.db, &session, &flash).await.map_err(internal)?;
+        session::set_flash(&ctx.db, &session, &flash)
+            .await
+            .map_err(internal)?;
     }
     Ok(())
 }

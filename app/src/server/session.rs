@@ -45,7 +45,10 @@ pub enum SessionError {
 }
 
 /// Reads a typed value from the request's session; a malformed value reads as absent.
-async fn read<T: DeserializeOwned>(session: &Session, key: &str) -> Result<Option<T>, SessionError> {
+async fn read<T: DeserializeOwned>(
+    session: &Session,
+    key: &str,
+) -> Result<Option<T>, SessionError> {
     match session.get_value(key).await? {
         None => Ok(None),
         Some(value) => Ok(serde_json::from_value(value).ok()),
@@ -62,7 +65,10 @@ pub async fn cart(session: &Session) -> Result<StoredCart, SessionError> {
 
 /// Logs a user in: a new session ID (the old one is deleted from the store at once, so a
 /// fixated or stolen pre-login ID is useless), the cart kept.
-pub async fn cycle_session_on_login(session: &Session, user: &AuthUser) -> Result<(), SessionError> {
+pub async fn cycle_session_on_login(
+    session: &Session,
+    user: &AuthUser,
+) -> Result<(), SessionError> {
     session.cycle_id().await?;
     session.insert(USER_KEY, user).await?;
     Ok(())
@@ -90,7 +96,8 @@ pub struct SessionTx {
 
 /// The in-process queue of session writers (see [`SessionTx::begin`]).
 fn write_gate() -> &'static std::sync::Arc<tokio::sync::Mutex<()>> {
-    static GATE: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
+    static GATE: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
+        std::sync::OnceLock::new();
     GATE.get_or_init(|| std::sync::Arc::new(tokio::sync::Mutex::new(())))
 }
 
@@ -125,11 +132,18 @@ impl SessionTx {
     /// The transaction's connection, for queries that must be atomic with the session change.
     pub fn conn(&mut self) -> &mut SqliteConnection {
         // Invariant: `conn` is only taken once the transaction is finished.
-        self.conn.as_deref_mut().expect("connection present until drop")
+        self.conn
+            .as_deref_mut()
+            .expect("connection present until drop")
     }
 
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let pending = self.pending.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v);
+        let pending = self
+            .pending
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v);
         let value = pending.or_else(|| self.record.as_ref().and_then(|r| r.data.get(key)))?;
         serde_json::from_value(value.clone()).ok()
     }
@@ -259,7 +273,11 @@ pub async fn take_flash(db: &SqlitePool, session: &Session) -> Result<Option<Fla
 }
 
 /// Sets a flash message atomically.
-pub async fn set_flash(db: &SqlitePool, session: &Session, flash: &Flash) -> Result<(), SessionError> {
+pub async fn set_flash(
+    db: &SqlitePool,
+    session: &Session,
+    flash: &Flash,
+) -> Result<(), SessionError> {
     let mut tx = SessionTx::begin(db, session).await?;
     tx.set_flash(flash)?;
     tx.commit(session).await

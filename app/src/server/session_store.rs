@@ -18,7 +18,10 @@ pub struct ShopSessionStore {
 
 impl ShopSessionStore {
     pub fn new(db: SqlitePool) -> ShopSessionStore {
-        ShopSessionStore { inner: SqliteStore::new(db.clone()), db }
+        ShopSessionStore {
+            inner: SqliteStore::new(db.clone()),
+            db,
+        }
     }
 
     /// Creates the session table if missing.
@@ -41,7 +44,8 @@ impl SessionStore for ShopSessionStore {
     /// while this request was running stays deleted.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let sql = format!("UPDATE {SESSION_TABLE} SET data = ?, expiry_date = ? WHERE id = ?");
-        let data = rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let data =
+            rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
         let result = sqlx::query(&sql)
             .bind(data)
             .bind(record.expiry_date)

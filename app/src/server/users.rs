@@ -43,7 +43,9 @@ pub async fn create(
     .await;
     match result {
         Ok(user) => Ok(user),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(CreateUserError::EmailTaken),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(CreateUserError::EmailTaken)
+        }
         Err(e) => Err(e.into()),
     }
 }
