@@ -16,6 +16,8 @@ pub struct Config {
     pub cookie_secure: bool,
     /// The site's public origin (`https://shop.example`), when behind a proxy.
     pub public_origin: Option<String>,
+    /// Session and login timeouts.
+    pub policy: app::server::policy::SessionPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum ConfigError {
     CookieSecure(String),
     #[error("COATCHECK_PUBLIC_ORIGIN {0:?} must look like https://shop.example")]
     PublicOrigin(String),
+    #[error("{0} {1:?} must be a duration like 30m, 12h or 7d")]
+    Duration(&'static str, String),
 }
 
 impl Config {
@@ -62,7 +66,25 @@ impl Config {
                 Some(origin)
             }
         };
+        let duration = |key: &'static str, default: std::time::Duration| match lookup(key) {
+            None => Ok(default),
+            Some(text) => humantime::parse_duration(text.trim())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or(ConfigError::Duration(key, text)),
+        };
+        let defaults = app::server::policy::SessionPolicy::default();
+        let policy = app::server::policy::SessionPolicy {
+            idle_timeout: duration("COATCHECK_SESSION_IDLE_TIMEOUT", defaults.idle_timeout)?,
+            login_idle_timeout: duration("COATCHECK_LOGIN_IDLE_TIMEOUT", defaults.login_idle_timeout)?,
+            login_absolute_timeout: duration(
+                "COATCHECK_LOGIN_ABSOLUTE_TIMEOUT",
+                defaults.login_absolute_timeout,
+            )?,
+            touch_interval: defaults.touch_interval,
+        };
         Ok(Config {
+            policy,
             addr,
             site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.to_string()),
             database_url: lookup("DATABASE_URL")
@@ -122,6 +144,15 @@ mod tests {
             .cookie_secure
         );
         assert!(config(&[("COATCHECK_COOKIE_SECURE", "maybe")]).is_err());
+    }
+
+    #[test]
+    fn timeouts_are_configurable() {
+        let config = config(&[("COATCHECK_LOGIN_IDLE_TIMEOUT", "2s"), ("COATCHECK_SESSION_IDLE_TIMEOUT", "1day")]).unwrap();
+        assert_eq!(config.policy.login_idle_timeout.as_secs(), 2);
+        assert_eq!(config.policy.idle_timeout.as_secs(), 86_400);
+        assert_eq!(config.policy.login_absolute_timeout.as_secs(), 12 * 3600);
+        assert!(super::Config::from_lookup(|k| (k == "COATCHECK_LOGIN_IDLE_TIMEOUT").then(|| "soon".to_string())).is_err());
     }
 
     #[test]

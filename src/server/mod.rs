@@ -2,7 +2,8 @@
 
 pub mod config;
 mod forms;
-mod router;
+mod guard;
+pub mod router;
 mod sessions;
 
 pub use config::{Config, ConfigError};
@@ -68,7 +69,7 @@ impl Application {
                 addr: config.addr,
                 source,
             })?;
-        let context = AppContext { db: pool.clone() };
+        let context = AppContext { db: pool.clone(), policy: config.policy };
         let router = router::build(&config, context, store.clone());
         Ok(Application {
             listener,

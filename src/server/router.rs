@@ -1,6 +1,6 @@
 //! The axum router: pages, server functions, static files, health check, tower layers.
 
-use super::{sessions, Config};
+use super::{guard, sessions, Config};
 use app::server::AppContext;
 use app::{shell, App};
 use axum::body::Body;
@@ -24,6 +24,7 @@ use app::server::session_store::ShopSessionStore;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub context: AppContext,
+    pub public_origin: Option<String>,
 }
 
 /// Builds the complete router for `config`.
@@ -38,6 +39,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
     let state = AppState {
         leptos_options: leptos_options.clone(),
         context: context.clone(),
+        public_origin: config.public_origin.clone(),
     };
     let routes = generate_route_list(App);
 
@@ -58,8 +60,11 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             _,
         >(fallback_context, shell))
         .layer(axum::middleware::from_fn(shape_server_fn_responses))
-        .layer(sessions::layer(store, config.cookie_secure))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::session_timeouts))
+        .layer(sessions::layer(store, config.cookie_secure, context.policy.idle_timeout))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::cross_site_check))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(guard::security_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -4,9 +4,6 @@ use app::server::session_store::ShopSessionStore;
 use tower_sessions::cookie::{time::Duration, SameSite};
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-/// A session nobody used for this long is gone, cart included.
-pub const IDLE_TIMEOUT: Duration = Duration::days(7);
-
 /// The cookie name: `__Host-` pins a secure cookie to this exact host and path `/`.
 pub fn cookie_name(secure: bool) -> &'static str {
     if secure {
@@ -17,12 +14,18 @@ pub fn cookie_name(secure: bool) -> &'static str {
 }
 
 /// The session middleware: HttpOnly, SameSite=Lax, Path=/, no Domain, `Secure` as configured.
-pub fn layer(store: ShopSessionStore, secure: bool) -> SessionManagerLayer<ShopSessionStore> {
+/// `idle_timeout`: a session nobody used for this long is gone, cart included.
+pub fn layer(
+    store: ShopSessionStore,
+    secure: bool,
+    idle_timeout: std::time::Duration,
+) -> SessionManagerLayer<ShopSessionStore> {
+    let idle = Duration::try_from(idle_timeout).unwrap_or(Duration::days(7));
     SessionManagerLayer::new(store)
         .with_name(cookie_name(secure))
         .with_secure(secure)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(IDLE_TIMEOUT))
+        .with_expiry(Expiry::OnInactivity(idle))
 }

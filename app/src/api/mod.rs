@@ -5,3 +5,4 @@ pub mod cart;
 pub mod catalog;
 pub mod flash;
 pub mod orders;
+pub mod sessions;

@@ -181,3 +181,64 @@ mod next_tests {
         }
     }
 }
+
+/// A live session as its owner or an admin sees it. `handle` is opaque and cannot be used as
+/// a cookie; the session ID itself never leaves the server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub handle: String,
+    pub user_id: i64,
+    pub email: String,
+    pub device: String,
+    pub ip: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub current: bool,
+}
+
+/// One revocation, for the admin page's audit log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub actor_email: String,
+    pub action: String,
+    pub target_email: Option<String>,
+    pub sessions_ended: i64,
+}
+
+/// A page of the admin's session list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionInfo>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
+    pub audit: Vec<AuditEntry>,
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM UTC`.
+pub fn format_unix(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let rem = seconds.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+}
+
+#[cfg(test)]
+mod time_tests {
+    #[test]
+    fn formats_unix_seconds() {
+        assert_eq!(super::format_unix(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::format_unix(1_795_000_000), "2026-11-18 11:06 UTC");
+        assert_eq!(super::format_unix(951_782_400), "2000-02-29 00:00 UTC");
+    }
+}

@@ -8,7 +8,7 @@ mod order;
 mod slug;
 
 pub use account::{
-    check_new_password, safe_next, Email, EmailError, Me, PasswordError, UserView,
+    check_new_password, format_unix, safe_next, AuditEntry, Email, SessionInfo, SessionPage, EmailError, Me, PasswordError, UserView,
     MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
 };
 pub use cart::{

@@ -14,6 +14,8 @@ pub fn AccountPage() -> impl IntoView {
         <h1>"Your account"</h1>
         <RequireLogin children=|user| view! {
             <p>"Logged in as " <strong>{user.email}</strong></p>
+            <p><a href="/account/sessions">"Your sessions"</a>" · "<a href="/account/password">"Change password"</a>
+                {user.is_admin.then(|| view! { " · " <a href="/admin/sessions">"All sessions (admin)"</a> })}</p>
             <OrderHistory/>
         }/>
     }

@@ -8,6 +8,7 @@ pub mod login;
 pub mod not_found;
 pub mod order;
 pub mod product;
+pub mod sessions;
 
 /// Sets the HTTP status of the page being rendered on the server (no-op in the browser).
 pub fn set_status(status: u16) {

@@ -6,10 +6,14 @@ pub mod catalog;
 pub mod db;
 pub mod orders;
 pub mod passwords;
+pub mod policy;
+pub mod registry;
 pub mod request;
 pub mod seed;
 pub mod session;
+pub mod session_guard;
 pub mod session_store;
+pub mod throttle;
 pub mod users;
 
 use leptos::prelude::*;
@@ -19,6 +23,7 @@ use sqlx::SqlitePool;
 #[derive(Clone, Debug)]
 pub struct AppContext {
     pub db: SqlitePool,
+    pub policy: policy::SessionPolicy,
 }
 
 /// The request's `AppContext`. A missing context is a wiring bug, reported as a server error.

@@ -88,3 +88,27 @@ pub async fn require_user(session: &Session) -> Result<session::AuthUser, Server
         None => Err(reject(StatusCode::UNAUTHORIZED, "Please log in first.").await),
     }
 }
+
+/// The client's IP address (the TCP peer; a proxy in front is not trusted here).
+pub fn client_ip() -> String {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| {
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+pub fn user_agent() -> String {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| {
+            parts
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
+}

@@ -18,6 +18,8 @@ use tower_sessions::Session;
 pub const CART_KEY: &str = "cart";
 pub const USER_KEY: &str = "user";
 pub const FLASH_KEY: &str = "flash";
+/// Unix seconds of the last recorded activity (updated at most once a minute).
+pub const SEEN_KEY: &str = "seen";
 
 /// The session table of tower-sessions-sqlx-store.
 pub const SESSION_TABLE: &str = "tower_sessions";
@@ -28,6 +30,10 @@ pub struct AuthUser {
     pub id: i64,
     pub email: String,
     pub is_admin: bool,
+    /// The registry handle of this login (opaque; never the session ID).
+    pub handle: String,
+    /// Unix seconds of the login, for the absolute timeout.
+    pub logged_in_at: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +77,13 @@ pub async fn cycle_session_on_login(
 ) -> Result<(), SessionError> {
     session.cycle_id().await?;
     session.insert(USER_KEY, user).await?;
+    session.insert(SEEN_KEY, user.logged_in_at).await?;
+    Ok(())
+}
+
+/// Rotates the session ID, keeping everything (after a password change).
+pub async fn rotate_id(session: &Session) -> Result<(), SessionError> {
+    session.cycle_id().await?;
     Ok(())
 }
 
@@ -146,6 +159,11 @@ impl SessionTx {
             .map(|(_, v)| v);
         let value = pending.or_else(|| self.record.as_ref().and_then(|r| r.data.get(key)))?;
         serde_json::from_value(value.clone()).ok()
+    }
+
+    /// Whether the session has a stored record (an anonymous visitor may not).
+    pub fn exists(&self) -> bool {
+        self.record.is_some()
     }
 
     pub fn cart(&self) -> StoredCart {

@@ -36,8 +36,21 @@ fn backend(error: impl std::fmt::Display) -> session_store::Error {
 
 #[async_trait]
 impl SessionStore for ShopSessionStore {
+    /// Creates the record and, for a logged-in session, points its registry row at the new
+    /// ID: this is where login and every ID rotation meet the registry.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.inner.create(record).await
+        self.inner.create(record).await?;
+        let user = record
+            .data
+            .get(super::session::USER_KEY)
+            .and_then(|v| serde_json::from_value::<super::session::AuthUser>(v.clone()).ok());
+        if let Some(user) = user {
+            super::registry::link_session(&self.db, &user.handle, &record.id.to_string())
+                .await
+                .map_err(backend)?;
+            tracing::info!(handle = %user.handle, "session created for login");
+        }
+        Ok(())
     }
 
     /// An UPDATE, not the upsert of `SqliteStore`: a session deleted by logout or revocation
@@ -71,6 +84,11 @@ impl SessionStore for ShopSessionStore {
 #[async_trait]
 impl ExpiredDeletion for ShopSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        self.inner.delete_expired().await
+        self.inner.delete_expired().await?;
+        let closed = super::registry::close_orphans(&self.db).await.map_err(backend)?;
+        if closed > 0 {
+            tracing::info!(sessions = closed, "expired sessions removed");
+        }
+        Ok(())
     }
 }

@@ -1,0 +1,223 @@
+//! Sessions: a user's own (list, end one, end all others, change password) and the admin's
+//! view of everyone's (list, revoke one, revoke all of a user, audit log). Every function
+//! checks who is asking itself: a hidden button is not authorization.
+
+use crate::model::{ActionReply, SessionInfo, SessionPage};
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+#[cfg(feature = "ssr")]
+use {
+    crate::model::{check_new_password, Flash},
+    crate::server::{
+        internal, passwords,
+        registry::{self, EndReason},
+        request::{context_and_session, flash_for_form, form_redirect, reject, require_user},
+        session::{self, AuthUser},
+        AppContext,
+    },
+    http::StatusCode,
+    tower_sessions::Session,
+};
+
+/// Rows per page on the admin list.
+pub const SESSIONS_PER_PAGE: i64 = 50;
+
+/// The caller, if they are an admin right now (checked against the database, not the session).
+#[cfg(feature = "ssr")]
+async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, ServerFnError> {
+    let user = require_user(session).await?;
+    let is_admin: Option<bool> = sqlx::query_scalar("SELECT is_admin FROM users WHERE id = ?")
+        .bind(user.id)
+        .fetch_optional(&ctx.db)
+        .await
+        .map_err(internal)?;
+    if is_admin == Some(true) {
+        Ok(user)
+    } else {
+        Err(reject(StatusCode::FORBIDDEN, "This page is for shop admins only.").await)
+    }
+}
+
+/// After revoking sessions that may include the caller's own: log the caller out properly.
+#[cfg(feature = "ssr")]
+async fn logged_out_if_revoked(ctx: &AppContext, session: &Session, me: &AuthUser) -> Result<bool, ServerFnError> {
+    let still_live = registry::owner_of(&ctx.db, &me.handle).await.map_err(internal)?.is_some();
+    if !still_live {
+        session::destroy_session(session).await.map_err(internal)?;
+        form_redirect("/");
+    }
+    Ok(!still_live)
+}
+
+/// The caller's live sessions, the current one marked.
+#[server(endpoint = "account/sessions", input = GetUrl)]
+pub async fn my_sessions() -> Result<Vec<SessionInfo>, ServerFnError> {
+    let (ctx, session) = context_and_session().await?;
+    let me = require_user(&session).await?;
+    registry::list_for_user(&ctx.db, me.id, Some(&me.handle)).await.map_err(internal)
+}
+
+/// `POST /api/account/sessions/revoke` — `session` (a handle of one of the caller's sessions).
+#[server(endpoint = "account/sessions/revoke")]
+pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnError> {
+    let handle = session;
+    let (ctx, session) = context_and_session().await?;
+    let me = require_user(&session).await?;
+    // The owner condition is part of the revocation itself: a guessed handle of someone
+    // else's session matches nothing.
+    let ended = registry::revoke(&ctx.db, handle.trim(), Some(me.id)).await.map_err(internal)?;
+    if !ended {
+        return Err(reject(StatusCode::NOT_FOUND, "That session does not exist or has already ended.").await);
+    }
+    tracing::info!(handle = %handle.trim(), by = %me.handle, "session revoked by its owner");
+    if logged_out_if_revoked(&ctx, &session, &me).await? {
+        return Ok(ActionReply { message: "You are logged out.".into(), redirect_to: Some("/".into()) });
+    }
+    let message = "The session was ended.".to_string();
+    flash_for_form(Flash::success(message.clone())).await?;
+    Ok(ActionReply::message(message))
+}
+
+/// `POST /api/account/sessions/revoke-others` — sign out everywhere else.
+#[server(endpoint = "account/sessions/revoke-others")]
+pub async fn revoke_other_sessions() -> Result<ActionReply, ServerFnError> {
+    let (ctx, session) = context_and_session().await?;
+    let me = require_user(&session).await?;
+    let ended = registry::revoke_user_sessions(&ctx.db, me.id, Some(&me.handle), EndReason::Revoked)
+        .await
+        .map_err(internal)?;
+    tracing::info!(by = %me.handle, sessions = ended, "signed out everywhere else");
+    let message = match ended {
+        0 => "There were no other sessions.".to_string(),
+        1 => "Signed out of 1 other session.".to_string(),
+        n => format!("Signed out of {n} other sessions."),
+    };
+    flash_for_form(Flash::success(message.clone())).await?;
+    Ok(ActionReply::message(message))
+}
+
+/// `POST /api/account/password` — `current`, `new`: ends every other session, rotates this ID.
+#[server(endpoint = "account/password")]
+pub async fn change_password(current: String, new: String) -> Result<ActionReply, ServerFnError> {
+    let (ctx, session) = context_and_session().await?;
+    let me = require_user(&session).await?;
+    let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
+        .bind(me.id)
+        .fetch_optional(&ctx.db)
+        .await
+        .map_err(internal)?;
+    if current.len() > crate::model::MAX_PASSWORD_BYTES
+        || !passwords::verify_password(current, stored).await.map_err(internal)?
+    {
+        return Err(reject(StatusCode::UNAUTHORIZED, "Your current password is not right.").await);
+    }
+    if let Err(e) = check_new_password(&new) {
+        return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await);
+    }
+    let hash = passwords::hash_password(new).await.map_err(internal)?;
+    sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        .bind(&hash)
+        .bind(me.id)
+        .execute(&ctx.db)
+        .await
+        .map_err(internal)?;
+    let ended = registry::revoke_user_sessions(&ctx.db, me.id, Some(&me.handle), EndReason::PasswordChange)
+        .await
+        .map_err(internal)?;
+    session::rotate_id(&session).await.map_err(internal)?;
+    tracing::info!(handle = %me.handle, other_sessions_ended = ended, "password changed; session rotated");
+    let message = "Your password is changed, and every other session is signed out.".to_string();
+    flash_for_form(Flash::success(message.clone())).await?;
+    form_redirect("/account/sessions");
+    Ok(ActionReply::message(message))
+}
+
+/// One page of every live session, filtered by email; with the audit log.
+#[server(endpoint = "admin/sessions", input = GetUrl)]
+pub async fn admin_sessions(email: Option<String>, page: Option<String>) -> Result<SessionPage, ServerFnError> {
+    let (ctx, session) = context_and_session().await?;
+    let me = require_admin(&ctx, &session).await?;
+    let filter = email.map(|e| e.trim().chars().take(254).collect::<String>()).filter(|e| !e.is_empty());
+    let page = page.and_then(|p| p.trim().parse::<i64>().ok()).unwrap_or(1).clamp(1, 1_000_000);
+    let (sessions, total) =
+        registry::list_live(&ctx.db, filter.as_deref(), page, SESSIONS_PER_PAGE, Some(&me.handle))
+            .await
+            .map_err(internal)?;
+    let audit = registry::recent_audit(&ctx.db, 50).await.map_err(internal)?;
+    let pages = ((total + SESSIONS_PER_PAGE - 1) / SESSIONS_PER_PAGE).max(1);
+    Ok(SessionPage { sessions, total, page, pages, audit })
+}
+
+/// `POST /api/admin/sessions/revoke` — `session` (handle).
+#[server(endpoint = "admin/sessions/revoke")]
+pub async fn admin_revoke_session(session: String) -> Result<ActionReply, ServerFnError> {
+    let handle = session.trim().to_string();
+    let (ctx, session) = context_and_session().await?;
+    let me = require_admin(&ctx, &session).await?;
+    let owner = registry::owner_of(&ctx.db, &handle).await.map_err(internal)?;
+    let ended = registry::revoke(&ctx.db, &handle, None).await.map_err(internal)?;
+    if !ended {
+        return Err(reject(StatusCode::NOT_FOUND, "That session does not exist or has already ended.").await);
+    }
+    registry::audit(
+        &ctx.db,
+        registry::AuditRecord {
+            actor_user_id: me.id,
+            actor_email: &me.email,
+            action: "revoke session",
+            target_user_id: owner,
+            handle: Some(&handle),
+            sessions_ended: 1,
+        },
+    )
+    .await
+    .map_err(internal)?;
+    tracing::info!(%handle, by = %me.handle, "session revoked by an admin");
+    if logged_out_if_revoked(&ctx, &session, &me).await? {
+        return Ok(ActionReply { message: "You are logged out.".into(), redirect_to: Some("/".into()) });
+    }
+    let message = "The session was revoked.".to_string();
+    flash_for_form(Flash::success(message.clone())).await?;
+    Ok(ActionReply::message(message))
+}
+
+/// `POST /api/admin/users/revoke-sessions` — `user_id`.
+#[server(endpoint = "admin/users/revoke-sessions")]
+pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, ServerFnError> {
+    let (ctx, session) = context_and_session().await?;
+    let me = require_admin(&ctx, &session).await?;
+    let Ok(user_id) = user_id.trim().parse::<i64>() else {
+        return Err(reject(StatusCode::BAD_REQUEST, "That user does not exist.").await);
+    };
+    let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = ?")
+        .bind(user_id)
+        .fetch_optional(&ctx.db)
+        .await
+        .map_err(internal)?;
+    let Some(email) = email else {
+        return Err(reject(StatusCode::NOT_FOUND, "That user does not exist.").await);
+    };
+    let ended = registry::revoke_user_sessions(&ctx.db, user_id, None, EndReason::Revoked)
+        .await
+        .map_err(internal)?;
+    registry::audit(
+        &ctx.db,
+        registry::AuditRecord {
+            actor_user_id: me.id,
+            actor_email: &me.email,
+            action: "revoke all sessions",
+            target_user_id: Some(user_id),
+            handle: None,
+            sessions_ended: ended as i64,
+        },
+    )
+    .await
+    .map_err(internal)?;
+    tracing::info!(user_id, by = %me.handle, sessions = ended, "all sessions of a user revoked by an admin");
+    if logged_out_if_revoked(&ctx, &session, &me).await? {
+        return Ok(ActionReply { message: "You are logged out.".into(), redirect_to: Some("/".into()) });
+    }
+    let message = format!("Ended {ended} session(s) of {email}.");
+    flash_for_form(Flash::success(message.clone())).await?;
+    Ok(ActionReply::message(message))
+}

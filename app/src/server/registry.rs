@@ -1,0 +1,337 @@
+//! The session registry: one row per authenticated session, kept in step with the store, so
+//! sessions can be listed by user and revoked by an opaque handle.
+
+use crate::model::{AuditEntry, SessionInfo};
+use sqlx::{SqliteConnection, SqlitePool};
+
+/// Why a session ended, as recorded in the registry and the logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    Logout,
+    Revoked,
+    Timeout,
+    Expired,
+    PasswordChange,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::Revoked => "revoked",
+            EndReason::Timeout => "timeout",
+            EndReason::Expired => "expired",
+            EndReason::PasswordChange => "password-change",
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A new random handle: 128 bits, URL-safe, unrelated to any session ID.
+pub fn new_handle() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// "Firefox on Linux", from a User-Agent header, by the woothee parser.
+pub fn describe_device(user_agent: &str) -> String {
+    match woothee::parser::Parser::new().parse(user_agent) {
+        Some(ua) if ua.name != "UNKNOWN" && ua.os != "UNKNOWN" => format!("{} on {}", ua.name, ua.os),
+        Some(ua) if ua.name != "UNKNOWN" => ua.name.to_string(),
+        _ => "Unknown device".to_string(),
+    }
+}
+
+pub struct NewSession<'a> {
+    pub handle: &'a str,
+    pub user_id: i64,
+    pub ip: &'a str,
+    pub user_agent: &'a str,
+}
+
+pub async fn record_login(db: &SqlitePool, new: NewSession<'_>) -> Result<(), sqlx::Error> {
+    let now = now();
+    let user_agent: String = new.user_agent.chars().take(512).collect();
+    sqlx::query(
+        "INSERT INTO session_registry (handle, user_id, created_at, last_seen_at, ip, user_agent, device)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(new.handle)
+    .bind(new.user_id)
+    .bind(now)
+    .bind(now)
+    .bind(new.ip)
+    .bind(&user_agent)
+    .bind(describe_device(&user_agent))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Points the registry row of `handle` at the session's current ID (after login or rotation).
+pub async fn link_session(db: &SqlitePool, handle: &str, session_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE session_registry SET session_id = ? WHERE handle = ? AND ended_at IS NULL")
+        .bind(session_id)
+        .bind(handle)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn touch(conn: &mut SqliteConnection, handle: &str, at: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE session_registry SET last_seen_at = ? WHERE handle = ? AND ended_at IS NULL")
+        .bind(at)
+        .bind(handle)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Marks a session ended (its store record is deleted by the caller, or already gone).
+pub async fn end(db: &SqlitePool, handle: &str, reason: EndReason) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE session_registry SET ended_at = ?, end_reason = ?, session_id = NULL
+         WHERE handle = ? AND ended_at IS NULL",
+    )
+    .bind(now())
+    .bind(reason.as_str())
+    .bind(handle)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Ends the live sessions matching `filter` (an SQL condition on the registry row, with
+/// `?` parameters bound by `bind`): deletes them from the store and closes their rows, in one
+/// transaction. Returns the handles ended.
+async fn end_where(
+    db: &SqlitePool,
+    condition: &str,
+    params: &[SqlParam<'_>],
+    reason: EndReason,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let sql = format!(
+        "SELECT handle, session_id FROM session_registry WHERE ended_at IS NULL AND {condition}"
+    );
+    let mut query = sqlx::query_as::<_, (String, Option<String>)>(&sql);
+    for param in params {
+        query = match param {
+            SqlParam::Int(v) => query.bind(*v),
+            SqlParam::Text(v) => query.bind(*v),
+        };
+    }
+    let rows = query.fetch_all(&mut *tx).await?;
+    let now = now();
+    for (handle, session_id) in &rows {
+        if let Some(session_id) = session_id {
+            sqlx::query("DELETE FROM tower_sessions WHERE id = ?").bind(session_id).execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "UPDATE session_registry SET ended_at = ?, end_reason = ?, session_id = NULL WHERE handle = ?",
+        )
+        .bind(now)
+        .bind(reason.as_str())
+        .bind(handle)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(rows.into_iter().map(|(handle, _)| handle).collect())
+}
+
+enum SqlParam<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// Revokes one session by handle; with `owner`, only if it belongs to that user.
+pub async fn revoke(db: &SqlitePool, handle: &str, owner: Option<i64>) -> Result<bool, sqlx::Error> {
+    let ended = match owner {
+        Some(user_id) => {
+            end_where(db, "handle = ? AND user_id = ?", &[SqlParam::Text(handle), SqlParam::Int(user_id)], EndReason::Revoked).await?
+        }
+        None => end_where(db, "handle = ?", &[SqlParam::Text(handle)], EndReason::Revoked).await?,
+    };
+    Ok(!ended.is_empty())
+}
+
+/// Ends every live session of a user, except `keep` (the caller's own) when given.
+pub async fn revoke_user_sessions(
+    db: &SqlitePool,
+    user_id: i64,
+    keep: Option<&str>,
+    reason: EndReason,
+) -> Result<usize, sqlx::Error> {
+    let ended = match keep {
+        Some(keep) => {
+            end_where(db, "user_id = ? AND handle <> ?", &[SqlParam::Int(user_id), SqlParam::Text(keep)], reason).await?
+        }
+        None => end_where(db, "user_id = ?", &[SqlParam::Int(user_id)], reason).await?,
+    };
+    Ok(ended.len())
+}
+
+/// Closes the rows of sessions whose store record is gone (expired and swept).
+pub async fn close_orphans(db: &SqlitePool) -> Result<u64, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE session_registry SET ended_at = ?, end_reason = 'expired', session_id = NULL
+         WHERE ended_at IS NULL AND session_id IS NOT NULL
+           AND session_id NOT IN (SELECT id FROM tower_sessions)",
+    )
+    .bind(now())
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected())
+}
+
+#[derive(sqlx::FromRow)]
+struct InfoRow {
+    handle: String,
+    user_id: i64,
+    email: String,
+    device: String,
+    ip: String,
+    created_at: i64,
+    last_seen_at: i64,
+}
+
+impl InfoRow {
+    fn into_info(self, current: Option<&str>) -> SessionInfo {
+        let is_current = current == Some(self.handle.as_str());
+        SessionInfo {
+            handle: self.handle,
+            user_id: self.user_id,
+            email: self.email,
+            device: self.device,
+            ip: self.ip,
+            created_at: self.created_at,
+            last_seen_at: self.last_seen_at,
+            current: is_current,
+        }
+    }
+}
+
+const LIVE: &str = "FROM session_registry r JOIN users u ON u.id = r.user_id
+     JOIN tower_sessions s ON s.id = r.session_id
+     WHERE r.ended_at IS NULL AND s.expiry_date > ?";
+
+/// A user's live sessions, most recently active first.
+pub async fn list_for_user(db: &SqlitePool, user_id: i64, current: Option<&str>) -> Result<Vec<SessionInfo>, sqlx::Error> {
+    let sql = format!(
+        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
+         AND r.user_id = ? ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
+    );
+    let rows: Vec<InfoRow> = sqlx::query_as(&sql)
+        .bind(time::OffsetDateTime::now_utc())
+        .bind(user_id)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.into_info(current)).collect())
+}
+
+/// One page of all live sessions, optionally filtered by (part of) the email.
+pub async fn list_live(
+    db: &SqlitePool,
+    email_filter: Option<&str>,
+    page: i64,
+    per_page: i64,
+    current: Option<&str>,
+) -> Result<(Vec<SessionInfo>, i64), sqlx::Error> {
+    let pattern = email_filter.map(|f| {
+        let escaped: String = f.chars().flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        }).collect();
+        format!("%{}%", escaped.to_lowercase())
+    });
+    let now = time::OffsetDateTime::now_utc();
+    let count_sql = format!("SELECT COUNT(*) {LIVE} AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')");
+    let count_sql = count_sql.replacen("s.expiry_date > ?", "s.expiry_date > ?1", 1);
+    let total: i64 = sqlx::query_scalar(&count_sql).bind(now).bind(pattern.as_deref()).fetch_one(db).await?;
+    let list_sql = format!(
+        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
+         AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')
+         ORDER BY r.last_seen_at DESC, r.created_at DESC, r.handle LIMIT ?3 OFFSET ?4"
+    )
+    .replacen("s.expiry_date > ?", "s.expiry_date > ?1", 1);
+    let rows: Vec<InfoRow> = sqlx::query_as(&list_sql)
+        .bind(now)
+        .bind(pattern.as_deref())
+        .bind(per_page)
+        .bind(page.saturating_sub(1).saturating_mul(per_page))
+        .fetch_all(db)
+        .await?;
+    Ok((rows.into_iter().map(|r| r.into_info(current)).collect(), total))
+}
+
+pub struct AuditRecord<'a> {
+    pub actor_user_id: i64,
+    pub actor_email: &'a str,
+    pub action: &'a str,
+    pub target_user_id: Option<i64>,
+    pub handle: Option<&'a str>,
+    pub sessions_ended: i64,
+}
+
+pub async fn audit(db: &SqlitePool, record: AuditRecord<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO session_audit (at, actor_user_id, actor_email, action, target_user_id, target_email, handle, sessions_ended)
+         VALUES (?, ?, ?, ?, ?, (SELECT email FROM users WHERE id = ?), ?, ?)",
+    )
+    .bind(now())
+    .bind(record.actor_user_id)
+    .bind(record.actor_email)
+    .bind(record.action)
+    .bind(record.target_user_id)
+    .bind(record.target_user_id)
+    .bind(record.handle)
+    .bind(record.sessions_ended)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn recent_audit(db: &SqlitePool, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT at, actor_email, action, target_email, sessions_ended FROM session_audit ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(at, actor_email, action, target_email, sessions_ended)| AuditEntry {
+            at,
+            actor_email,
+            action,
+            target_email,
+            sessions_ended,
+        })
+        .collect())
+}
+
+/// The owner of a live session handle.
+pub async fn owner_of(db: &SqlitePool, handle: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM session_registry WHERE handle = ? AND ended_at IS NULL")
+        .bind(handle)
+        .fetch_optional(db)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_readable() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(describe_device(firefox), "Firefox on Linux");
+        assert_eq!(describe_device(""), "Unknown device");
+        assert_eq!(new_handle().len(), 32);
+        assert_ne!(new_handle(), new_handle());
+    }
+}

@@ -1,0 +1,54 @@
+//! Run on every request that carries a session: enforces the login timeouts (demoting the
+//! session to anonymous: login removed, ID rotated, cart kept, a message for the shopper) and
+//! records activity at most once per `touch_interval`.
+
+use super::policy::SessionPolicy;
+use super::registry::{self, EndReason};
+use super::session::{self, SessionError, SessionTx, SEEN_KEY, USER_KEY};
+use crate::model::Flash;
+use sqlx::SqlitePool;
+use tower_sessions::Session;
+
+pub async fn enforce(db: &SqlitePool, policy: &SessionPolicy, session: &Session) -> Result<(), SessionError> {
+    if session.id().is_none() {
+        return Ok(());
+    }
+    let now = registry::now();
+    let user = session::current_user(session).await?;
+    let seen: Option<i64> = session.get(SEEN_KEY).await.ok().flatten();
+    if let Some(user) = &user {
+        let last_active = seen.unwrap_or(user.logged_in_at);
+        let idle = now - last_active > policy.login_idle_timeout.as_secs() as i64;
+        let expired = now - user.logged_in_at > policy.login_absolute_timeout.as_secs() as i64;
+        if idle || expired {
+            return demote(db, session, &user.handle, now).await;
+        }
+    }
+    let due = seen.is_none_or(|seen| now - seen >= policy.touch_interval.as_secs() as i64);
+    if due {
+        let mut tx = SessionTx::begin(db, session).await?;
+        if !tx.exists() {
+            tx.rollback().await;
+            return Ok(());
+        }
+        tx.set(SEEN_KEY, &now)?;
+        if let Some(user) = tx.get::<session::AuthUser>(USER_KEY) {
+            registry::touch(tx.conn(), &user.handle, now).await?;
+        }
+        tx.commit(session).await?;
+    }
+    Ok(())
+}
+
+/// Drops the login but keeps the cart, with a new session ID.
+async fn demote(db: &SqlitePool, session: &Session, handle: &str, now: i64) -> Result<(), SessionError> {
+    let mut tx = SessionTx::begin(db, session).await?;
+    tx.remove(USER_KEY);
+    tx.set(SEEN_KEY, &now)?;
+    tx.set_flash(&Flash::error("You were signed out after a period of inactivity. Please log in again."))?;
+    tx.commit(session).await?;
+    registry::end(db, handle, EndReason::Timeout).await?;
+    session.cycle_id().await?;
+    tracing::info!(%handle, "session demoted: login timed out");
+    Ok(())
+}
