@@ -283,6 +283,11 @@ pub async fn take_flash(db: &SqlitePool, session: &Session) -> Result<Option<Fla
     if session.get_value(FLASH_KEY).await?.is_none() {
         return Ok(None);
     }
+    // A session whose ID was just rotated (or that is not stored yet) exists only in this
+    // request: nobody else can write to it, so the in-memory copy is the truth.
+    if session.id().is_none() {
+        return Ok(session.remove::<Flash>(FLASH_KEY).await.ok().flatten());
+    }
     let mut tx = SessionTx::begin(db, session).await?;
     let flash: Option<Flash> = tx.get(FLASH_KEY);
     tx.remove(FLASH_KEY);

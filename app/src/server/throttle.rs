@@ -19,13 +19,16 @@ pub fn ip_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
+/// The first wait once the free failures are used up; it doubles with each further failure.
+const FIRST_WAIT_SECS: i64 = 30;
+
 /// Seconds to wait after `failures` failures, `free` of them without penalty.
 pub fn backoff(failures: i64, free: i64) -> i64 {
     if failures < free {
         return 0;
     }
-    let exponent = (failures - free).min(20) as u32;
-    2_i64.pow(exponent).min(MAX_WAIT_SECS)
+    let exponent = (failures - free).min(10) as u32;
+    (FIRST_WAIT_SECS * 2_i64.pow(exponent)).min(MAX_WAIT_SECS)
 }
 
 /// How many seconds this client must still wait before trying this account again.
@@ -77,8 +80,8 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         assert_eq!(backoff(0, 5), 0);
         assert_eq!(backoff(4, 5), 0);
-        assert_eq!(backoff(5, 5), 1);
-        assert_eq!(backoff(7, 5), 4);
+        assert_eq!(backoff(5, 5), 30);
+        assert_eq!(backoff(7, 5), 120);
         assert_eq!(backoff(100, 5), 900);
     }
 }

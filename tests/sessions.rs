@@ -1,0 +1,393 @@
+//! Session security: the registry, revocation by admins and by owners, password change,
+//! login timeouts, the cross-site check, cookie hardening, throttling, headers.
+#![cfg(feature = "ssr")]
+
+mod common;
+use common::{product_id, spawn_app, spawn_app_with, testid_attr, testid_text, Shopper, TestApp, PASSWORD};
+
+async fn make_admin(app: &TestApp, email: &str) {
+    sqlx::query("UPDATE users SET is_admin = 1 WHERE email = ?")
+        .bind(email)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+}
+
+/// A logged-in shopper (registered, then logged in afresh so is_admin is read anew).
+async fn logged_in(app: &TestApp, email: &str) -> Shopper {
+    let mut shopper = Shopper::new(app);
+    let reply = shopper.register(email, PASSWORD).await;
+    if reply.status == 409 {
+        assert_eq!(shopper.login(email, PASSWORD).await.status, 200);
+    }
+    shopper
+}
+
+/// A logged-in admin with exactly one session.
+async fn admin(app: &TestApp) -> Shopper {
+    let mut boss = Shopper::new(app);
+    assert_eq!(boss.register("boss@example.com", PASSWORD).await.status, 200);
+    make_admin(app, "boss@example.com").await;
+    boss
+}
+
+#[tokio::test]
+async fn admin_revocation_takes_effect_on_the_next_request() {
+    let app = spawn_app().await;
+    let mut victim = logged_in(&app, "ann@example.com").await;
+    victim.add(product_id(&app, "merino-scarf").await, "2").await;
+    let mut boss = admin(&app).await;
+
+    let page = boss.get("/admin/sessions").await;
+    assert_eq!(page.status, 200);
+    let emails = testid_attr(&page.body, "session-row", "data-user-email");
+    let handles = testid_attr(&page.body, "session-row", "data-session");
+    let current = testid_attr(&page.body, "session-row", "data-current");
+    assert_eq!(emails.len(), 2, "{emails:?}");
+    let index = emails.iter().position(|e| e == "ann@example.com").unwrap();
+    assert_eq!(current[index], "false");
+    assert_eq!(current[1 - index], "true", "the admin's own row is marked");
+    assert!(page.body.contains("on Linux") || page.body.contains("Unknown device"));
+    // The handle is not the session ID and does not work as a cookie.
+    let handle = handles[index].clone();
+    assert_ne!(Some(handle.as_str()), victim.cookie.as_deref());
+    assert!(!page.body.contains(victim.cookie.as_deref().unwrap()), "no session id on the page");
+    let mut forged = victim.with_cookie(Some(handle.clone()));
+    assert_eq!(forged.me().await["user"], serde_json::Value::Null);
+
+    let reply = boss.post("/api/admin/sessions/revoke", &[("session", &handle)]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(victim.me().await["user"], serde_json::Value::Null, "logged out at once");
+    assert_eq!(victim.cart_count().await, 0, "the cart went with the session");
+    let page = victim.get("/account").await;
+    assert!(page.location.unwrap().starts_with("/login"));
+
+    let page = boss.get("/admin/sessions").await;
+    assert_eq!(testid_attr(&page.body, "session-row", "data-user-email"), ["boss@example.com"]);
+    assert!(testid_text(&page.body, "audit-row").is_some(), "the revocation is in the audit log");
+    assert!(page.body.contains("ann@example.com"), "audit names the user");
+    let again = boss.post("/api/admin/sessions/revoke", &[("session", &handle)]).await;
+    assert_eq!(again.status, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_can_revoke_every_session_of_a_user_and_their_own() {
+    let app = spawn_app().await;
+    let mut phone = logged_in(&app, "ann@example.com").await;
+    let mut laptop = Shopper::new(&app);
+    laptop.login("ann@example.com", PASSWORD).await;
+    let mut boss = admin(&app).await;
+    let ann_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE email = 'ann@example.com'")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    let reply = boss.post("/api/admin/users/revoke-sessions", &[("user_id", &ann_id.to_string())]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("Ended 2 session(s)"), "{}", reply.body);
+    assert_eq!(phone.me().await["user"], serde_json::Value::Null);
+    assert_eq!(laptop.me().await["user"], serde_json::Value::Null);
+    assert_eq!(boss.post("/api/admin/users/revoke-sessions", &[("user_id", "999")]).await.status, 404);
+    assert_eq!(boss.post("/api/admin/users/revoke-sessions", &[("user_id", "x")]).await.status, 400);
+
+    // An admin revoking their own current session is logged out like any logout.
+    let page = boss.get("/admin/sessions").await;
+    let own = testid_attr(&page.body, "session-row", "data-session")[0].clone();
+    let reply = boss.post("/api/admin/sessions/revoke", &[("session", &own)]).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.set_cookie.iter().any(|c| c.starts_with("id=") && c.contains("Max-Age=0")));
+    assert_eq!(boss.me().await["user"], serde_json::Value::Null);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_pages_and_actions_check_the_role() {
+    let app = spawn_app().await;
+    let mut anonymous = Shopper::new(&app);
+    let page = anonymous.get("/admin/sessions").await;
+    assert_eq!(page.location.as_deref(), Some("/login?next=/admin/sessions"));
+    let mut shopper = logged_in(&app, "eve@example.com").await;
+    let page = shopper.get("/admin/sessions").await;
+    assert_eq!(page.status, 403);
+    assert!(testid_attr(&page.body, "session-row", "data-session").is_empty());
+    for (path, field) in [("/api/admin/sessions/revoke", "session"), ("/api/admin/users/revoke-sessions", "user_id")] {
+        assert_eq!(shopper.post(path, &[(field, "1")]).await.status, 403, "{path}");
+        assert_eq!(anonymous.post(path, &[(field, "1")]).await.status, 401, "{path}");
+    }
+    assert_eq!(shopper.get("/api/admin/sessions").await.status, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn owners_see_and_end_their_own_sessions_only() {
+    let app = spawn_app().await;
+    let mut phone = logged_in(&app, "ann@example.com").await;
+    let mut laptop = Shopper::new(&app);
+    laptop.login("ann@example.com", PASSWORD).await;
+    let mut tablet = Shopper::new(&app);
+    tablet.login("ann@example.com", PASSWORD).await;
+    let mut eve = logged_in(&app, "eve@example.com").await;
+
+    let page = laptop.get("/account/sessions").await;
+    let handles = testid_attr(&page.body, "session-row", "data-session");
+    let current = testid_attr(&page.body, "session-row", "data-current");
+    assert_eq!(handles.len(), 3);
+    assert_eq!(current.iter().filter(|c| *c == "true").count(), 1);
+
+    // Eve cannot end Ann's sessions by handle.
+    for handle in &handles {
+        assert_eq!(eve.post("/api/account/sessions/revoke", &[("session", handle)]).await.status, 404);
+    }
+    assert_eq!(phone.me().await["user"]["email"], "ann@example.com");
+
+    // Ann ends the phone from the laptop.
+    let phone_handle = {
+        let page = phone.get("/account/sessions").await;
+        let handles = testid_attr(&page.body, "session-row", "data-session");
+        let current = testid_attr(&page.body, "session-row", "data-current");
+        handles[current.iter().position(|c| c == "true").unwrap()].clone()
+    };
+    let reply = laptop.post("/api/account/sessions/revoke", &[("session", &phone_handle)]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(phone.me().await["user"], serde_json::Value::Null);
+
+    // Sign out everywhere else: the tablet goes, the laptop stays.
+    let reply = laptop.post("/api/account/sessions/revoke-others", &[]).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(tablet.me().await["user"], serde_json::Value::Null);
+    assert_eq!(laptop.me().await["user"]["email"], "ann@example.com");
+    assert_eq!(eve.me().await["user"]["email"], "eve@example.com");
+    let page = laptop.get("/account/sessions").await;
+    assert_eq!(testid_attr(&page.body, "session-row", "data-current"), ["true"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_other_sessions_and_rotates_this_one() {
+    let app = spawn_app().await;
+    let mut laptop = logged_in(&app, "ann@example.com").await;
+    let mut phone = Shopper::new(&app);
+    phone.login("ann@example.com", PASSWORD).await;
+    let before = laptop.cookie.clone().unwrap();
+    let wrong = laptop.post("/api/account/password", &[("current", "not my password"), ("new", "a brand new passphrase")]).await;
+    assert_eq!(wrong.status, 401);
+    let short = laptop.post("/api/account/password", &[("current", PASSWORD), ("new", "short")]).await;
+    assert_eq!(short.status, 422);
+    assert_eq!(phone.me().await["user"]["email"], "ann@example.com", "failed attempts change nothing");
+
+    let reply = laptop.post("/api/account/password", &[("current", PASSWORD), ("new", "a brand new passphrase")]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let after = laptop.cookie.clone().unwrap();
+    assert_ne!(before, after, "the current session id is rotated");
+    assert_eq!(laptop.me().await["user"]["email"], "ann@example.com");
+    assert_eq!(phone.me().await["user"], serde_json::Value::Null);
+    assert_eq!(laptop.with_cookie(Some(before)).me().await["user"], serde_json::Value::Null);
+    assert_eq!(Shopper::new(&app).login("ann@example.com", PASSWORD).await.status, 401);
+    assert_eq!(Shopper::new(&app).login("ann@example.com", "a brand new passphrase").await.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_login_is_demoted_but_keeps_the_cart() {
+    let app = spawn_app_with(|config| {
+        config.policy.login_idle_timeout = std::time::Duration::from_secs(2);
+        config.policy.touch_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let mut shopper = logged_in(&app, "ann@example.com").await;
+    shopper.add(product_id(&app, "merino-scarf").await, "2").await;
+    let before = shopper.cookie.clone();
+    // Activity within the timeout keeps the login alive.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(shopper.me().await["user"]["email"], "ann@example.com");
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let page = shopper.get("/").await;
+    assert_eq!(testid_text(&page.body, "current-user"), None);
+    assert!(testid_text(&page.body, "flash").unwrap().contains("signed out"));
+    assert_eq!(shopper.cart_count().await, 2, "the cart is kept");
+    assert_ne!(shopper.cookie, before, "the id is rotated on demotion");
+    let ended: String = sqlx::query_scalar("SELECT end_reason FROM session_registry")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(ended, "timeout");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_ends_at_the_absolute_timeout_despite_activity() {
+    let app = spawn_app_with(|config| {
+        config.policy.login_absolute_timeout = std::time::Duration::from_secs(2);
+        config.policy.touch_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let mut shopper = logged_in(&app, "ann@example.com").await;
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        shopper.get("/api/cart").await;
+    }
+    assert_eq!(shopper.me().await["user"], serde_json::Value::Null);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn expired_sessions_are_swept_and_their_rows_closed() {
+    let app = spawn_app().await;
+    let _shopper = logged_in(&app, "ann@example.com").await;
+    let db = app.db().await;
+    let past = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    sqlx::query("UPDATE tower_sessions SET expiry_date = ?").bind(past).execute(&db).await.unwrap();
+    use tower_sessions::ExpiredDeletion;
+    let store = app::server::session_store::ShopSessionStore::new(db.clone());
+    store.delete_expired().await.unwrap();
+    let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions").fetch_one(&db).await.unwrap();
+    assert_eq!(live, 0);
+    let reason: String = sqlx::query_scalar("SELECT end_reason FROM session_registry").fetch_one(&db).await.unwrap();
+    assert_eq!(reason, "expired");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused_and_change_nothing() {
+    let app = spawn_app().await;
+    let mut shopper = logged_in(&app, "ann@example.com").await;
+    let scarf = product_id(&app, "merino-scarf").await.to_string();
+    let cookie = shopper.cookie.clone().unwrap();
+    let client = reqwest::Client::new();
+    for (header, value) in [("origin", "http://evil.example"), ("origin", "null"), ("referer", "http://evil.example/x")] {
+        for path in ["/api/cart/add", "/api/logout", "/api/checkout"] {
+            let response = client
+                .post(app.url(path))
+                .header("cookie", format!("id={cookie}"))
+                .header(header, value)
+                .form(&[("product_id", scarf.as_str()), ("quantity", "1")])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403, "{path} with {header}: {value}");
+        }
+    }
+    assert_eq!(shopper.cart_count().await, 0);
+    assert_eq!(shopper.me().await["user"]["email"], "ann@example.com");
+    // The same request from the site itself works.
+    let response = client
+        .post(app.url("/api/cart/add"))
+        .header("cookie", format!("id={cookie}"))
+        .header("origin", app.base.clone())
+        .form(&[("product_id", scarf.as_str()), ("quantity", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn secure_cookies_use_the_host_prefix() {
+    let app = spawn_app_with(|config| config.cookie_secure = true).await;
+    let response = reqwest::Client::new()
+        .post(app.url("/api/cart/add"))
+        .form(&[("product_id", "1"), ("quantity", "1")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("__Host-id="), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie} has {attribute}");
+    }
+    assert!(!cookie.contains("Domain"));
+    let id = cookie.trim_start_matches("__Host-id=").split(';').next().unwrap();
+    assert!(id.len() >= 22, "at least 128 bits of ID");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_without_locking_out_others() {
+    let app = spawn_app().await;
+    Shopper::new(&app).register("ann@example.com", PASSWORD).await;
+    Shopper::new(&app).register("bob@example.com", PASSWORD).await;
+    let mut attacker = Shopper::new(&app);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(attacker.login("ann@example.com", "guess guess guess").await.status);
+    }
+    assert_eq!(&statuses[..5], [401; 5]);
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    let reply = attacker.login("ann@example.com", PASSWORD).await;
+    assert_eq!(reply.status, 429, "a failing client waits even with the right password");
+    assert!(reply.body.contains("Too many failed attempts"));
+    // Another account from a client that has not been failing on it is not delayed.
+    assert_eq!(Shopper::new(&app).login("bob@example.com", PASSWORD).await.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers() {
+    let app = spawn_app().await;
+    let response = reqwest::get(app.url("/")).await.unwrap();
+    let headers = response.headers().clone();
+    let html = response.text().await.unwrap();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("'wasm-unsafe-eval'"));
+    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("nonce in CSP");
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the hydration script carries the nonce");
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "same-origin");
+    assert_eq!(headers["cache-control"], "no-store");
+    let api = reqwest::get(app.url("/api/cart")).await.unwrap();
+    assert_eq!(api.headers()["cache-control"], "no-store");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_list_pages_and_filters_a_thousand_sessions() {
+    let app = spawn_app().await;
+    let mut boss = admin(&app).await;
+    let db = app.db().await;
+    let mut tx = db.begin().await.unwrap();
+    let far_future = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    for i in 0..1000 {
+        let email = format!("user{i:04}@example.com");
+        let user_id: i64 = sqlx::query_scalar("INSERT INTO users (email, password_hash) VALUES (?, 'x') RETURNING id")
+            .bind(&email)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let session_id = format!("session-{i}");
+        sqlx::query("INSERT INTO tower_sessions (id, data, expiry_date) VALUES (?, x'80', ?)")
+            .bind(&session_id)
+            .bind(far_future)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO session_registry (handle, session_id, user_id, created_at, last_seen_at, ip, user_agent, device)
+             VALUES (?, ?, ?, 1000, ?, '127.0.0.1', '', 'Unknown device')",
+        )
+        .bind(format!("h{i:04}"))
+        .bind(&session_id)
+        .bind(user_id)
+        .bind(1000 + i)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let page = boss.get("/admin/sessions").await;
+    assert_eq!(page.status, 200);
+    let emails = testid_attr(&page.body, "session-row", "data-user-email");
+    assert_eq!(emails.len(), 50);
+    assert_eq!(emails[0], "boss@example.com", "newest activity first");
+    assert_eq!(emails[1], "user0999@example.com");
+    assert!(testid_text(&page.body, "session-total").unwrap().starts_with("1001 live sessions"));
+    let last = boss.get("/admin/sessions?page=21").await;
+    assert_eq!(testid_attr(&last.body, "session-row", "data-user-email"), ["user0000@example.com"]);
+    let filtered = boss.get("/admin/sessions?email=user012").await;
+    let emails = testid_attr(&filtered.body, "session-row", "data-user-email");
+    assert_eq!(emails.len(), 10);
+    assert!(emails.iter().all(|e| e.starts_with("user012")));
+    app.stop().await;
+}
