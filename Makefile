@@ -92,7 +92,8 @@ test: tools e2e-deps
 	@$(TIMED) "playwright" $(MAKE) --no-print-directory test-e2e
 
 test-rust:
-	cargo test --workspace --features ssr
+	# One test at a time: each test runs its own server and runtime; see the README.
+	cargo test --workspace --features ssr -- --test-threads=1
 
 test-e2e:
 	cd end2end && npx playwright test

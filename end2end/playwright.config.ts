@@ -4,6 +4,10 @@ import { defineConfig } from '@playwright/test';
 const port = Number(process.env.E2E_PORT ?? 3210);
 const baseURL = `http://127.0.0.1:${port}`;
 
+// The shop admin created before the server starts (see webServer).
+export const ADMIN_EMAIL = 'admin@example.com';
+export const ADMIN_PASSWORD = 'admin password for the e2e suite';
+
 const chromium = {
   browserName: 'chromium' as const,
   launchOptions: {
@@ -35,7 +39,10 @@ export default defineConfig({
   ],
   webServer: {
     cwd: '..',
-    command: `rm -rf target/e2e && mkdir -p target/e2e && exec target/release/coatcheck serve`,
+    command:
+      'rm -rf target/e2e && mkdir -p target/e2e && target/release/coatcheck migrate && ' +
+      `target/release/coatcheck user create --email ${ADMIN_EMAIL} --admin && ` +
+      'exec target/release/coatcheck serve',
     url: `${baseURL}/healthz`,
     reuseExistingServer: false,
     timeout: 60_000,
@@ -46,6 +53,7 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: 'target/site',
       DATABASE_URL: 'sqlite://target/e2e/coatcheck.db',
       RUST_LOG: 'warn',
+      COATCHECK_PASSWORD: ADMIN_PASSWORD,
     },
   },
 });

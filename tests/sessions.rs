@@ -3,7 +3,9 @@
 #![cfg(feature = "ssr")]
 
 mod common;
-use common::{product_id, spawn_app, spawn_app_with, testid_attr, testid_text, Shopper, TestApp, PASSWORD};
+use common::{
+    product_id, spawn_app, spawn_app_with, testid_attr, testid_text, Shopper, TestApp, PASSWORD,
+};
 
 async fn make_admin(app: &TestApp, email: &str) {
     sqlx::query("UPDATE users SET is_admin = 1 WHERE email = ?")
@@ -26,7 +28,10 @@ async fn logged_in(app: &TestApp, email: &str) -> Shopper {
 /// A logged-in admin with exactly one session.
 async fn admin(app: &TestApp) -> Shopper {
     let mut boss = Shopper::new(app);
-    assert_eq!(boss.register("boss@example.com", PASSWORD).await.status, 200);
+    assert_eq!(
+        boss.register("boss@example.com", PASSWORD).await.status,
+        200
+    );
     make_admin(app, "boss@example.com").await;
     boss
 }
@@ -35,7 +40,9 @@ async fn admin(app: &TestApp) -> Shopper {
 async fn admin_revocation_takes_effect_on_the_next_request() {
     let app = spawn_app().await;
     let mut victim = logged_in(&app, "ann@example.com").await;
-    victim.add(product_id(&app, "merino-scarf").await, "2").await;
+    victim
+        .add(product_id(&app, "merino-scarf").await, "2")
+        .await;
     let mut boss = admin(&app).await;
 
     let page = boss.get("/admin/sessions").await;
@@ -51,22 +58,46 @@ async fn admin_revocation_takes_effect_on_the_next_request() {
     // The handle is not the session ID and does not work as a cookie.
     let handle = handles[index].clone();
     assert_ne!(Some(handle.as_str()), victim.cookie.as_deref());
-    assert!(!page.body.contains(victim.cookie.as_deref().unwrap()), "no session id on the page");
+    assert!(
+        !page.body.contains(victim.cookie.as_deref().unwrap()),
+        "no session id on the page"
+    );
     let mut forged = victim.with_cookie(Some(handle.clone()));
     assert_eq!(forged.me().await["user"], serde_json::Value::Null);
 
-    let reply = boss.post("/api/admin/sessions/revoke", &[("session", &handle)]).await;
+    let reply = boss
+        .post("/api/admin/sessions/revoke", &[("session", &handle)])
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(victim.me().await["user"], serde_json::Value::Null, "logged out at once");
-    assert_eq!(victim.cart_count().await, 0, "the cart went with the session");
+    assert_eq!(
+        victim.me().await["user"],
+        serde_json::Value::Null,
+        "logged out at once"
+    );
+    assert_eq!(
+        victim.cart_count().await,
+        0,
+        "the cart went with the session"
+    );
     let page = victim.get("/account").await;
     assert!(page.location.unwrap().starts_with("/login"));
 
     let page = boss.get("/admin/sessions").await;
-    assert_eq!(testid_attr(&page.body, "session-row", "data-user-email"), ["boss@example.com"]);
-    assert!(testid_text(&page.body, "audit-row").is_some(), "the revocation is in the audit log");
-    assert!(page.body.contains("ann@example.com"), "audit names the user");
-    let again = boss.post("/api/admin/sessions/revoke", &[("session", &handle)]).await;
+    assert_eq!(
+        testid_attr(&page.body, "session-row", "data-user-email"),
+        ["boss@example.com"]
+    );
+    assert!(
+        testid_text(&page.body, "audit-row").is_some(),
+        "the revocation is in the audit log"
+    );
+    assert!(
+        page.body.contains("ann@example.com"),
+        "audit names the user"
+    );
+    let again = boss
+        .post("/api/admin/sessions/revoke", &[("session", &handle)])
+        .await;
     assert_eq!(again.status, 404);
     app.stop().await;
 }
@@ -82,20 +113,40 @@ async fn admin_can_revoke_every_session_of_a_user_and_their_own() {
         .fetch_one(&app.db().await)
         .await
         .unwrap();
-    let reply = boss.post("/api/admin/users/revoke-sessions", &[("user_id", &ann_id.to_string())]).await;
+    let reply = boss
+        .post(
+            "/api/admin/users/revoke-sessions",
+            &[("user_id", &ann_id.to_string())],
+        )
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body.contains("Ended 2 session(s)"), "{}", reply.body);
     assert_eq!(phone.me().await["user"], serde_json::Value::Null);
     assert_eq!(laptop.me().await["user"], serde_json::Value::Null);
-    assert_eq!(boss.post("/api/admin/users/revoke-sessions", &[("user_id", "999")]).await.status, 404);
-    assert_eq!(boss.post("/api/admin/users/revoke-sessions", &[("user_id", "x")]).await.status, 400);
+    assert_eq!(
+        boss.post("/api/admin/users/revoke-sessions", &[("user_id", "999")])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        boss.post("/api/admin/users/revoke-sessions", &[("user_id", "x")])
+            .await
+            .status,
+        400
+    );
 
     // An admin revoking their own current session is logged out like any logout.
     let page = boss.get("/admin/sessions").await;
     let own = testid_attr(&page.body, "session-row", "data-session")[0].clone();
-    let reply = boss.post("/api/admin/sessions/revoke", &[("session", &own)]).await;
+    let reply = boss
+        .post("/api/admin/sessions/revoke", &[("session", &own)])
+        .await;
     assert_eq!(reply.status, 200);
-    assert!(reply.set_cookie.iter().any(|c| c.starts_with("id=") && c.contains("Max-Age=0")));
+    assert!(reply
+        .set_cookie
+        .iter()
+        .any(|c| c.starts_with("id=") && c.contains("Max-Age=0")));
     assert_eq!(boss.me().await["user"], serde_json::Value::Null);
     app.stop().await;
 }
@@ -105,14 +156,28 @@ async fn admin_pages_and_actions_check_the_role() {
     let app = spawn_app().await;
     let mut anonymous = Shopper::new(&app);
     let page = anonymous.get("/admin/sessions").await;
-    assert_eq!(page.location.as_deref(), Some("/login?next=/admin/sessions"));
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/login?next=/admin/sessions")
+    );
     let mut shopper = logged_in(&app, "eve@example.com").await;
     let page = shopper.get("/admin/sessions").await;
     assert_eq!(page.status, 403);
     assert!(testid_attr(&page.body, "session-row", "data-session").is_empty());
-    for (path, field) in [("/api/admin/sessions/revoke", "session"), ("/api/admin/users/revoke-sessions", "user_id")] {
-        assert_eq!(shopper.post(path, &[(field, "1")]).await.status, 403, "{path}");
-        assert_eq!(anonymous.post(path, &[(field, "1")]).await.status, 401, "{path}");
+    for (path, field) in [
+        ("/api/admin/sessions/revoke", "session"),
+        ("/api/admin/users/revoke-sessions", "user_id"),
+    ] {
+        assert_eq!(
+            shopper.post(path, &[(field, "1")]).await.status,
+            403,
+            "{path}"
+        );
+        assert_eq!(
+            anonymous.post(path, &[(field, "1")]).await.status,
+            401,
+            "{path}"
+        );
     }
     assert_eq!(shopper.get("/api/admin/sessions").await.status, 403);
     app.stop().await;
@@ -136,7 +201,12 @@ async fn owners_see_and_end_their_own_sessions_only() {
 
     // Eve cannot end Ann's sessions by handle.
     for handle in &handles {
-        assert_eq!(eve.post("/api/account/sessions/revoke", &[("session", handle)]).await.status, 404);
+        assert_eq!(
+            eve.post("/api/account/sessions/revoke", &[("session", handle)])
+                .await
+                .status,
+            404
+        );
     }
     assert_eq!(phone.me().await["user"]["email"], "ann@example.com");
 
@@ -147,18 +217,28 @@ async fn owners_see_and_end_their_own_sessions_only() {
         let current = testid_attr(&page.body, "session-row", "data-current");
         handles[current.iter().position(|c| c == "true").unwrap()].clone()
     };
-    let reply = laptop.post("/api/account/sessions/revoke", &[("session", &phone_handle)]).await;
+    let reply = laptop
+        .post(
+            "/api/account/sessions/revoke",
+            &[("session", &phone_handle)],
+        )
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(phone.me().await["user"], serde_json::Value::Null);
 
     // Sign out everywhere else: the tablet goes, the laptop stays.
-    let reply = laptop.post("/api/account/sessions/revoke-others", &[]).await;
+    let reply = laptop
+        .post("/api/account/sessions/revoke-others", &[])
+        .await;
     assert_eq!(reply.status, 200);
     assert_eq!(tablet.me().await["user"], serde_json::Value::Null);
     assert_eq!(laptop.me().await["user"]["email"], "ann@example.com");
     assert_eq!(eve.me().await["user"]["email"], "eve@example.com");
     let page = laptop.get("/account/sessions").await;
-    assert_eq!(testid_attr(&page.body, "session-row", "data-current"), ["true"]);
+    assert_eq!(
+        testid_attr(&page.body, "session-row", "data-current"),
+        ["true"]
+    );
     app.stop().await;
 }
 
@@ -169,21 +249,58 @@ async fn changing_the_password_ends_other_sessions_and_rotates_this_one() {
     let mut phone = Shopper::new(&app);
     phone.login("ann@example.com", PASSWORD).await;
     let before = laptop.cookie.clone().unwrap();
-    let wrong = laptop.post("/api/account/password", &[("current", "not my password"), ("new", "a brand new passphrase")]).await;
+    let wrong = laptop
+        .post(
+            "/api/account/password",
+            &[
+                ("current", "not my password"),
+                ("new", "a brand new passphrase"),
+            ],
+        )
+        .await;
     assert_eq!(wrong.status, 401);
-    let short = laptop.post("/api/account/password", &[("current", PASSWORD), ("new", "short")]).await;
+    let short = laptop
+        .post(
+            "/api/account/password",
+            &[("current", PASSWORD), ("new", "short")],
+        )
+        .await;
     assert_eq!(short.status, 422);
-    assert_eq!(phone.me().await["user"]["email"], "ann@example.com", "failed attempts change nothing");
+    assert_eq!(
+        phone.me().await["user"]["email"],
+        "ann@example.com",
+        "failed attempts change nothing"
+    );
 
-    let reply = laptop.post("/api/account/password", &[("current", PASSWORD), ("new", "a brand new passphrase")]).await;
+    let reply = laptop
+        .post(
+            "/api/account/password",
+            &[("current", PASSWORD), ("new", "a brand new passphrase")],
+        )
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let after = laptop.cookie.clone().unwrap();
     assert_ne!(before, after, "the current session id is rotated");
     assert_eq!(laptop.me().await["user"]["email"], "ann@example.com");
     assert_eq!(phone.me().await["user"], serde_json::Value::Null);
-    assert_eq!(laptop.with_cookie(Some(before)).me().await["user"], serde_json::Value::Null);
-    assert_eq!(Shopper::new(&app).login("ann@example.com", PASSWORD).await.status, 401);
-    assert_eq!(Shopper::new(&app).login("ann@example.com", "a brand new passphrase").await.status, 200);
+    assert_eq!(
+        laptop.with_cookie(Some(before)).me().await["user"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        Shopper::new(&app)
+            .login("ann@example.com", PASSWORD)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        Shopper::new(&app)
+            .login("ann@example.com", "a brand new passphrase")
+            .await
+            .status,
+        200
+    );
     app.stop().await;
 }
 
@@ -195,7 +312,9 @@ async fn an_idle_login_is_demoted_but_keeps_the_cart() {
     })
     .await;
     let mut shopper = logged_in(&app, "ann@example.com").await;
-    shopper.add(product_id(&app, "merino-scarf").await, "2").await;
+    shopper
+        .add(product_id(&app, "merino-scarf").await, "2")
+        .await;
     let before = shopper.cookie.clone();
     // Activity within the timeout keeps the login alive.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -203,7 +322,9 @@ async fn an_idle_login_is_demoted_but_keeps_the_cart() {
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
     let page = shopper.get("/").await;
     assert_eq!(testid_text(&page.body, "current-user"), None);
-    assert!(testid_text(&page.body, "flash").unwrap().contains("signed out"));
+    assert!(testid_text(&page.body, "flash")
+        .unwrap()
+        .contains("signed out"));
     assert_eq!(shopper.cart_count().await, 2, "the cart is kept");
     assert_ne!(shopper.cookie, before, "the id is rotated on demotion");
     let ended: String = sqlx::query_scalar("SELECT end_reason FROM session_registry")
@@ -236,13 +357,23 @@ async fn expired_sessions_are_swept_and_their_rows_closed() {
     let _shopper = logged_in(&app, "ann@example.com").await;
     let db = app.db().await;
     let past = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-    sqlx::query("UPDATE tower_sessions SET expiry_date = ?").bind(past).execute(&db).await.unwrap();
+    sqlx::query("UPDATE tower_sessions SET expiry_date = ?")
+        .bind(past)
+        .execute(&db)
+        .await
+        .unwrap();
     use tower_sessions::ExpiredDeletion;
     let store = app::server::session_store::ShopSessionStore::new(db.clone());
     store.delete_expired().await.unwrap();
-    let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions").fetch_one(&db).await.unwrap();
+    let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(live, 0);
-    let reason: String = sqlx::query_scalar("SELECT end_reason FROM session_registry").fetch_one(&db).await.unwrap();
+    let reason: String = sqlx::query_scalar("SELECT end_reason FROM session_registry")
+        .fetch_one(&db)
+        .await
+        .unwrap();
     assert_eq!(reason, "expired");
     app.stop().await;
 }
@@ -254,7 +385,11 @@ async fn cross_site_posts_are_refused_and_change_nothing() {
     let scarf = product_id(&app, "merino-scarf").await.to_string();
     let cookie = shopper.cookie.clone().unwrap();
     let client = reqwest::Client::new();
-    for (header, value) in [("origin", "http://evil.example"), ("origin", "null"), ("referer", "http://evil.example/x")] {
+    for (header, value) in [
+        ("origin", "http://evil.example"),
+        ("origin", "null"),
+        ("referer", "http://evil.example/x"),
+    ] {
         for path in ["/api/cart/add", "/api/logout", "/api/checkout"] {
             let response = client
                 .post(app.url(path))
@@ -291,13 +426,20 @@ async fn secure_cookies_use_the_host_prefix() {
         .send()
         .await
         .unwrap();
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(cookie.starts_with("__Host-id="), "{cookie}");
     for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{cookie} has {attribute}");
     }
     assert!(!cookie.contains("Domain"));
-    let id = cookie.trim_start_matches("__Host-id=").split(';').next().unwrap();
+    let id = cookie
+        .trim_start_matches("__Host-id=")
+        .split(';')
+        .next()
+        .unwrap();
     assert!(id.len() >= 22, "at least 128 bits of ID");
     app.stop().await;
 }
@@ -305,20 +447,38 @@ async fn secure_cookies_use_the_host_prefix() {
 #[tokio::test]
 async fn failed_logins_are_throttled_without_locking_out_others() {
     let app = spawn_app().await;
-    Shopper::new(&app).register("ann@example.com", PASSWORD).await;
-    Shopper::new(&app).register("bob@example.com", PASSWORD).await;
+    Shopper::new(&app)
+        .register("ann@example.com", PASSWORD)
+        .await;
+    Shopper::new(&app)
+        .register("bob@example.com", PASSWORD)
+        .await;
     let mut attacker = Shopper::new(&app);
     let mut statuses = Vec::new();
     for _ in 0..7 {
-        statuses.push(attacker.login("ann@example.com", "guess guess guess").await.status);
+        statuses.push(
+            attacker
+                .login("ann@example.com", "guess guess guess")
+                .await
+                .status,
+        );
     }
     assert_eq!(&statuses[..5], [401; 5]);
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
     let reply = attacker.login("ann@example.com", PASSWORD).await;
-    assert_eq!(reply.status, 429, "a failing client waits even with the right password");
+    assert_eq!(
+        reply.status, 429,
+        "a failing client waits even with the right password"
+    );
     assert!(reply.body.contains("Too many failed attempts"));
     // Another account from a client that has not been failing on it is not delayed.
-    assert_eq!(Shopper::new(&app).login("bob@example.com", PASSWORD).await.status, 200);
+    assert_eq!(
+        Shopper::new(&app)
+            .login("bob@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
     app.stop().await;
 }
 
@@ -331,8 +491,15 @@ async fn pages_carry_security_headers() {
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(csp.contains("'wasm-unsafe-eval'"));
-    let nonce = csp.split("'nonce-").nth(1).and_then(|rest| rest.split('\'').next()).expect("nonce in CSP");
-    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "the hydration script carries the nonce");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("nonce in CSP");
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "the hydration script carries the nonce"
+    );
     assert!(!csp.contains("unsafe-inline"));
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["referrer-policy"], "same-origin");
@@ -351,11 +518,13 @@ async fn the_admin_list_pages_and_filters_a_thousand_sessions() {
     let far_future = time::OffsetDateTime::now_utc() + time::Duration::days(30);
     for i in 0..1000 {
         let email = format!("user{i:04}@example.com");
-        let user_id: i64 = sqlx::query_scalar("INSERT INTO users (email, password_hash) VALUES (?, 'x') RETURNING id")
-            .bind(&email)
-            .fetch_one(&mut *tx)
-            .await
-            .unwrap();
+        let user_id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, password_hash) VALUES (?, 'x') RETURNING id",
+        )
+        .bind(&email)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
         let session_id = format!("session-{i}");
         sqlx::query("INSERT INTO tower_sessions (id, data, expiry_date) VALUES (?, x'80', ?)")
             .bind(&session_id)
@@ -382,9 +551,14 @@ async fn the_admin_list_pages_and_filters_a_thousand_sessions() {
     assert_eq!(emails.len(), 50);
     assert_eq!(emails[0], "boss@example.com", "newest activity first");
     assert_eq!(emails[1], "user0999@example.com");
-    assert!(testid_text(&page.body, "session-total").unwrap().starts_with("1001 live sessions"));
+    assert!(testid_text(&page.body, "session-total")
+        .unwrap()
+        .starts_with("1001 live sessions"));
     let last = boss.get("/admin/sessions?page=21").await;
-    assert_eq!(testid_attr(&last.body, "session-row", "data-user-email"), ["user0000@example.com"]);
+    assert_eq!(
+        testid_attr(&last.body, "session-row", "data-user-email"),
+        ["user0000@example.com"]
+    );
     let filtered = boss.get("/admin/sessions?email=user012").await;
     let emails = testid_attr(&filtered.body, "session-row", "data-user-email");
     assert_eq!(emails.len(), 10);

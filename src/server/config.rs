@@ -76,7 +76,10 @@ impl Config {
         let defaults = app::server::policy::SessionPolicy::default();
         let policy = app::server::policy::SessionPolicy {
             idle_timeout: duration("COATCHECK_SESSION_IDLE_TIMEOUT", defaults.idle_timeout)?,
-            login_idle_timeout: duration("COATCHECK_LOGIN_IDLE_TIMEOUT", defaults.login_idle_timeout)?,
+            login_idle_timeout: duration(
+                "COATCHECK_LOGIN_IDLE_TIMEOUT",
+                defaults.login_idle_timeout,
+            )?,
             login_absolute_timeout: duration(
                 "COATCHECK_LOGIN_ABSOLUTE_TIMEOUT",
                 defaults.login_absolute_timeout,
@@ -148,11 +151,18 @@ mod tests {
 
     #[test]
     fn timeouts_are_configurable() {
-        let config = config(&[("COATCHECK_LOGIN_IDLE_TIMEOUT", "2s"), ("COATCHECK_SESSION_IDLE_TIMEOUT", "1day")]).unwrap();
+        let config = config(&[
+            ("COATCHECK_LOGIN_IDLE_TIMEOUT", "2s"),
+            ("COATCHECK_SESSION_IDLE_TIMEOUT", "1day"),
+        ])
+        .unwrap();
         assert_eq!(config.policy.login_idle_timeout.as_secs(), 2);
         assert_eq!(config.policy.idle_timeout.as_secs(), 86_400);
         assert_eq!(config.policy.login_absolute_timeout.as_secs(), 12 * 3600);
-        assert!(super::Config::from_lookup(|k| (k == "COATCHECK_LOGIN_IDLE_TIMEOUT").then(|| "soon".to_string())).is_err());
+        assert!(super::Config::from_lookup(
+            |k| (k == "COATCHECK_LOGIN_IDLE_TIMEOUT").then(|| "soon".to_string())
+        )
+        .is_err());
     }
 
     #[test]

@@ -16,12 +16,18 @@ fn is_static(path: &str) -> bool {
 
 /// The authority (`host[:port]`) of an `Origin` or `Referer` value.
 fn authority_of(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
     Some(rest.split('/').next().unwrap_or(rest))
 }
 
 fn origin_of(url: &str) -> Option<String> {
-    let scheme = if url.starts_with("https://") { "https" } else { "http" };
+    let scheme = if url.starts_with("https://") {
+        "https"
+    } else {
+        "http"
+    };
     authority_of(url).map(|authority| format!("{scheme}://{authority}"))
 }
 
@@ -48,21 +54,40 @@ pub fn is_same_site(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
     }
 }
 
-pub async fn cross_site_check(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+pub async fn cross_site_check(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
     if !safe && !is_same_site(request.headers(), state.public_origin.as_deref()) {
         tracing::warn!(path = %request.uri().path(), "refused a cross-site request");
-        return (StatusCode::FORBIDDEN, "Cross-site requests are not allowed.").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "Cross-site requests are not allowed.",
+        )
+            .into_response();
     }
     next.run(request).await
 }
 
 /// Enforces the login timeouts and records activity, before the page or action runs.
-pub async fn session_timeouts(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn session_timeouts(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if !is_static(request.uri().path()) {
         if let Some(session) = request.extensions().get::<Session>().cloned() {
-            if let Err(error) =
-                app::server::session_guard::enforce(&state.context.db, &state.context.policy, &session).await
+            if let Err(error) = app::server::session_guard::enforce(
+                &state.context.db,
+                &state.context.policy,
+                &session,
+            )
+            .await
             {
                 tracing::error!(%error, "session check failed");
                 return (
@@ -79,17 +104,27 @@ pub async fn session_timeouts(State(state): State<AppState>, request: Request, n
 
 /// The strictest policy, for everything that is not a page (pages set their own, with the
 /// nonce of their hydration script).
-const DEFAULT_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'";
+const DEFAULT_CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'";
 
 pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
     let static_file = is_static(request.uri().path());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DEFAULT_CSP));
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DEFAULT_CSP),
+        );
     }
     if !static_file {
         // Pages show who is logged in and the cart: never store them in a shared cache.
@@ -112,18 +147,39 @@ mod tests {
 
     #[test]
     fn same_site_by_host() {
-        assert!(is_same_site(&headers(&[("host", "a.test:3000"), ("origin", "http://a.test:3000")]), None));
-        assert!(!is_same_site(&headers(&[("host", "a.test:3000"), ("origin", "http://evil.test")]), None));
-        assert!(!is_same_site(&headers(&[("host", "a.test"), ("origin", "null")]), None));
-        assert!(is_same_site(&headers(&[("host", "a.test"), ("referer", "https://a.test/cart")]), None));
-        assert!(!is_same_site(&headers(&[("host", "a.test"), ("referer", "https://a.test.evil/x")]), None));
+        assert!(is_same_site(
+            &headers(&[("host", "a.test:3000"), ("origin", "http://a.test:3000")]),
+            None
+        ));
+        assert!(!is_same_site(
+            &headers(&[("host", "a.test:3000"), ("origin", "http://evil.test")]),
+            None
+        ));
+        assert!(!is_same_site(
+            &headers(&[("host", "a.test"), ("origin", "null")]),
+            None
+        ));
+        assert!(is_same_site(
+            &headers(&[("host", "a.test"), ("referer", "https://a.test/cart")]),
+            None
+        ));
+        assert!(!is_same_site(
+            &headers(&[("host", "a.test"), ("referer", "https://a.test.evil/x")]),
+            None
+        ));
         assert!(is_same_site(&headers(&[("host", "a.test")]), None));
     }
 
     #[test]
     fn same_site_by_public_origin() {
         let origin = Some("https://shop.example");
-        assert!(is_same_site(&headers(&[("host", "10.0.0.1"), ("origin", "https://shop.example")]), origin));
-        assert!(!is_same_site(&headers(&[("host", "shop.example"), ("origin", "http://shop.example")]), origin));
+        assert!(is_same_site(
+            &headers(&[("host", "10.0.0.1"), ("origin", "https://shop.example")]),
+            origin
+        ));
+        assert!(!is_same_site(
+            &headers(&[("host", "shop.example"), ("origin", "http://shop.example")]),
+            origin
+        ));
     }
 }

@@ -69,7 +69,10 @@ impl Application {
                 addr: config.addr,
                 source,
             })?;
-        let context = AppContext { db: pool.clone(), policy: config.policy };
+        let context = AppContext {
+            db: pool.clone(),
+            policy: config.policy,
+        };
         let router = router::build(&config, context, store.clone());
         Ok(Application {
             listener,

@@ -60,9 +60,19 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             _,
         >(fallback_context, shell))
         .layer(axum::middleware::from_fn(shape_server_fn_responses))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::session_timeouts))
-        .layer(sessions::layer(store, config.cookie_secure, context.policy.idle_timeout))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::cross_site_check))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::session_timeouts,
+        ))
+        .layer(sessions::layer(
+            store,
+            config.cookie_secure,
+            context.policy.idle_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::cross_site_check,
+        ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(guard::security_headers))
         .layer(TraceLayer::new_for_http())

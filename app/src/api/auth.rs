@@ -8,7 +8,9 @@ use {
     crate::model::{check_new_password, safe_next, Email, Flash, UserView},
     crate::server::{
         internal, passwords,
-        request::{client_ip, context_and_session, flash_for_form, form_redirect, reject_with, user_agent},
+        request::{
+            client_ip, context_and_session, flash_for_form, form_redirect, reject_with, user_agent,
+        },
         session::{self, AuthUser},
         users,
     },
@@ -29,17 +31,28 @@ const LOGIN_FAILED: &str = "Wrong email or password.";
 /// Logs the user in on this session (new registry handle, new session ID, cart kept) and
 /// answers with where to go next.
 #[cfg(feature = "ssr")]
-async fn complete_login(user: &users::UserRow, next: &str, message: String) -> Result<ActionReply, ServerFnError> {
+async fn complete_login(
+    user: &users::UserRow,
+    next: &str,
+    message: String,
+) -> Result<ActionReply, ServerFnError> {
     use crate::server::registry;
     let (ctx, session) = context_and_session().await?;
     if let Some(previous) = session::current_user(&session).await.map_err(internal)? {
-        registry::end(&ctx.db, &previous.handle, registry::EndReason::Logout).await.map_err(internal)?;
+        registry::end(&ctx.db, &previous.handle, registry::EndReason::Logout)
+            .await
+            .map_err(internal)?;
     }
     let handle = registry::new_handle();
     let ip = client_ip();
     registry::record_login(
         &ctx.db,
-        registry::NewSession { handle: &handle, user_id: user.id, ip: &ip, user_agent: &user_agent() },
+        registry::NewSession {
+            handle: &handle,
+            user_id: user.id,
+            ip: &ip,
+            user_agent: &user_agent(),
+        },
     )
     .await
     .map_err(internal)?;
@@ -50,12 +63,17 @@ async fn complete_login(user: &users::UserRow, next: &str, message: String) -> R
         handle: handle.clone(),
         logged_in_at: registry::now(),
     };
-    session::cycle_session_on_login(&session, &auth).await.map_err(internal)?;
+    session::cycle_session_on_login(&session, &auth)
+        .await
+        .map_err(internal)?;
     tracing::info!(%handle, user_id = user.id, "session rotated on login");
     let next = safe_next(next);
     flash_for_form(Flash::success(message.clone())).await?;
     form_redirect(&next);
-    Ok(ActionReply { message, redirect_to: Some(next) })
+    Ok(ActionReply {
+        message,
+        redirect_to: Some(next),
+    })
 }
 
 /// `POST /api/register` — `email`, `password`. Logs the new user in.
@@ -111,29 +129,42 @@ pub async fn login(
     let ip = client_ip();
     let now = registry::now();
     // Only clients that have been failing wait; the check costs no password hashing.
-    let wait = throttle::wait_seconds(&ctx.db, &email, &ip, now).await.map_err(internal)?;
+    let wait = throttle::wait_seconds(&ctx.db, &email, &ip, now)
+        .await
+        .map_err(internal)?;
     if wait > 0 {
-        let message = format!("Too many failed attempts. Please wait {wait} seconds and try again.");
+        let message =
+            format!("Too many failed attempts. Please wait {wait} seconds and try again.");
         return Err(reject_keeping_email(StatusCode::TOO_MANY_REQUESTS, message, &email).await);
     }
     if password.len() > crate::model::MAX_PASSWORD_BYTES {
-        return Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await);
+        return Err(
+            reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await,
+        );
     }
     let user = match Email::parse(&email) {
-        Ok(parsed) => users::find_by_email(&ctx.db, &parsed).await.map_err(internal)?,
+        Ok(parsed) => users::find_by_email(&ctx.db, &parsed)
+            .await
+            .map_err(internal)?,
         Err(_) => None,
     };
     // Verify against a dummy hash when there is no such user, so timing tells nothing.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let valid = passwords::verify_password(password, stored).await.map_err(internal)?;
+    let valid = passwords::verify_password(password, stored)
+        .await
+        .map_err(internal)?;
     match user {
         Some(user) if valid => {
-            throttle::record_success(&ctx.db, &email, &ip).await.map_err(internal)?;
+            throttle::record_success(&ctx.db, &email, &ip)
+                .await
+                .map_err(internal)?;
             let message = format!("Logged in as {}.", user.email);
             complete_login(&user, next.as_deref().unwrap_or("/"), message).await
         }
         _ => {
-            throttle::record_failure(&ctx.db, &email, &ip, now).await.map_err(internal)?;
+            throttle::record_failure(&ctx.db, &email, &ip, now)
+                .await
+                .map_err(internal)?;
             Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await)
         }
     }
@@ -144,9 +175,13 @@ pub async fn login(
 pub async fn logout() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     if let Some(user) = session::current_user(&session).await.map_err(internal)? {
-        crate::server::registry::end(&ctx.db, &user.handle, crate::server::registry::EndReason::Logout)
-            .await
-            .map_err(internal)?;
+        crate::server::registry::end(
+            &ctx.db,
+            &user.handle,
+            crate::server::registry::EndReason::Logout,
+        )
+        .await
+        .map_err(internal)?;
         tracing::info!(handle = %user.handle, "session destroyed on logout");
     }
     session::destroy_session(&session).await.map_err(internal)?;

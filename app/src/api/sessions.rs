@@ -40,8 +40,15 @@ async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, 
 
 /// After revoking sessions that may include the caller's own: log the caller out properly.
 #[cfg(feature = "ssr")]
-async fn logged_out_if_revoked(ctx: &AppContext, session: &Session, me: &AuthUser) -> Result<bool, ServerFnError> {
-    let still_live = registry::owner_of(&ctx.db, &me.handle).await.map_err(internal)?.is_some();
+async fn logged_out_if_revoked(
+    ctx: &AppContext,
+    session: &Session,
+    me: &AuthUser,
+) -> Result<bool, ServerFnError> {
+    let still_live = registry::owner_of(&ctx.db, &me.handle)
+        .await
+        .map_err(internal)?
+        .is_some();
     if !still_live {
         session::destroy_session(session).await.map_err(internal)?;
         form_redirect("/");
@@ -54,7 +61,9 @@ async fn logged_out_if_revoked(ctx: &AppContext, session: &Session, me: &AuthUse
 pub async fn my_sessions() -> Result<Vec<SessionInfo>, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    registry::list_for_user(&ctx.db, me.id, Some(&me.handle)).await.map_err(internal)
+    registry::list_for_user(&ctx.db, me.id, Some(&me.handle))
+        .await
+        .map_err(internal)
 }
 
 /// `POST /api/account/sessions/revoke` — `session` (a handle of one of the caller's sessions).
@@ -65,13 +74,22 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
     let me = require_user(&session).await?;
     // The owner condition is part of the revocation itself: a guessed handle of someone
     // else's session matches nothing.
-    let ended = registry::revoke(&ctx.db, handle.trim(), Some(me.id)).await.map_err(internal)?;
+    let ended = registry::revoke(&ctx.db, handle.trim(), Some(me.id))
+        .await
+        .map_err(internal)?;
     if !ended {
-        return Err(reject(StatusCode::NOT_FOUND, "That session does not exist or has already ended.").await);
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            "That session does not exist or has already ended.",
+        )
+        .await);
     }
     tracing::info!(handle = %handle.trim(), by = %me.handle, "session revoked by its owner");
     if logged_out_if_revoked(&ctx, &session, &me).await? {
-        return Ok(ActionReply { message: "You are logged out.".into(), redirect_to: Some("/".into()) });
+        return Ok(ActionReply {
+            message: "You are logged out.".into(),
+            redirect_to: Some("/".into()),
+        });
     }
     let message = "The session was ended.".to_string();
     flash_for_form(Flash::success(message.clone())).await?;
@@ -83,9 +101,10 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
 pub async fn revoke_other_sessions() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    let ended = registry::revoke_user_sessions(&ctx.db, me.id, Some(&me.handle), EndReason::Revoked)
-        .await
-        .map_err(internal)?;
+    let ended =
+        registry::revoke_user_sessions(&ctx.db, me.id, Some(&me.handle), EndReason::Revoked)
+            .await
+            .map_err(internal)?;
     tracing::info!(by = %me.handle, sessions = ended, "signed out everywhere else");
     let message = match ended {
         0 => "There were no other sessions.".to_string(),
@@ -107,9 +126,15 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
         .await
         .map_err(internal)?;
     if current.len() > crate::model::MAX_PASSWORD_BYTES
-        || !passwords::verify_password(current, stored).await.map_err(internal)?
+        || !passwords::verify_password(current, stored)
+            .await
+            .map_err(internal)?
     {
-        return Err(reject(StatusCode::UNAUTHORIZED, "Your current password is not right.").await);
+        return Err(reject(
+            StatusCode::UNAUTHORIZED,
+            "Your current password is not right.",
+        )
+        .await);
     }
     if let Err(e) = check_new_password(&new) {
         return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await);
@@ -121,9 +146,10 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
         .execute(&ctx.db)
         .await
         .map_err(internal)?;
-    let ended = registry::revoke_user_sessions(&ctx.db, me.id, Some(&me.handle), EndReason::PasswordChange)
-        .await
-        .map_err(internal)?;
+    let ended =
+        registry::revoke_user_sessions(&ctx.db, me.id, Some(&me.handle), EndReason::PasswordChange)
+            .await
+            .map_err(internal)?;
     session::rotate_id(&session).await.map_err(internal)?;
     tracing::info!(handle = %me.handle, other_sessions_ended = ended, "password changed; session rotated");
     let message = "Your password is changed, and every other session is signed out.".to_string();
@@ -134,18 +160,39 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
 
 /// One page of every live session, filtered by email; with the audit log.
 #[server(endpoint = "admin/sessions", input = GetUrl)]
-pub async fn admin_sessions(email: Option<String>, page: Option<String>) -> Result<SessionPage, ServerFnError> {
+pub async fn admin_sessions(
+    email: Option<String>,
+    page: Option<String>,
+) -> Result<SessionPage, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_admin(&ctx, &session).await?;
-    let filter = email.map(|e| e.trim().chars().take(254).collect::<String>()).filter(|e| !e.is_empty());
-    let page = page.and_then(|p| p.trim().parse::<i64>().ok()).unwrap_or(1).clamp(1, 1_000_000);
-    let (sessions, total) =
-        registry::list_live(&ctx.db, filter.as_deref(), page, SESSIONS_PER_PAGE, Some(&me.handle))
-            .await
-            .map_err(internal)?;
-    let audit = registry::recent_audit(&ctx.db, 50).await.map_err(internal)?;
+    let filter = email
+        .map(|e| e.trim().chars().take(254).collect::<String>())
+        .filter(|e| !e.is_empty());
+    let page = page
+        .and_then(|p| p.trim().parse::<i64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 1_000_000);
+    let (sessions, total) = registry::list_live(
+        &ctx.db,
+        filter.as_deref(),
+        page,
+        SESSIONS_PER_PAGE,
+        Some(&me.handle),
+    )
+    .await
+    .map_err(internal)?;
+    let audit = registry::recent_audit(&ctx.db, 50)
+        .await
+        .map_err(internal)?;
     let pages = ((total + SESSIONS_PER_PAGE - 1) / SESSIONS_PER_PAGE).max(1);
-    Ok(SessionPage { sessions, total, page, pages, audit })
+    Ok(SessionPage {
+        sessions,
+        total,
+        page,
+        pages,
+        audit,
+    })
 }
 
 /// `POST /api/admin/sessions/revoke` — `session` (handle).
@@ -154,10 +201,18 @@ pub async fn admin_revoke_session(session: String) -> Result<ActionReply, Server
     let handle = session.trim().to_string();
     let (ctx, session) = context_and_session().await?;
     let me = require_admin(&ctx, &session).await?;
-    let owner = registry::owner_of(&ctx.db, &handle).await.map_err(internal)?;
-    let ended = registry::revoke(&ctx.db, &handle, None).await.map_err(internal)?;
+    let owner = registry::owner_of(&ctx.db, &handle)
+        .await
+        .map_err(internal)?;
+    let ended = registry::revoke(&ctx.db, &handle, None)
+        .await
+        .map_err(internal)?;
     if !ended {
-        return Err(reject(StatusCode::NOT_FOUND, "That session does not exist or has already ended.").await);
+        return Err(reject(
+            StatusCode::NOT_FOUND,
+            "That session does not exist or has already ended.",
+        )
+        .await);
     }
     registry::audit(
         &ctx.db,
@@ -174,7 +229,10 @@ pub async fn admin_revoke_session(session: String) -> Result<ActionReply, Server
     .map_err(internal)?;
     tracing::info!(%handle, by = %me.handle, "session revoked by an admin");
     if logged_out_if_revoked(&ctx, &session, &me).await? {
-        return Ok(ActionReply { message: "You are logged out.".into(), redirect_to: Some("/".into()) });
+        return Ok(ActionReply {
+            message: "You are logged out.".into(),
+            redirect_to: Some("/".into()),
+        });
     }
     let message = "The session was revoked.".to_string();
     flash_for_form(Flash::success(message.clone())).await?;
@@ -215,7 +273,10 @@ pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, 
     .map_err(internal)?;
     tracing::info!(user_id, by = %me.handle, sessions = ended, "all sessions of a user revoked by an admin");
     if logged_out_if_revoked(&ctx, &session, &me).await? {
-        return Ok(ActionReply { message: "You are logged out.".into(), redirect_to: Some("/".into()) });
+        return Ok(ActionReply {
+            message: "You are logged out.".into(),
+            redirect_to: Some("/".into()),
+        });
     }
     let message = format!("Ended {ended} session(s) of {email}.");
     flash_for_form(Flash::success(message.clone())).await?;

@@ -39,7 +39,9 @@ pub fn new_handle() -> String {
 /// "Firefox on Linux", from a User-Agent header, by the woothee parser.
 pub fn describe_device(user_agent: &str) -> String {
     match woothee::parser::Parser::new().parse(user_agent) {
-        Some(ua) if ua.name != "UNKNOWN" && ua.os != "UNKNOWN" => format!("{} on {}", ua.name, ua.os),
+        Some(ua) if ua.name != "UNKNOWN" && ua.os != "UNKNOWN" => {
+            format!("{} on {}", ua.name, ua.os)
+        }
         Some(ua) if ua.name != "UNKNOWN" => ua.name.to_string(),
         _ => "Unknown device".to_string(),
     }
@@ -72,7 +74,11 @@ pub async fn record_login(db: &SqlitePool, new: NewSession<'_>) -> Result<(), sq
 }
 
 /// Points the registry row of `handle` at the session's current ID (after login or rotation).
-pub async fn link_session(db: &SqlitePool, handle: &str, session_id: &str) -> Result<(), sqlx::Error> {
+pub async fn link_session(
+    db: &SqlitePool,
+    handle: &str,
+    session_id: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE session_registry SET session_id = ? WHERE handle = ? AND ended_at IS NULL")
         .bind(session_id)
         .bind(handle)
@@ -82,11 +88,13 @@ pub async fn link_session(db: &SqlitePool, handle: &str, session_id: &str) -> Re
 }
 
 pub async fn touch(conn: &mut SqliteConnection, handle: &str, at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE session_registry SET last_seen_at = ? WHERE handle = ? AND ended_at IS NULL")
-        .bind(at)
-        .bind(handle)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE session_registry SET last_seen_at = ? WHERE handle = ? AND ended_at IS NULL",
+    )
+    .bind(at)
+    .bind(handle)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -128,7 +136,10 @@ async fn end_where(
     let now = now();
     for (handle, session_id) in &rows {
         if let Some(session_id) = session_id {
-            sqlx::query("DELETE FROM tower_sessions WHERE id = ?").bind(session_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM tower_sessions WHERE id = ?")
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(
             "UPDATE session_registry SET ended_at = ?, end_reason = ?, session_id = NULL WHERE handle = ?",
@@ -149,12 +160,30 @@ enum SqlParam<'a> {
 }
 
 /// Revokes one session by handle; with `owner`, only if it belongs to that user.
-pub async fn revoke(db: &SqlitePool, handle: &str, owner: Option<i64>) -> Result<bool, sqlx::Error> {
+pub async fn revoke(
+    db: &SqlitePool,
+    handle: &str,
+    owner: Option<i64>,
+) -> Result<bool, sqlx::Error> {
     let ended = match owner {
         Some(user_id) => {
-            end_where(db, "handle = ? AND user_id = ?", &[SqlParam::Text(handle), SqlParam::Int(user_id)], EndReason::Revoked).await?
+            end_where(
+                db,
+                "handle = ? AND user_id = ?",
+                &[SqlParam::Text(handle), SqlParam::Int(user_id)],
+                EndReason::Revoked,
+            )
+            .await?
         }
-        None => end_where(db, "handle = ?", &[SqlParam::Text(handle)], EndReason::Revoked).await?,
+        None => {
+            end_where(
+                db,
+                "handle = ?",
+                &[SqlParam::Text(handle)],
+                EndReason::Revoked,
+            )
+            .await?
+        }
     };
     Ok(!ended.is_empty())
 }
@@ -168,7 +197,13 @@ pub async fn revoke_user_sessions(
 ) -> Result<usize, sqlx::Error> {
     let ended = match keep {
         Some(keep) => {
-            end_where(db, "user_id = ? AND handle <> ?", &[SqlParam::Int(user_id), SqlParam::Text(keep)], reason).await?
+            end_where(
+                db,
+                "user_id = ? AND handle <> ?",
+                &[SqlParam::Int(user_id), SqlParam::Text(keep)],
+                reason,
+            )
+            .await?
         }
         None => end_where(db, "user_id = ?", &[SqlParam::Int(user_id)], reason).await?,
     };
@@ -220,7 +255,11 @@ const LIVE: &str = "FROM session_registry r JOIN users u ON u.id = r.user_id
      WHERE r.ended_at IS NULL AND s.expiry_date > ?";
 
 /// A user's live sessions, most recently active first.
-pub async fn list_for_user(db: &SqlitePool, user_id: i64, current: Option<&str>) -> Result<Vec<SessionInfo>, sqlx::Error> {
+pub async fn list_for_user(
+    db: &SqlitePool,
+    user_id: i64,
+    current: Option<&str>,
+) -> Result<Vec<SessionInfo>, sqlx::Error> {
     let sql = format!(
         "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
          AND r.user_id = ? ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
@@ -242,16 +281,24 @@ pub async fn list_live(
     current: Option<&str>,
 ) -> Result<(Vec<SessionInfo>, i64), sqlx::Error> {
     let pattern = email_filter.map(|f| {
-        let escaped: String = f.chars().flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        }).collect();
+        let escaped: String = f
+            .chars()
+            .flat_map(|c| match c {
+                '%' | '_' | '\\' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
         format!("%{}%", escaped.to_lowercase())
     });
     let now = time::OffsetDateTime::now_utc();
-    let count_sql = format!("SELECT COUNT(*) {LIVE} AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')");
+    let count_sql =
+        format!("SELECT COUNT(*) {LIVE} AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')");
     let count_sql = count_sql.replacen("s.expiry_date > ?", "s.expiry_date > ?1", 1);
-    let total: i64 = sqlx::query_scalar(&count_sql).bind(now).bind(pattern.as_deref()).fetch_one(db).await?;
+    let total: i64 = sqlx::query_scalar(&count_sql)
+        .bind(now)
+        .bind(pattern.as_deref())
+        .fetch_one(db)
+        .await?;
     let list_sql = format!(
         "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
          AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')
@@ -265,7 +312,10 @@ pub async fn list_live(
         .bind(page.saturating_sub(1).saturating_mul(per_page))
         .fetch_all(db)
         .await?;
-    Ok((rows.into_iter().map(|r| r.into_info(current)).collect(), total))
+    Ok((
+        rows.into_iter().map(|r| r.into_info(current)).collect(),
+        total,
+    ))
 }
 
 pub struct AuditRecord<'a> {
@@ -304,13 +354,15 @@ pub async fn recent_audit(db: &SqlitePool, limit: i64) -> Result<Vec<AuditEntry>
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(at, actor_email, action, target_email, sessions_ended)| AuditEntry {
-            at,
-            actor_email,
-            action,
-            target_email,
-            sessions_ended,
-        })
+        .map(
+            |(at, actor_email, action, target_email, sessions_ended)| AuditEntry {
+                at,
+                actor_email,
+                action,
+                target_email,
+                sessions_ended,
+            },
+        )
         .collect())
 }
 

@@ -48,6 +48,8 @@ pub enum SessionError {
     Decode(#[from] rmp_serde::decode::Error),
     #[error("session value: {0}")]
     Value(#[from] serde_json::Error),
+    #[error("timed out waiting to write the session")]
+    Busy,
 }
 
 /// Reads a typed value from the request's session; a malformed value reads as absent.
@@ -107,12 +109,22 @@ pub struct SessionTx {
     gate: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
-/// The in-process queue of session writers (see [`SessionTx::begin`]).
-fn write_gate() -> &'static std::sync::Arc<tokio::sync::Mutex<()>> {
-    static GATE: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
-        std::sync::OnceLock::new();
-    GATE.get_or_init(|| std::sync::Arc::new(tokio::sync::Mutex::new(())))
+/// The in-process queue of session writers, one per database file (see [`SessionTx::begin`]).
+fn write_gate(db: &SqlitePool) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static GATES: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        OnceLock::new();
+    let file = db.connect_options().get_filename().to_path_buf();
+    let mut gates = GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    gates.entry(file).or_default().clone()
 }
+
+/// How long a session write waits for its turn before giving up (a 503, never a hang).
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl SessionTx {
     /// Starts a write transaction and re-reads the session's stored record.
@@ -120,7 +132,9 @@ impl SessionTx {
         // SQLite has one writer at a time. Queueing here, before taking a pooled connection,
         // keeps waiting writers from holding every connection (which would starve the readers
         // and the commit's own reload); BEGIN IMMEDIATE still excludes other processes.
-        let gate = write_gate().clone().lock_owned().await;
+        let gate = tokio::time::timeout(WRITE_WAIT, write_gate(db).lock_owned())
+            .await
+            .map_err(|_| SessionError::Busy)?;
         let mut conn = db.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
         let mut tx = SessionTx {

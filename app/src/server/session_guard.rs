@@ -9,7 +9,11 @@ use crate::model::Flash;
 use sqlx::SqlitePool;
 use tower_sessions::Session;
 
-pub async fn enforce(db: &SqlitePool, policy: &SessionPolicy, session: &Session) -> Result<(), SessionError> {
+pub async fn enforce(
+    db: &SqlitePool,
+    policy: &SessionPolicy,
+    session: &Session,
+) -> Result<(), SessionError> {
     if session.id().is_none() {
         return Ok(());
     }
@@ -41,11 +45,18 @@ pub async fn enforce(db: &SqlitePool, policy: &SessionPolicy, session: &Session)
 }
 
 /// Drops the login but keeps the cart, with a new session ID.
-async fn demote(db: &SqlitePool, session: &Session, handle: &str, now: i64) -> Result<(), SessionError> {
+async fn demote(
+    db: &SqlitePool,
+    session: &Session,
+    handle: &str,
+    now: i64,
+) -> Result<(), SessionError> {
     let mut tx = SessionTx::begin(db, session).await?;
     tx.remove(USER_KEY);
     tx.set(SEEN_KEY, &now)?;
-    tx.set_flash(&Flash::error("You were signed out after a period of inactivity. Please log in again."))?;
+    tx.set_flash(&Flash::error(
+        "You were signed out after a period of inactivity. Please log in again.",
+    ))?;
     tx.commit(session).await?;
     registry::end(db, handle, EndReason::Timeout).await?;
     session.cycle_id().await?;

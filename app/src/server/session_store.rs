@@ -85,7 +85,9 @@ impl SessionStore for ShopSessionStore {
 impl ExpiredDeletion for ShopSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         self.inner.delete_expired().await?;
-        let closed = super::registry::close_orphans(&self.db).await.map_err(backend)?;
+        let closed = super::registry::close_orphans(&self.db)
+            .await
+            .map_err(backend)?;
         if closed > 0 {
             tracing::info!(sessions = closed, "expired sessions removed");
         }

@@ -32,9 +32,17 @@ pub fn backoff(failures: i64, free: i64) -> i64 {
 }
 
 /// How many seconds this client must still wait before trying this account again.
-pub async fn wait_seconds(db: &SqlitePool, email: &str, ip: &str, now: i64) -> Result<i64, sqlx::Error> {
+pub async fn wait_seconds(
+    db: &SqlitePool,
+    email: &str,
+    ip: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
     let mut wait = 0;
-    for (key, free) in [(account_key(email, ip), ACCOUNT_FREE_FAILURES), (ip_key(ip), IP_FREE_FAILURES)] {
+    for (key, free) in [
+        (account_key(email, ip), ACCOUNT_FREE_FAILURES),
+        (ip_key(ip), IP_FREE_FAILURES),
+    ] {
         let row: Option<(i64, i64)> =
             sqlx::query_as("SELECT failures, last_failed_at FROM login_failures WHERE key = ?")
                 .bind(&key)
@@ -49,7 +57,12 @@ pub async fn wait_seconds(db: &SqlitePool, email: &str, ip: &str, now: i64) -> R
     Ok(wait.max(0))
 }
 
-pub async fn record_failure(db: &SqlitePool, email: &str, ip: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn record_failure(
+    db: &SqlitePool,
+    email: &str,
+    ip: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     for key in [account_key(email, ip), ip_key(ip)] {
         sqlx::query(
             "INSERT INTO login_failures (key, failures, last_failed_at) VALUES (?1, 1, ?2)
@@ -68,7 +81,10 @@ pub async fn record_failure(db: &SqlitePool, email: &str, ip: &str, now: i64) ->
 
 /// A successful login clears this client's failures for the account.
 pub async fn record_success(db: &SqlitePool, email: &str, ip: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM login_failures WHERE key = ?").bind(account_key(email, ip)).execute(db).await?;
+    sqlx::query("DELETE FROM login_failures WHERE key = ?")
+        .bind(account_key(email, ip))
+        .execute(db)
+        .await?;
     Ok(())
 }
 

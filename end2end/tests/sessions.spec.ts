@@ -1,0 +1,97 @@
+import { Browser, test, expect, Page, TestInfo } from '@playwright/test';
+import { ADMIN_EMAIL, ADMIN_PASSWORD } from '../playwright.config';
+import {
+  addFromProductPage, expectCartCount, login, noJs, open, register, sessionCookie, uniqueEmail, PASSWORD,
+} from './helpers';
+
+/** A second, independent browser (another device), with the same JavaScript setting. */
+async function secondDevice(browser: Browser, testInfo: TestInfo): Promise<Page> {
+  const context = await browser.newContext({
+    baseURL: testInfo.project.use.baseURL,
+    javaScriptEnabled: !noJs(testInfo),
+  });
+  return context.newPage();
+}
+
+async function expectLoggedOut(page: Page, testInfo: TestInfo) {
+  await open(page, '/account', testInfo);
+  await expect(page).toHaveURL(/\/login\?next=\/account$/);
+  await expect(page.getByTestId('current-user')).toHaveCount(0);
+}
+
+test('an admin revokes a shopper, whose next request is logged out with an empty cart', async ({ page, browser }, testInfo) => {
+  const email = uniqueEmail('victim', testInfo);
+  await register(page, email, testInfo);
+  await addFromProductPage(page, 'merino-scarf', 2, testInfo);
+  await expectCartCount(page, 2);
+
+  const admin = await secondDevice(browser, testInfo);
+  await open(admin, '/login', testInfo);
+  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
+  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await admin.getByRole('button', { name: 'Log in' }).click();
+  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
+  await open(admin, `/admin/sessions?email=${encodeURIComponent(email)}`, testInfo);
+  const row = admin.locator(`[data-testid="session-row"][data-user-email="${email}"]`);
+  await expect(row).toHaveCount(1);
+  await expect(row).toHaveAttribute('data-current', 'false');
+  const handle = await row.getAttribute('data-session');
+  expect(handle).not.toBe(await sessionCookie(page.context()));
+  await row.getByTestId('revoke-session').click();
+  await expect(admin.getByTestId('flash')).toContainText('revoked');
+  await expect(admin.locator(`[data-testid="session-row"][data-user-email="${email}"]`)).toHaveCount(0);
+  await expect(admin.getByTestId('audit-row').first()).toContainText(email);
+
+  await open(page, '/cart', testInfo);
+  await expect(page.getByTestId('cart-empty')).toBeVisible();
+  await expectCartCount(page, 0);
+  await expectLoggedOut(page, testInfo);
+  await admin.context().close();
+});
+
+test('a non-admin gets 403 on the admin page', async ({ page }, testInfo) => {
+  await register(page, uniqueEmail('nosy', testInfo), testInfo);
+  const response = await page.goto('/admin/sessions');
+  expect(response?.status()).toBe(403);
+  await expect(page.getByTestId('forbidden')).toBeVisible();
+  await expect(page.getByTestId('session-row')).toHaveCount(0);
+});
+
+test('sign out everywhere else ends the other device only', async ({ page, browser }, testInfo) => {
+  const email = uniqueEmail('everywhere', testInfo);
+  await register(page, email, testInfo);
+  const other = await secondDevice(browser, testInfo);
+  await login(other, email, testInfo);
+
+  await open(other, '/account/sessions', testInfo);
+  await expect(other.getByTestId('session-row')).toHaveCount(2);
+  await expect(other.locator('[data-testid="session-row"][data-current="true"]')).toHaveCount(1);
+  await other.getByTestId('revoke-others').click();
+  await expect(other.getByTestId('flash')).toContainText('Signed out of 1 other session');
+  await expect(other.getByTestId('session-row')).toHaveCount(1);
+
+  await expectLoggedOut(page, testInfo);
+  await open(other, '/account', testInfo);
+  await expect(other.getByTestId('current-user')).toContainText(email);
+  await other.context().close();
+});
+
+test('changing the password signs out the other device', async ({ page, browser }, testInfo) => {
+  const email = uniqueEmail('password', testInfo);
+  await register(page, email, testInfo);
+  const other = await secondDevice(browser, testInfo);
+  await login(other, email, testInfo);
+  const before = await sessionCookie(other.context());
+
+  await open(other, '/account/password', testInfo);
+  await other.getByLabel('Current password').fill(PASSWORD);
+  await other.getByLabel('New password').fill('an entirely new passphrase');
+  await other.getByRole('button', { name: 'Change password' }).click();
+  await expect(other.getByTestId('flash')).toContainText('Your password is changed');
+  expect(await sessionCookie(other.context())).not.toBe(before);
+
+  await expectLoggedOut(page, testInfo);
+  await open(other, '/account', testInfo);
+  await expect(other.getByTestId('current-user')).toContainText(email);
+  await other.context().close();
+});
