@@ -13,7 +13,7 @@ export function uniqueEmail(prefix: string, testInfo: TestInfo): string {
 
 /** Waits until the wasm has hydrated the page. */
 export async function waitForHydration(page: Page) {
-  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
+  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1, { timeout: 20_000 });
 }
 
 /** Opens a page and, with JavaScript on, waits until it is interactive. */

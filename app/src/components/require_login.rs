@@ -1,7 +1,6 @@
 //! Pages that need a login: anonymous visitors are sent to `/login?next=…`.
 
 use crate::api::auth::me;
-use crate::components::action::session_version;
 use crate::model::UserView;
 use leptos::prelude::*;
 use leptos_router::components::Redirect;
@@ -33,7 +32,9 @@ where
     F: Fn(UserView) -> V + Send + Sync + Clone + 'static,
     V: IntoView + 'static,
 {
-    let user = Resource::new(session_version, |_| me());
+    // Not keyed on the session version: actions on the page must not re-create the page
+    // (and lose their messages); a change of login always loads a new page anyway.
+    let user = Resource::new(|| (), |_| me());
     let location = use_location();
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
