@@ -30,7 +30,8 @@ export default defineConfig({
   expect: { timeout: 10_000 },
   fullyParallel: true,
   workers: 2,
-  retries: 0,
+  // One retry on CI, reported as "flaky" in the output rather than hidden.
+  retries: process.env.CI ? 1 : 0,
   reporter: [['list']],
   use: { baseURL, trace: 'retain-on-failure' },
   projects: [
