@@ -38,13 +38,16 @@ async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, 
     }
 }
 
-/// After revoking sessions that may include the caller's own: log the caller out properly.
+/// The answer after a revocation. When the caller's own session was among those ended, they
+/// are logged out properly (store record gone, cookie cleared) and sent home; otherwise they
+/// get `message`.
 #[cfg(feature = "ssr")]
-async fn logged_out_if_revoked(
+async fn reply_after_revocation(
     ctx: &AppContext,
     session: &Session,
     me: &AuthUser,
-) -> Result<bool, ServerFnError> {
+    message: String,
+) -> Result<ActionReply, ServerFnError> {
     let still_live = registry::owner_of(&ctx.db, &me.handle)
         .await
         .map_err(internal)?
@@ -52,8 +55,13 @@ async fn logged_out_if_revoked(
     if !still_live {
         session::destroy_session(session).await.map_err(internal)?;
         form_redirect("/");
+        return Ok(ActionReply {
+            message: "You are logged out.".into(),
+            redirect_to: Some("/".into()),
+        });
     }
-    Ok(!still_live)
+    flash_for_form(Flash::success(message.clone())).await?;
+    Ok(ActionReply::message(message))
 }
 
 /// The caller's live sessions, the current one marked.
@@ -85,15 +93,8 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
         .await);
     }
     tracing::info!(handle = %handle.trim(), by = %me.handle, "session revoked by its owner");
-    if logged_out_if_revoked(&ctx, &session, &me).await? {
-        return Ok(ActionReply {
-            message: "You are logged out.".into(),
-            redirect_to: Some("/".into()),
-        });
-    }
     let message = "The session was ended.".to_string();
-    flash_for_form(Flash::success(message.clone())).await?;
-    Ok(ActionReply::message(message))
+    reply_after_revocation(&ctx, &session, &me, message).await
 }
 
 /// `POST /api/account/sessions/revoke-others` — sign out everywhere else.
@@ -228,15 +229,8 @@ pub async fn admin_revoke_session(session: String) -> Result<ActionReply, Server
     .await
     .map_err(internal)?;
     tracing::info!(%handle, by = %me.handle, "session revoked by an admin");
-    if logged_out_if_revoked(&ctx, &session, &me).await? {
-        return Ok(ActionReply {
-            message: "You are logged out.".into(),
-            redirect_to: Some("/".into()),
-        });
-    }
     let message = "The session was revoked.".to_string();
-    flash_for_form(Flash::success(message.clone())).await?;
-    Ok(ActionReply::message(message))
+    reply_after_revocation(&ctx, &session, &me, message).await
 }
 
 /// `POST /api/admin/users/revoke-sessions` — `user_id`.
@@ -272,13 +266,6 @@ pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, 
     .await
     .map_err(internal)?;
     tracing::info!(user_id, by = %me.handle, sessions = ended, "all sessions of a user revoked by an admin");
-    if logged_out_if_revoked(&ctx, &session, &me).await? {
-        return Ok(ActionReply {
-            message: "You are logged out.".into(),
-            redirect_to: Some("/".into()),
-        });
-    }
     let message = format!("Ended {ended} session(s) of {email}.");
-    flash_for_form(Flash::success(message.clone())).await?;
-    Ok(ActionReply::message(message))
+    reply_after_revocation(&ctx, &session, &me, message).await
 }

@@ -252,7 +252,7 @@ impl InfoRow {
 
 const LIVE: &str = "FROM session_registry r JOIN users u ON u.id = r.user_id
      JOIN tower_sessions s ON s.id = r.session_id
-     WHERE r.ended_at IS NULL AND s.expiry_date > ?";
+     WHERE r.ended_at IS NULL AND s.expiry_date > ?1";
 
 /// A user's live sessions, most recently active first.
 pub async fn list_for_user(
@@ -262,7 +262,7 @@ pub async fn list_for_user(
 ) -> Result<Vec<SessionInfo>, sqlx::Error> {
     let sql = format!(
         "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
-         AND r.user_id = ? ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
+         AND r.user_id = ?2 ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
     );
     let rows: Vec<InfoRow> = sqlx::query_as(&sql)
         .bind(time::OffsetDateTime::now_utc())
@@ -293,7 +293,6 @@ pub async fn list_live(
     let now = time::OffsetDateTime::now_utc();
     let count_sql =
         format!("SELECT COUNT(*) {LIVE} AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')");
-    let count_sql = count_sql.replacen("s.expiry_date > ?", "s.expiry_date > ?1", 1);
     let total: i64 = sqlx::query_scalar(&count_sql)
         .bind(now)
         .bind(pattern.as_deref())
@@ -303,8 +302,7 @@ pub async fn list_live(
         "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
          AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')
          ORDER BY r.last_seen_at DESC, r.created_at DESC, r.handle LIMIT ?3 OFFSET ?4"
-    )
-    .replacen("s.expiry_date > ?", "s.expiry_date > ?1", 1);
+    );
     let rows: Vec<InfoRow> = sqlx::query_as(&list_sql)
         .bind(now)
         .bind(pattern.as_deref())
