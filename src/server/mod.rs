@@ -3,6 +3,7 @@
 pub mod config;
 mod forms;
 mod guard;
+mod page_cache;
 pub mod router;
 mod sessions;
 
@@ -72,6 +73,7 @@ impl Application {
         let context = AppContext {
             db: pool.clone(),
             policy: config.policy,
+            catalog: Default::default(),
         };
         let router = router::build(&config, context, store.clone());
         Ok(Application {

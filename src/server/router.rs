@@ -12,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
@@ -48,6 +49,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         move || provide_context(context.clone())
     };
     let fallback_context = page_context.clone();
+    let page_cache = super::page_cache::PageCache::new(context.db.clone(), context.catalog.clone());
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -69,12 +71,19 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             config.cookie_secure,
             context.policy.idle_timeout,
         ))
+        // Outside the session layer: a cached anonymous page costs no session work.
+        .layer(axum::middleware::from_fn_with_state(
+            page_cache,
+            super::page_cache::serve,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::cross_site_check,
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(guard::security_headers))
+        // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
+        .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

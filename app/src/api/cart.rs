@@ -24,6 +24,14 @@ async fn parse_product_id(input: &str) -> Result<i64, ServerFnError> {
 }
 
 #[cfg(feature = "ssr")]
+async fn lookup(product_id: i64) -> Result<Option<cart::ProductStock>, ServerFnError> {
+    let ctx = crate::server::app_context()?;
+    cart::product_stock(&ctx.db, &ctx.catalog, product_id)
+        .await
+        .map_err(internal)
+}
+
+#[cfg(feature = "ssr")]
 async fn cart_failure(error: CartError) -> ServerFnError {
     match error {
         CartError::Rejected(message) => reject(StatusCode::UNPROCESSABLE_ENTITY, message).await,
@@ -42,7 +50,7 @@ where
     >,
 {
     let (ctx, session) = context_and_session().await?;
-    let mut tx = SessionTx::begin(&ctx.db, &session)
+    let mut tx = SessionTx::begin_session_only(&ctx.db, &session)
         .await
         .map_err(internal)?;
     match change(&mut tx).await {
@@ -72,9 +80,10 @@ pub async fn add_to_cart(
         Ok(q) => q,
         Err(e) => return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await),
     };
+    let product = lookup(product_id).await?;
     change_cart(move |tx| {
         Box::pin(async move {
-            let name = cart::add(tx, product_id, quantity).await?;
+            let name = cart::add(tx, product, product_id, quantity)?;
             Ok(format!("Added {} × {name} to your cart.", quantity.get()))
         })
     })
@@ -95,9 +104,10 @@ pub async fn update_cart(
             Err(e) => return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await),
         },
     };
+    let product = lookup(product_id).await?;
     change_cart(move |tx| {
         Box::pin(async move {
-            let name = cart::update(tx, product_id, quantity).await?;
+            let name = cart::update(tx, product, product_id, quantity)?;
             Ok(match quantity {
                 Some(q) => format!("{name}: quantity set to {}.", q.get()),
                 None => format!("Removed {name} from your cart."),
@@ -124,5 +134,5 @@ pub async fn clear_cart() -> Result<ActionReply, ServerFnError> {
 pub async fn get_cart() -> Result<CartView, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let stored = session::cart(&session).await.map_err(internal)?;
-    cart::view(&ctx.db, &stored).await.map_err(internal)
+    cart::view(&ctx.db, &ctx.catalog, &stored).await.map_err(internal)
 }

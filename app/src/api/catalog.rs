@@ -2,7 +2,7 @@
 
 use crate::model::{Category, ProductDetail, ProductSummary};
 #[cfg(feature = "ssr")]
-use crate::server::{app_context, catalog, internal};
+use crate::server::{app_context, internal};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
@@ -20,9 +20,8 @@ pub async fn list_products(
         .map(|q| q.trim().chars().take(MAX_SEARCH_LEN).collect::<String>())
         .filter(|q| !q.is_empty());
     let category = category.filter(|c| !c.trim().is_empty());
-    catalog::list_products(&ctx.db, term.as_deref(), category.as_deref())
-        .await
-        .map_err(internal)
+    let catalog = ctx.catalog.get(&ctx.db).await.map_err(internal)?;
+    Ok(catalog.list(term.as_deref(), category.as_deref()))
 }
 
 /// One product by slug; `None` when there is no such product.
@@ -32,14 +31,14 @@ pub async fn get_product(slug: String) -> Result<Option<ProductDetail>, ServerFn
     let Ok(slug) = crate::model::Slug::parse(&slug) else {
         return Ok(None);
     };
-    catalog::product_by_slug(&ctx.db, slug.as_str())
-        .await
-        .map_err(internal)
+    let catalog = ctx.catalog.get(&ctx.db).await.map_err(internal)?;
+    Ok(catalog.by_slug(slug.as_str()))
 }
 
 /// All categories, for the filter.
 #[server(endpoint = "catalog/categories", input = GetUrl)]
 pub async fn list_categories() -> Result<Vec<Category>, ServerFnError> {
     let ctx = app_context()?;
-    catalog::categories(&ctx.db).await.map_err(internal)
+    let catalog = ctx.catalog.get(&ctx.db).await.map_err(internal)?;
+    Ok(catalog.categories())
 }

@@ -31,6 +31,8 @@ pub async fn checkout() -> Result<ActionReply, ServerFnError> {
                     .map_err(internal)?;
             }
             tx.commit(&session).await.map_err(internal)?;
+            // Stock moved: cached pages must show it now.
+            ctx.catalog.mark_changed();
             tracing::info!(order_id, user_id = user.id, "order placed");
             let target = format!("/orders/{order_id}");
             form_redirect(&target);

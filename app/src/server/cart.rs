@@ -1,9 +1,9 @@
 //! Cart rules, applied inside a [`SessionTx`] so each change is atomic with its checks.
 
-use super::catalog;
+use super::catalog::CatalogCache;
 use super::session::{SessionError, SessionTx};
 use crate::model::{CartLine, CartView, Quantity, StoredCart, MAX_CART_LINES, MAX_LINE_QUANTITY};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqlitePool;
 
 /// A change the shopper asked for that the rules do not allow. The message is for the shopper.
 #[derive(Debug, thiserror::Error)]
@@ -20,21 +20,25 @@ fn rejected(message: impl Into<String>) -> CartError {
     CartError::Rejected(message.into())
 }
 
-struct ProductStock {
+pub struct ProductStock {
     name: String,
     stock: i64,
 }
 
-async fn product_stock(
-    conn: &mut SqliteConnection,
+/// A product's name and stock, looked up before the session write starts (from the catalog
+/// in memory, checked against the database's catalog version): the write itself then holds
+/// the single-writer gate for two statements only. Checkout re-checks stock in its own
+/// transaction, so a change in between cannot oversell.
+pub async fn product_stock(
+    db: &SqlitePool,
+    catalog: &CatalogCache,
     product_id: i64,
 ) -> Result<Option<ProductStock>, sqlx::Error> {
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT name, stock FROM products WHERE id = ?")
-            .bind(product_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.map(|(name, stock)| ProductStock { name, stock }))
+    let catalog = catalog.get(db).await?;
+    Ok(catalog.by_id(product_id).map(|p| ProductStock {
+        name: p.name,
+        stock: p.stock,
+    }))
 }
 
 /// How many of a product one line may hold: the stock, but never more than 99.
@@ -56,12 +60,13 @@ fn over_limit_message(name: &str, stock: i64, in_cart: u32) -> String {
 }
 
 /// Adds `quantity` of a product. Returns the product's name for the confirmation message.
-pub async fn add(
+pub fn add(
     tx: &mut SessionTx,
+    product: Option<ProductStock>,
     product_id: i64,
     quantity: Quantity,
 ) -> Result<String, CartError> {
-    let Some(product) = product_stock(tx.conn(), product_id).await? else {
+    let Some(product) = product else {
         return Err(rejected("That product does not exist."));
     };
     if product.stock <= 0 {
@@ -89,13 +94,13 @@ pub async fn add(
 }
 
 /// Sets the quantity of a line; `None` (quantity 0) removes it.
-pub async fn update(
+pub fn update(
     tx: &mut SessionTx,
+    product: Option<ProductStock>,
     product_id: i64,
     quantity: Option<Quantity>,
 ) -> Result<String, CartError> {
     let mut cart = tx.cart();
-    let product = product_stock(tx.conn(), product_id).await?;
     let Some(quantity) = quantity else {
         if cart.quantity_of(product_id) == 0 {
             return Err(rejected("That product is not in your cart."));
@@ -125,14 +130,20 @@ pub async fn update(
 }
 
 /// Renders stored lines with today's names and prices; lines whose product is gone are dropped.
-pub async fn view(db: &SqlitePool, cart: &StoredCart) -> Result<CartView, sqlx::Error> {
-    let ids: Vec<i64> = cart.lines.iter().map(|l| l.product_id).collect();
-    let products = catalog::products_by_ids(db, &ids).await?;
+pub async fn view(
+    db: &SqlitePool,
+    catalog: &CatalogCache,
+    cart: &StoredCart,
+) -> Result<CartView, sqlx::Error> {
+    if cart.lines.is_empty() {
+        return Ok(CartView::from_lines(Vec::new()));
+    }
+    let catalog = catalog.get(db).await?;
     let lines = cart
         .lines
         .iter()
         .filter_map(|line| {
-            let product = products.iter().find(|p| p.id == line.product_id)?;
+            let product = catalog.by_id(line.product_id)?;
             Some(CartLine {
                 product_id: product.id,
                 slug: product.slug.clone(),

@@ -1,9 +1,11 @@
-//! Catalog queries: listing with search and category filter, one product by slug or id.
+//! The catalog: read from the database into memory, listed with search and category filter.
 
 use crate::model::{Category, Cents, ProductDetail, ProductSummary};
 use sqlx::{FromRow, SqlitePool};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-#[derive(FromRow)]
+#[derive(Clone, Debug, FromRow)]
 struct ProductRow {
     id: i64,
     slug: String,
@@ -32,98 +34,152 @@ impl ProductRow {
 const SELECT_PRODUCT: &str = "SELECT p.id, p.slug, p.name, c.slug AS category, p.price_cents, p.image, p.stock, p.description
      FROM products p JOIN categories c ON c.id = p.category_id";
 
-/// Escapes `%`, `_` and `\` so a search term matches literally inside a LIKE pattern.
-fn like_pattern(term: &str) -> String {
-    let mut escaped = String::with_capacity(term.len() + 2);
-    escaped.push('%');
-    for ch in term.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            escaped.push('\\');
+/// The catalog in memory. Every page shows it and it rarely changes, so it is read from the
+/// database once and then only checked: one indexed read of `catalog_version` (kept by
+/// triggers, whichever process changes the catalog) per use, and a reload when it moved.
+#[derive(Clone, Debug, Default)]
+pub struct CatalogCache {
+    current: Arc<RwLock<Option<Arc<Catalog>>>>,
+    /// The last version read and when, for [`CatalogCache::recent_version`].
+    probe: Arc<Mutex<Option<(Instant, i64)>>>,
+}
+
+/// How old the version seen by [`CatalogCache::recent_version`] may be.
+pub const VERSION_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One consistent copy of the catalog.
+#[derive(Debug)]
+pub struct Catalog {
+    pub version: i64,
+    products: Vec<ProductRow>,
+    categories: Vec<Category>,
+}
+
+/// The catalog's change counter.
+pub async fn version(db: &SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT version FROM catalog_version WHERE id = 1")
+        .fetch_one(db)
+        .await
+}
+
+impl CatalogCache {
+    /// The current catalog: the cached copy if the database has not changed since it was read.
+    pub async fn get(&self, db: &SqlitePool) -> Result<Arc<Catalog>, sqlx::Error> {
+        let version = version(db).await?;
+        if let Some(catalog) = self.cached().filter(|c| c.version == version) {
+            return Ok(catalog);
         }
-        escaped.push(ch);
-    }
-    escaped.push('%');
-    escaped
-}
-
-/// Products matching the optional search term (name or description, case-insensitive)
-/// and the optional category slug, in a stable order.
-pub async fn list_products(
-    db: &SqlitePool,
-    search: Option<&str>,
-    category: Option<&str>,
-) -> Result<Vec<ProductSummary>, sqlx::Error> {
-    let sql = format!(
-        "{SELECT_PRODUCT}
-         WHERE (?1 IS NULL OR p.name LIKE ?1 ESCAPE '\\' OR p.description LIKE ?1 ESCAPE '\\')
-           AND (?2 IS NULL OR c.slug = ?2)
-         ORDER BY c.id, p.id"
-    );
-    let rows: Vec<ProductRow> = sqlx::query_as(&sql)
-        .bind(search.map(like_pattern))
-        .bind(category)
-        .fetch_all(db)
-        .await?;
-    Ok(rows.into_iter().map(ProductRow::summary).collect())
-}
-
-/// One product by its slug.
-pub async fn product_by_slug(
-    db: &SqlitePool,
-    slug: &str,
-) -> Result<Option<ProductDetail>, sqlx::Error> {
-    let sql = format!("{SELECT_PRODUCT} WHERE p.slug = ?");
-    let row: Option<ProductRow> = sqlx::query_as(&sql).bind(slug).fetch_optional(db).await?;
-    Ok(row.map(|row| {
-        let description = row.description.clone();
-        ProductDetail {
-            summary: row.summary(),
-            description,
-        }
-    }))
-}
-
-/// Products by id, for rendering a cart. Unknown ids are simply absent from the result.
-pub async fn products_by_ids(
-    db: &SqlitePool,
-    ids: &[i64],
-) -> Result<Vec<ProductSummary>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let placeholders = vec!["?"; ids.len()].join(", ");
-    let sql = format!("{SELECT_PRODUCT} WHERE p.id IN ({placeholders})");
-    let mut query = sqlx::query_as::<_, ProductRow>(&sql);
-    for id in ids {
-        query = query.bind(id);
-    }
-    Ok(query
+        // Read after the version: the rows are at least that new, so a change that lands in
+        // between only causes one more reload.
+        let products: Vec<ProductRow> =
+            sqlx::query_as(&format!("{SELECT_PRODUCT} ORDER BY c.id, p.id"))
+                .fetch_all(db)
+                .await?;
+        let categories = sqlx::query_as::<_, (String, String)>(
+            "SELECT slug, name FROM categories ORDER BY id",
+        )
         .fetch_all(db)
         .await?
         .into_iter()
-        .map(ProductRow::summary)
-        .collect())
+        .map(|(slug, name)| Category { slug, name })
+        .collect();
+        let catalog = Arc::new(Catalog {
+            version,
+            products,
+            categories,
+        });
+        if let Ok(mut current) = self.current.write() {
+            if current.as_ref().is_none_or(|c| c.version <= version) {
+                *current = Some(catalog.clone());
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// The catalog version as read at most [`VERSION_CHECK_INTERVAL`] ago (or just now, after
+    /// [`CatalogCache::mark_changed`]): for caches that may trail another process's change by
+    /// that much.
+    pub async fn recent_version(&self, db: &SqlitePool) -> Result<i64, sqlx::Error> {
+        let seen = self.probe.lock().ok().and_then(|p| *p);
+        if let Some((at, version)) = seen {
+            if at.elapsed() < VERSION_CHECK_INTERVAL {
+                return Ok(version);
+            }
+        }
+        let version = version(db).await?;
+        if let Ok(mut probe) = self.probe.lock() {
+            *probe = Some((Instant::now(), version));
+        }
+        Ok(version)
+    }
+
+    /// This process changed the catalog: the next [`CatalogCache::recent_version`] reads it.
+    pub fn mark_changed(&self) {
+        if let Ok(mut probe) = self.probe.lock() {
+            *probe = None;
+        }
+    }
+
+    fn cached(&self) -> Option<Arc<Catalog>> {
+        self.current.read().ok().and_then(|c| c.clone())
+    }
 }
 
-/// All categories, in catalog order.
-pub async fn categories(db: &SqlitePool) -> Result<Vec<Category>, sqlx::Error> {
-    let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT slug, name FROM categories ORDER BY id")
-            .fetch_all(db)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(slug, name)| Category { slug, name })
-        .collect())
+/// SQLite's `LIKE` without wildcards: a substring match, case-insensitive for ASCII letters.
+fn matches_term(text: &str, term_lower: &str) -> bool {
+    text.to_ascii_lowercase().contains(term_lower)
+}
+
+impl Catalog {
+    /// Products matching the optional search term (name or description) and the optional
+    /// category slug, in catalog order.
+    pub fn list(&self, search: Option<&str>, category: Option<&str>) -> Vec<ProductSummary> {
+        let term = search.map(str::to_ascii_lowercase);
+        self.products
+            .iter()
+            .filter(|p| category.is_none_or(|c| p.category == c))
+            .filter(|p| {
+                term.as_deref().is_none_or(|t| {
+                    matches_term(&p.name, t) || matches_term(&p.description, t)
+                })
+            })
+            .map(|p| p.clone().summary())
+            .collect()
+    }
+
+    /// One product by its slug.
+    pub fn by_slug(&self, slug: &str) -> Option<ProductDetail> {
+        let row = self.products.iter().find(|p| p.slug == slug)?.clone();
+        let description = row.description.clone();
+        Some(ProductDetail {
+            summary: row.summary(),
+            description,
+        })
+    }
+
+    /// One product by id.
+    pub fn by_id(&self, id: i64) -> Option<ProductSummary> {
+        self.products
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.clone().summary())
+    }
+
+    /// All categories, in catalog order.
+    pub fn categories(&self) -> Vec<Category> {
+        self.categories.clone()
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::like_pattern;
+    use super::matches_term;
 
     #[test]
-    fn like_wildcards_are_literal() {
-        assert_eq!(like_pattern("wool"), "%wool%");
-        assert_eq!(like_pattern("100%_a\\"), "%100\\%\\_a\\\\%");
+    fn search_is_a_literal_ascii_case_insensitive_substring() {
+        assert!(matches_term("Merino Scarf", "scarf"));
+        assert!(matches_term("100% wool", "100%"));
+        assert!(!matches_term("100 wool", "100%"));
+        assert!(!matches_term("wool", "w_ol"));
     }
 }

@@ -44,6 +44,9 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
     }
     SqlitePoolOptions::new()
         .max_connections(8)
+        // An in-process SQLite connection cannot go stale: no ping round trip to the
+        // connection's worker thread on every acquire.
+        .test_before_acquire(false)
         .connect_with(options)
         .await
         .map_err(DbError::Open)

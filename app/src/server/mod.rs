@@ -24,6 +24,7 @@ use sqlx::SqlitePool;
 pub struct AppContext {
     pub db: SqlitePool,
     pub policy: policy::SessionPolicy,
+    pub catalog: catalog::CatalogCache,
 }
 
 /// The request's `AppContext`. A missing context is a wiring bug, reported as a server error.

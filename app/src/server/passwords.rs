@@ -27,10 +27,12 @@ pub enum PasswordHashError {
 fn permits() -> &'static Arc<Semaphore> {
     static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
     PERMITS.get_or_init(|| {
+        // Half the cores at most: a login storm must leave the other half to page rendering
+        // (measured by `make bench`: with every core hashing, browse p99 more than doubled).
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        Arc::new(Semaphore::new(cores))
+        Arc::new(Semaphore::new((cores / 2).max(1)))
     })
 }
 

@@ -107,6 +107,10 @@ pub struct SessionTx {
     finished: bool,
     /// Held from `begin` until commit or rollback.
     gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// An SQLite transaction is open (`begin`), or not (`begin_session_only`).
+    transaction: bool,
+    /// The stored bytes as read, for the compare-and-swap of `begin_session_only`.
+    original: Option<Vec<u8>>,
 }
 
 /// The in-process queue of session writers, one per database file (see [`SessionTx::begin`]).
@@ -127,26 +131,59 @@ fn write_gate(db: &SqlitePool) -> std::sync::Arc<tokio::sync::Mutex<()>> {
 const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl SessionTx {
-    /// Starts a write transaction and re-reads the session's stored record.
+    /// Starts a write transaction and re-reads the session's stored record: for changes that
+    /// must be atomic with other tables (checkout, the registry).
     pub async fn begin(db: &SqlitePool, session: &Session) -> Result<SessionTx, SessionError> {
+        SessionTx::start(db, session, true).await
+    }
+
+    /// For changes to the session's data alone (cart, flash): no SQLite transaction, two
+    /// statements instead of four. The record is re-read and written back only if it is still
+    /// byte-for-byte what was read (compare-and-swap), so a change by anyone else — another
+    /// process on the same file included — is never overwritten; within this process the
+    /// write gate makes that conflict impossible.
+    pub async fn begin_session_only(
+        db: &SqlitePool,
+        session: &Session,
+    ) -> Result<SessionTx, SessionError> {
+        SessionTx::start(db, session, false).await
+    }
+
+    async fn start(
+        db: &SqlitePool,
+        session: &Session,
+        transaction: bool,
+    ) -> Result<SessionTx, SessionError> {
         // SQLite has one writer at a time. Queueing here, before taking a pooled connection,
         // keeps waiting writers from holding every connection (which would starve the readers
         // and the commit's own reload); BEGIN IMMEDIATE still excludes other processes.
         let gate = tokio::time::timeout(WRITE_WAIT, write_gate(db).lock_owned())
             .await
             .map_err(|_| SessionError::Busy)?;
-        let mut conn = db.acquire().await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let conn = db.acquire().await?;
+        // The guard owns the connection before BEGIN runs: if this request is cancelled (the
+        // client went away) while BEGIN waits or after it succeeded, `Drop` closes the
+        // connection instead of returning it to the pool inside an open write transaction,
+        // where it would hold SQLite's write lock and stall every other writer.
         let mut tx = SessionTx {
             conn: Some(conn),
             record: None,
             pending: Vec::new(),
             finished: false,
             gate: Some(gate),
+            transaction,
+            original: None,
         };
+        if transaction {
+            sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()).await?;
+        }
         if let Some(id) = session.id() {
             match load_record(tx.conn(), &id).await {
-                Ok(record) => tx.record = record,
+                Ok(Some((record, bytes))) => {
+                    tx.record = Some(record);
+                    tx.original = Some(bytes);
+                }
+                Ok(None) => {}
                 Err(error) => {
                     tx.rollback().await;
                     return Err(error);
@@ -214,14 +251,33 @@ impl SessionTx {
     pub async fn commit(mut self, session: &Session) -> Result<(), SessionError> {
         if let Some(mut record) = self.record.take() {
             record.expiry_date = session.expiry_date();
-            let saved = save_record(self.conn(), &record).await;
+            let original = self.original.take();
+            let saved = save_record(self.conn(), &record, original.as_deref()).await;
             self.record = Some(record);
-            if let Err(error) = saved {
-                self.rollback().await;
-                return Err(error);
+            match saved {
+                Ok(true) => {}
+                // Not the record that was read: changed by someone else, or deleted (logout,
+                // revocation) — then there is nothing to save.
+                Ok(false) => {
+                    let id = self.record.as_ref().map(|r| r.id);
+                    let exists = match id {
+                        Some(id) => load_record(self.conn(), &id).await.map(|r| r.is_some()),
+                        None => Ok(false),
+                    };
+                    if !matches!(exists, Ok(false)) {
+                        self.rollback().await;
+                        return Err(SessionError::Busy);
+                    }
+                }
+                Err(error) => {
+                    self.rollback().await;
+                    return Err(error);
+                }
             }
         }
-        sqlx::query("COMMIT").execute(self.conn()).await?;
+        if self.transaction {
+            sqlx::query("COMMIT").execute(self.conn()).await?;
+        }
         self.finished = true;
         // Give the connection back before the reload, which needs one of its own.
         drop(self.conn.take());
@@ -243,8 +299,9 @@ impl SessionTx {
     }
 
     async fn rollback_in_place(&mut self) {
-        if !self.finished {
-            self.finished = true;
+        if !self.finished && self.transaction {
+            // `finished` only once ROLLBACK has run: cancelled halfway, `Drop` closes the
+            // connection.
             if let Err(error) = sqlx::query("ROLLBACK").execute(self.conn()).await {
                 tracing::error!(%error, "rollback failed; closing the connection");
                 if let Some(conn) = self.conn.take() {
@@ -252,12 +309,13 @@ impl SessionTx {
                 }
             }
         }
+        self.finished = true;
     }
 }
 
 impl Drop for SessionTx {
     fn drop(&mut self) {
-        if !self.finished {
+        if !self.finished && self.transaction {
             // An early return (`?`) left the transaction open: the connection must not go
             // back to the pool like that. Detached, it is closed, which rolls back.
             if let Some(conn) = self.conn.take() {
@@ -267,7 +325,11 @@ impl Drop for SessionTx {
     }
 }
 
-async fn load_record(conn: &mut SqliteConnection, id: &Id) -> Result<Option<Record>, SessionError> {
+/// The stored record and its bytes.
+async fn load_record(
+    conn: &mut SqliteConnection,
+    id: &Id,
+) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
     let sql = format!("SELECT data FROM {SESSION_TABLE} WHERE id = ? AND expiry_date > ?");
     let row: Option<(Vec<u8>,)> = sqlx::query_as(&sql)
         .bind(id.to_string())
@@ -276,19 +338,28 @@ async fn load_record(conn: &mut SqliteConnection, id: &Id) -> Result<Option<Reco
         .await?;
     match row {
         None => Ok(None),
-        Some((bytes,)) => Ok(Some(rmp_serde::from_slice(&bytes)?)),
+        Some((bytes,)) => Ok(Some((rmp_serde::from_slice(&bytes)?, bytes))),
     }
 }
 
-async fn save_record(conn: &mut SqliteConnection, record: &Record) -> Result<(), SessionError> {
-    let sql = format!("UPDATE {SESSION_TABLE} SET data = ?, expiry_date = ? WHERE id = ?");
-    sqlx::query(&sql)
+/// Writes the record; with `expected`, only over exactly those stored bytes. Whether a row
+/// was written.
+async fn save_record(
+    conn: &mut SqliteConnection,
+    record: &Record,
+    expected: Option<&[u8]>,
+) -> Result<bool, SessionError> {
+    let sql = format!(
+        "UPDATE {SESSION_TABLE} SET data = ?1, expiry_date = ?2 WHERE id = ?3 AND (?4 IS NULL OR data = ?4)"
+    );
+    let result = sqlx::query(&sql)
         .bind(rmp_serde::to_vec(record)?)
         .bind(record.expiry_date)
         .bind(record.id.to_string())
+        .bind(expected)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(result.rows_affected() > 0)
 }
 
 /// Takes the flash message out of the session (atomically, so it cannot undo a cart write).
@@ -302,7 +373,7 @@ pub async fn take_flash(db: &SqlitePool, session: &Session) -> Result<Option<Fla
     if session.id().is_none() {
         return Ok(session.remove::<Flash>(FLASH_KEY).await.ok().flatten());
     }
-    let mut tx = SessionTx::begin(db, session).await?;
+    let mut tx = SessionTx::begin_session_only(db, session).await?;
     let flash: Option<Flash> = tx.get(FLASH_KEY);
     tx.remove(FLASH_KEY);
     tx.commit(session).await?;
@@ -315,7 +386,7 @@ pub async fn set_flash(
     session: &Session,
     flash: &Flash,
 ) -> Result<(), SessionError> {
-    let mut tx = SessionTx::begin(db, session).await?;
+    let mut tx = SessionTx::begin_session_only(db, session).await?;
     tx.set_flash(flash)?;
     tx.commit(session).await
 }

@@ -1,0 +1,600 @@
+//! `make bench`: starts the release server and the baselines on temporary databases, drives each
+//! with wrk on loopback, and prints (and writes to `bench/RESULTS.md`) one table of requests/s,
+//! p50, p99 and errors, with Coatcheck / baseline for every scenario. See bench/README.md.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "bench-password-correct-horse";
+const PRODUCTS: i64 = 15;
+const CART_SESSIONS: usize = 500;
+const STORM_USERS: usize = 50;
+const STORED_SESSIONS: i64 = 100_000;
+
+/// The wrk report: one JSON line after the run, marked so it can be found in wrk's output.
+const REPORT_LUA: &str = r#"
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"socket_errors":%d,"status_errors":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"#;
+
+/// Cart writes spread over many sessions (cookies from the file in BENCH_COOKIES) and all
+/// products, so no line reaches its quantity limit during a run.
+const CART_LUA: &str = r#"
+local next_thread = 0
+function setup(thread)
+  thread:set("thread_index", next_thread)
+  next_thread = next_thread + 1
+end
+function init(args)
+  cookies = {}
+  for line in io.lines(os.getenv("BENCH_COOKIES")) do cookies[#cookies + 1] = line end
+  counter = thread_index * 7919
+end
+function request()
+  counter = counter + 1
+  local cookie = cookies[(counter % #cookies) + 1]
+  local product = (math.floor(counter / #cookies) % PRODUCTS) + 1
+  return wrk.format("POST", "/api/cart/add", {
+    ["Cookie"] = cookie,
+    ["Accept"] = "text/html",
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+  }, "product_id=" .. product .. "&quantity=1")
+end
+"#;
+
+/// A cart write with no cookie: every request creates a new session (used to store 100k).
+const NEW_SESSION_LUA: &str = r#"
+function request()
+  return wrk.format("POST", "/api/cart/add", {
+    ["Accept"] = "text/html",
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+  }, "product_id=3&quantity=1")
+end
+"#;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+impl Run {
+    fn cells(&self) -> String {
+        format!(
+            "{:.0} | {:.2} | {:.2} | {}",
+            self.rps, self.p50_ms, self.p99_ms, self.errors
+        )
+    }
+}
+
+type Error = String;
+
+fn err(context: &str) -> impl Fn(&dyn std::fmt::Display) -> Error + '_ {
+    move |e| format!("{context}: {e}")
+}
+
+/// A server process, killed when dropped.
+struct Server {
+    name: &'static str,
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(name: &'static str, mut command: Command, addr: String) -> Result<Server, Error> {
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("bench-{name}.log")))
+            .map_err(|e| err("log file")(&e))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| err("log file")(&e))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Server { name, child, addr })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    async fn wait_ready(&mut self, path: &str) -> Result<(), Error> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("{} exited at start: {status}", self.name));
+            }
+            if let Ok(r) = reqwest::get(self.url(path)).await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("{} did not answer within 30 s", self.name))
+    }
+
+    fn rss_kib(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))?
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()
+        };
+        Some((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_addr() -> Result<String, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| err("port")(&e))?;
+    let addr = listener.local_addr().map_err(|e| err("port")(&e))?;
+    Ok(addr.to_string())
+}
+
+struct Wrk {
+    duration: Duration,
+    connections: usize,
+    scripts: PathBuf,
+}
+
+impl Wrk {
+    fn script(&self, name: &str, body: &str) -> Result<PathBuf, Error> {
+        let path = self.scripts.join(name);
+        let text = format!("PRODUCTS = {PRODUCTS}\n{body}\n{REPORT_LUA}");
+        std::fs::write(&path, text).map_err(|e| err("wrk script")(&e))?;
+        Ok(path)
+    }
+
+    /// Runs wrk for `duration` against `url`; `cookie` is sent on every request if set.
+    async fn run(
+        &self,
+        url: &str,
+        script: &Path,
+        cookie: Option<&str>,
+        duration: Duration,
+    ) -> Result<Run, Error> {
+        let mut command = tokio::process::Command::new("wrk");
+        command
+            .arg("-t2")
+            .arg(format!("-c{}", self.connections))
+            .arg(format!("-d{}s", duration.as_secs()))
+            .arg("--timeout")
+            .arg("10s")
+            .arg("-s")
+            .arg(script)
+            .env("BENCH_COOKIES", self.scripts.join("cookies.txt"));
+        if let Some(cookie) = cookie {
+            command.arg("-H").arg(format!("Cookie: {cookie}"));
+        }
+        command.arg(url);
+        let output = command
+            .output()
+            .await
+            .map_err(|e| format!("cannot run wrk (apt-get install wrk): {e}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("BENCH "))
+            .ok_or_else(|| format!("wrk printed no report: {stdout} {}", String::from_utf8_lossy(&output.stderr)))?;
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| err("wrk report")(&e))?;
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        let seconds = n("duration_us") as f64 / 1e6;
+        Ok(Run {
+            rps: n("requests") as f64 / seconds.max(1e-9),
+            p50_ms: n("p50_us") as f64 / 1000.0,
+            p99_ms: n("p99_us") as f64 / 1000.0,
+            errors: n("socket_errors") + n("status_errors"),
+        })
+    }
+}
+
+fn client() -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| err("http client")(&e))
+}
+
+/// POSTs a form and returns the session cookie (`name=value`) the answer set, if any.
+async fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    cookie: Option<&str>,
+    form: &[(&str, &str)],
+) -> Result<Option<String>, Error> {
+    let mut request = client.post(url).header("accept", "text/html").form(form);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.map_err(|e| err(url)(&e))?;
+    if !(response.status().is_success() || response.status().is_redirection()) {
+        return Err(format!("{url} answered {}", response.status()));
+    }
+    Ok(response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("id="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string))
+}
+
+/// A session whose cart has three lines (the browse scenario's cookie).
+async fn cart_session(base: &str) -> Result<String, Error> {
+    let client = client()?;
+    let url = format!("{base}/api/cart/add");
+    let cookie = post_form(&client, &url, None, &[("product_id", "1"), ("quantity", "1")])
+        .await?
+        .ok_or("no session cookie after adding to the cart")?;
+    for product in ["2", "3"] {
+        post_form(&client, &url, Some(&cookie), &[("product_id", product), ("quantity", "2")])
+            .await?;
+    }
+    Ok(cookie)
+}
+
+/// `n` sessions with one cart line each, written to cookies.txt for the cart-write script.
+async fn cart_sessions(base: &str, n: usize, dir: &Path) -> Result<(), Error> {
+    let client = client()?;
+    let url = format!("{base}/api/cart/add");
+    let mut cookies = String::new();
+    for _ in 0..n {
+        let cookie = post_form(&client, &url, None, &[("product_id", "4"), ("quantity", "1")])
+            .await?
+            .ok_or("no session cookie")?;
+        cookies.push_str(&cookie);
+        cookies.push('\n');
+    }
+    std::fs::write(dir.join("cookies.txt"), cookies).map_err(|e| err("cookies.txt")(&e))
+}
+
+async fn count_sessions(db: &Path) -> Result<i64, Error> {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(|e| err("open the bench database")(&e))?;
+    sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| err("count sessions")(&e))
+}
+
+/// Logs the storm's users in over and over until `stop`; returns the logins completed.
+async fn login_storm(base: String, users: usize, stop: Instant) -> Result<u64, Error> {
+    let mut tasks = Vec::new();
+    for i in 0..users {
+        let url = format!("{base}/api/login");
+        tasks.push(tokio::spawn(async move {
+            let client = client()?;
+            let email = format!("storm{i}@bench.test");
+            let mut done = 0u64;
+            while Instant::now() < stop {
+                let cookie =
+                    post_form(&client, &url, None, &[("email", &email), ("password", PASSWORD)])
+                        .await?;
+                if cookie.is_none() {
+                    return Err(format!("login of {email} set no cookie"));
+                }
+                done += 1;
+            }
+            Ok::<u64, Error>(done)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.map_err(|e| err("login task")(&e))??;
+    }
+    Ok(total)
+}
+
+struct Results {
+    browse: Run,
+    cart: Run,
+    anonymous: Run,
+    anonymous_sessions_created: i64,
+    storm_browse: Run,
+    storm_logins: u64,
+    bare_anonymous: Run,
+    base_browse: Run,
+    base_cart: Run,
+    stored_sessions: i64,
+    fill_seconds: f64,
+    browse_100k: Run,
+    rss_kib: u64,
+    peak_rss_kib: u64,
+    wasm_gzip: Option<u64>,
+    wasm_raw: Option<u64>,
+}
+
+fn gzip_size(path: &Path) -> Option<u64> {
+    let output = Command::new("gzip").arg("-9c").arg(path).output().ok()?;
+    output.status.success().then_some(output.stdout.len() as u64)
+}
+
+async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
+    let work = &wrk.scripts;
+    let coatcheck = root.join("target/release/coatcheck");
+    let baseline = root.join("target/release/baseline");
+    for binary in [&coatcheck, &baseline] {
+        if !binary.exists() {
+            return Err(format!("{} is missing: run `make bench`", binary.display()));
+        }
+    }
+    let db = work.join("coatcheck.db");
+    let addr = free_addr()?;
+    let mut command = Command::new(&coatcheck);
+    command
+        .arg("serve")
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("LEPTOS_SITE_ADDR", &addr)
+        .env("LEPTOS_SITE_ROOT", root.join("target/site"))
+        .env("RUST_LOG", "warn");
+    let mut shop = Server::start("coatcheck", command, addr)?;
+    shop.wait_ready("/healthz").await?;
+    let base = shop.url("");
+
+    // The page the baselines serve: Coatcheck's own catalog HTML, as an anonymous visitor gets it.
+    let html = reqwest::get(shop.url("/"))
+        .await
+        .map_err(|e| err("GET /")(&e))?
+        .text()
+        .await
+        .map_err(|e| err("GET /")(&e))?;
+    let html_file = work.join("catalog.html");
+    std::fs::write(&html_file, &html).map_err(|e| err("catalog.html")(&e))?;
+    println!("catalog page: {} bytes", html.len());
+
+    let plain = wrk.script("plain.lua", "")?;
+    let cart_script = wrk.script("cart.lua", CART_LUA)?;
+    let new_session = wrk.script("new-session.lua", NEW_SESSION_LUA)?;
+    let d = wrk.duration;
+    let warm = Duration::from_secs(2);
+
+    // 1. browse
+    let browse_cookie = cart_session(&base).await?;
+    wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), warm).await?;
+    let browse = wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), d).await?;
+    println!("coatcheck browse      {}", browse.cells());
+
+    // 2. cart write
+    cart_sessions(&base, CART_SESSIONS, work).await?;
+    let cart = wrk.run(&shop.url("/"), &cart_script, None, d).await?;
+    println!("coatcheck cart write  {}", cart.cells());
+
+    // 3. anonymous, and no session is stored for it
+    let before = count_sessions(&db).await?;
+    let anonymous = wrk.run(&shop.url("/"), &plain, None, d).await?;
+    let anonymous_sessions_created = count_sessions(&db).await? - before;
+    println!("coatcheck anonymous   {} (sessions created: {anonymous_sessions_created})", anonymous.cells());
+
+    // 4. login storm during browse
+    let client = client()?;
+    for i in 0..STORM_USERS {
+        post_form(
+            &client,
+            &format!("{base}/api/register"),
+            None,
+            &[("email", &format!("storm{i}@bench.test")), ("password", PASSWORD)],
+        )
+        .await?;
+    }
+    let stop = Instant::now() + d;
+    let storm = tokio::spawn(login_storm(base.clone(), STORM_USERS, stop));
+    let storm_browse = wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), d).await?;
+    let storm_logins = storm.await.map_err(|e| err("login storm")(&e))??;
+    println!("coatcheck browse+storm {} ({storm_logins} logins)", storm_browse.cells());
+
+    // 5. 100k stored sessions: memory stays flat, browse unchanged.
+    let started = Instant::now();
+    let mut stored = count_sessions(&db).await?;
+    while stored < STORED_SESSIONS && started.elapsed() < Duration::from_secs(300) {
+        wrk.run(&shop.url("/"), &new_session, None, Duration::from_secs(5)).await?;
+        stored = count_sessions(&db).await?;
+    }
+    let fill_seconds = started.elapsed().as_secs_f64();
+    println!("stored sessions: {stored} (filled in {fill_seconds:.0} s)");
+    let browse_100k = wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), d).await?;
+    println!("coatcheck browse@100k {}", browse_100k.cells());
+    let (rss_kib, peak_rss_kib) = shop.rss_kib().unwrap_or((0, 0));
+    drop(shop);
+
+    // Baselines.
+    let addr = free_addr()?;
+    let mut command = Command::new(&baseline);
+    command.arg("bare").arg(&addr).arg(&html_file);
+    let mut bare = Server::start("baseline-bare", command, addr)?;
+    bare.wait_ready("/").await?;
+    wrk.run(&bare.url("/"), &plain, None, warm).await?;
+    let bare_anonymous = wrk.run(&bare.url("/"), &plain, None, d).await?;
+    println!("bare axum anonymous   {}", bare_anonymous.cells());
+    drop(bare);
+
+    let addr = free_addr()?;
+    let mut command = Command::new(&baseline);
+    command
+        .arg("sessions")
+        .arg(&addr)
+        .arg(&html_file)
+        .arg(work.join("baseline.db"));
+    let mut sessions = Server::start("baseline-sessions", command, addr)?;
+    sessions.wait_ready("/").await?;
+    let base = sessions.url("");
+    let cookie = cart_session(&base).await?;
+    wrk.run(&sessions.url("/"), &plain, Some(&cookie), warm).await?;
+    let base_browse = wrk.run(&sessions.url("/"), &plain, Some(&cookie), d).await?;
+    println!("axum+sessions browse  {}", base_browse.cells());
+    cart_sessions(&base, CART_SESSIONS, work).await?;
+    let base_cart = wrk.run(&sessions.url("/"), &cart_script, None, d).await?;
+    println!("axum+sessions cart    {}", base_cart.cells());
+    drop(sessions);
+
+    let wasm = root.join("target/site/pkg/coatcheck.wasm");
+    Ok(Results {
+        browse,
+        cart,
+        anonymous,
+        anonymous_sessions_created,
+        storm_browse,
+        storm_logins,
+        bare_anonymous,
+        base_browse,
+        base_cart,
+        stored_sessions: stored,
+        fill_seconds,
+        browse_100k,
+        rss_kib,
+        peak_rss_kib,
+        wasm_gzip: gzip_size(&wasm),
+        wasm_raw: std::fs::metadata(&wasm).ok().map(|m| m.len()),
+    })
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|o| {
+            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+        })
+        .unwrap_or_default()
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut out = String::new();
+    let _ = writeln!(out, "# Coatcheck benchmark results\n");
+    let _ = writeln!(
+        out,
+        "Written by `make bench` on {} (UTC), commit {}, {} cores ({}), {}; wrk with 2 threads and {} connections on loopback, {} s per run, sharing the cores with the server.\n",
+        command_output("date", &["-u", "+%Y-%m-%d %H:%M"]),
+        command_output("git", &["rev-parse", "--short", "HEAD"]),
+        cores,
+        command_output("sh", &["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"]),
+        command_output("wrk", &["--version"]).split(" Copyright").next().unwrap_or(""),
+        wrk.connections,
+        wrk.duration.as_secs(),
+    );
+    let _ = writeln!(out, "| scenario | Coatcheck req/s | p50 ms | p99 ms | errors | baseline | baseline req/s | p50 ms | p99 ms | errors | Coatcheck / baseline | target | |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|");
+    let mut all_met = true;
+    let mut row = |name: &str, ours: &Run, base_name: &str, base: &Run, target: f64, extra: bool| {
+        let ratio = ours.rps / base.rps.max(1e-9);
+        let met = ratio >= target && extra && ours.errors == 0;
+        all_met &= met;
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {base_name} | {} | {:.0}% | ≥ {:.0}% | {} |",
+            ours.cells(),
+            base.cells(),
+            ratio * 100.0,
+            target * 100.0,
+            verdict(met)
+        );
+    };
+    row("browse (cart of 3)", &r.browse, "axum + tower-sessions", &r.base_browse, 0.5, true);
+    row("anonymous", &r.anonymous, "bare axum", &r.bare_anonymous, 0.4, r.anonymous_sessions_created == 0);
+    row("cart write", &r.cart, "axum + tower-sessions", &r.base_cart, 0.7, r.cart.p99_ms < 15.0);
+    let storm_ratio = r.storm_browse.p99_ms / r.browse.p99_ms.max(1e-9);
+    let storm_met = storm_ratio <= 2.0 && r.storm_browse.errors == 0;
+    let rss_met = r.rss_kib > 0 && r.rss_kib < 100 * 1024 && r.stored_sessions >= STORED_SESSIONS;
+    let wasm_met = r.wasm_gzip.is_some_and(|g| g <= 250 * 1024);
+    all_met &= storm_met && rss_met && wasm_met;
+    let _ = writeln!(out);
+    let _ = writeln!(out, "| check | figure | target | |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    let _ = writeln!(out, "| cart write p99 at {} connections | {:.2} ms | < 15 ms | {} |", wrk.connections, r.cart.p99_ms, verdict(r.cart.p99_ms < 15.0));
+    let _ = writeln!(out, "| sessions stored by the anonymous run | {} | 0 | {} |", r.anonymous_sessions_created, verdict(r.anonymous_sessions_created == 0));
+    let _ = writeln!(
+        out,
+        "| browse p99 during a storm of {STORM_USERS} concurrent logins ({} logins done) | {:.2} ms vs {:.2} ms alone = {:.2}× ({:.0} req/s) | ≤ 2× | {} |",
+        r.storm_logins, r.storm_browse.p99_ms, r.browse.p99_ms, storm_ratio, r.storm_browse.rps, verdict(storm_met)
+    );
+    let _ = writeln!(
+        out,
+        "| RSS with {} stored sessions (stored in {:.0} s through the API) | {:.1} MB (peak {:.1} MB); browse then {:.0} req/s, p99 {:.2} ms | < 100 MB | {} |",
+        r.stored_sessions, r.fill_seconds, r.rss_kib as f64 / 1024.0, r.peak_rss_kib as f64 / 1024.0, r.browse_100k.rps, r.browse_100k.p99_ms, verdict(rss_met)
+    );
+    let _ = writeln!(
+        out,
+        "| release wasm, gzip -9 | {} KB ({} KB raw) | ≤ 250 KB | {} |",
+        r.wasm_gzip.map_or("?".into(), |g| format!("{:.0}", g as f64 / 1024.0)),
+        r.wasm_raw.map_or("?".into(), |g| format!("{:.0}", g as f64 / 1024.0)),
+        verdict(wasm_met)
+    );
+    (out, all_met)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let root = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let seconds = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let connections = std::env::var("BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    let scripts = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("bench: cannot make a temp dir: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let wrk = Wrk {
+        duration: Duration::from_secs(seconds),
+        connections,
+        scripts: scripts.path().to_path_buf(),
+    };
+    match run_all(&root, &wrk).await {
+        Ok(results) => {
+            let (text, all_met) = report(&results, &wrk);
+            println!("\n{text}");
+            let out = root.join("bench/RESULTS.md");
+            if let Err(e) = std::fs::write(&out, &text) {
+                eprintln!("bench: cannot write {}: {e}", out.display());
+                return ExitCode::FAILURE;
+            }
+            println!("written to bench/RESULTS.md; targets {}", if all_met { "all met" } else { "not all met" });
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
