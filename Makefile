@@ -19,12 +19,14 @@ export PATH := $(TOOLS_DIR)/binaryen/node_modules/.bin:$(CARGO_BIN):$(PATH)
 TIMED := .ci/timed
 
 .PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium e2e-deps \
-        build run test test-rust test-e2e lint clean
+        build run test test-rust test-e2e lint clean bench wrk soak
 
 help:
 	@echo "make run    build in release mode and serve http://127.0.0.1:3000"
 	@echo "make test   run the Rust tests and the Playwright suite"
 	@echo "make lint   rustfmt --check and clippy (ssr and hydrate)"
+	@echo "make bench  load-test the release server against baselines; writes bench/RESULTS.md"
+	@echo "make soak   the crash, shutdown and property tests, many rounds (about 10 minutes)"
 
 ## ---- tools -------------------------------------------------------------------------------
 
@@ -102,6 +104,27 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --features ssr -- -D warnings
 	cargo clippy -p app -p coatcheck --lib --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+## ---- benchmarks and soak ---------------------------------------------------------------
+
+wrk:
+	@if command -v wrk >/dev/null; then \
+	  echo "wrk present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk; \
+	else \
+	  echo "wrk is missing: run 'sudo apt-get install -y wrk' (Debian's package)"; exit 1; \
+	fi
+
+# Not part of `make test`: it takes the whole machine for about five minutes.
+bench: build wrk
+	cargo build --release -p coatcheck-bench
+	target/release/coatcheck-bench
+
+# The reliability tests, repeated: kill -9 rounds, SIGTERM rounds, thousands of cart sequences.
+soak:
+	SOAK_ROUNDS=$${SOAK_ROUNDS:-25} PROPTEST_CASES=$${PROPTEST_CASES:-2000} \
+	  cargo test --features ssr --test reliability --test cart_properties --test hostile -- --test-threads=1
 
 clean:
 	cargo clean

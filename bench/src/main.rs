@@ -194,7 +194,12 @@ impl Wrk {
         let line = stdout
             .lines()
             .find_map(|l| l.strip_prefix("BENCH "))
-            .ok_or_else(|| format!("wrk printed no report: {stdout} {}", String::from_utf8_lossy(&output.stderr)))?;
+            .ok_or_else(|| {
+                format!(
+                    "wrk printed no report: {stdout} {}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })?;
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| err("wrk report")(&e))?;
         let n = |k: &str| v[k].as_u64().unwrap_or(0);
         let seconds = n("duration_us") as f64 / 1e6;
@@ -243,12 +248,22 @@ async fn post_form(
 async fn cart_session(base: &str) -> Result<String, Error> {
     let client = client()?;
     let url = format!("{base}/api/cart/add");
-    let cookie = post_form(&client, &url, None, &[("product_id", "1"), ("quantity", "1")])
-        .await?
-        .ok_or("no session cookie after adding to the cart")?;
+    let cookie = post_form(
+        &client,
+        &url,
+        None,
+        &[("product_id", "1"), ("quantity", "1")],
+    )
+    .await?
+    .ok_or("no session cookie after adding to the cart")?;
     for product in ["2", "3"] {
-        post_form(&client, &url, Some(&cookie), &[("product_id", product), ("quantity", "2")])
-            .await?;
+        post_form(
+            &client,
+            &url,
+            Some(&cookie),
+            &[("product_id", product), ("quantity", "2")],
+        )
+        .await?;
     }
     Ok(cookie)
 }
@@ -259,9 +274,14 @@ async fn cart_sessions(base: &str, n: usize, dir: &Path) -> Result<(), Error> {
     let url = format!("{base}/api/cart/add");
     let mut cookies = String::new();
     for _ in 0..n {
-        let cookie = post_form(&client, &url, None, &[("product_id", "4"), ("quantity", "1")])
-            .await?
-            .ok_or("no session cookie")?;
+        let cookie = post_form(
+            &client,
+            &url,
+            None,
+            &[("product_id", "4"), ("quantity", "1")],
+        )
+        .await?
+        .ok_or("no session cookie")?;
         cookies.push_str(&cookie);
         cookies.push('\n');
     }
@@ -292,9 +312,13 @@ async fn login_storm(base: String, users: usize, stop: Instant) -> Result<u64, E
             let email = format!("storm{i}@bench.test");
             let mut done = 0u64;
             while Instant::now() < stop {
-                let cookie =
-                    post_form(&client, &url, None, &[("email", &email), ("password", PASSWORD)])
-                        .await?;
+                let cookie = post_form(
+                    &client,
+                    &url,
+                    None,
+                    &[("email", &email), ("password", PASSWORD)],
+                )
+                .await?;
                 if cookie.is_none() {
                     return Err(format!("login of {email} set no cookie"));
                 }
@@ -331,7 +355,10 @@ struct Results {
 
 fn gzip_size(path: &Path) -> Option<u64> {
     let output = Command::new("gzip").arg("-9c").arg(path).output().ok()?;
-    output.status.success().then_some(output.stdout.len() as u64)
+    output
+        .status
+        .success()
+        .then_some(output.stdout.len() as u64)
 }
 
 async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
@@ -375,8 +402,11 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
 
     // 1. browse
     let browse_cookie = cart_session(&base).await?;
-    wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), warm).await?;
-    let browse = wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), d).await?;
+    wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), warm)
+        .await?;
+    let browse = wrk
+        .run(&shop.url("/"), &plain, Some(&browse_cookie), d)
+        .await?;
     println!("coatcheck browse      {}", browse.cells());
 
     // 2. cart write
@@ -388,7 +418,10 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     let before = count_sessions(&db).await?;
     let anonymous = wrk.run(&shop.url("/"), &plain, None, d).await?;
     let anonymous_sessions_created = count_sessions(&db).await? - before;
-    println!("coatcheck anonymous   {} (sessions created: {anonymous_sessions_created})", anonymous.cells());
+    println!(
+        "coatcheck anonymous   {} (sessions created: {anonymous_sessions_created})",
+        anonymous.cells()
+    );
 
     // 4. login storm during browse
     let client = client()?;
@@ -397,26 +430,37 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
             &client,
             &format!("{base}/api/register"),
             None,
-            &[("email", &format!("storm{i}@bench.test")), ("password", PASSWORD)],
+            &[
+                ("email", &format!("storm{i}@bench.test")),
+                ("password", PASSWORD),
+            ],
         )
         .await?;
     }
     let stop = Instant::now() + d;
     let storm = tokio::spawn(login_storm(base.clone(), STORM_USERS, stop));
-    let storm_browse = wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), d).await?;
+    let storm_browse = wrk
+        .run(&shop.url("/"), &plain, Some(&browse_cookie), d)
+        .await?;
     let storm_logins = storm.await.map_err(|e| err("login storm")(&e))??;
-    println!("coatcheck browse+storm {} ({storm_logins} logins)", storm_browse.cells());
+    println!(
+        "coatcheck browse+storm {} ({storm_logins} logins)",
+        storm_browse.cells()
+    );
 
     // 5. 100k stored sessions: memory stays flat, browse unchanged.
     let started = Instant::now();
     let mut stored = count_sessions(&db).await?;
     while stored < STORED_SESSIONS && started.elapsed() < Duration::from_secs(300) {
-        wrk.run(&shop.url("/"), &new_session, None, Duration::from_secs(5)).await?;
+        wrk.run(&shop.url("/"), &new_session, None, Duration::from_secs(5))
+            .await?;
         stored = count_sessions(&db).await?;
     }
     let fill_seconds = started.elapsed().as_secs_f64();
     println!("stored sessions: {stored} (filled in {fill_seconds:.0} s)");
-    let browse_100k = wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), d).await?;
+    let browse_100k = wrk
+        .run(&shop.url("/"), &plain, Some(&browse_cookie), d)
+        .await?;
     println!("coatcheck browse@100k {}", browse_100k.cells());
     let (rss_kib, peak_rss_kib) = shop.rss_kib().unwrap_or((0, 0));
     drop(shop);
@@ -443,8 +487,11 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     sessions.wait_ready("/").await?;
     let base = sessions.url("");
     let cookie = cart_session(&base).await?;
-    wrk.run(&sessions.url("/"), &plain, Some(&cookie), warm).await?;
-    let base_browse = wrk.run(&sessions.url("/"), &plain, Some(&cookie), d).await?;
+    wrk.run(&sessions.url("/"), &plain, Some(&cookie), warm)
+        .await?;
+    let base_browse = wrk
+        .run(&sessions.url("/"), &plain, Some(&cookie), d)
+        .await?;
     println!("axum+sessions browse  {}", base_browse.cells());
     cart_sessions(&base, CART_SESSIONS, work).await?;
     let base_cart = wrk.run(&sessions.url("/"), &cart_script, None, d).await?;
@@ -478,8 +525,17 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .output()
         .ok()
         .map(|o| {
-            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
-            String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+            let text = if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            };
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
         })
         .unwrap_or_default()
 }
@@ -508,25 +564,50 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
         wrk.duration.as_secs(),
     );
     let _ = writeln!(out, "| scenario | Coatcheck req/s | p50 ms | p99 ms | errors | baseline | baseline req/s | p50 ms | p99 ms | errors | Coatcheck / baseline | target | |");
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---|"
+    );
     let mut all_met = true;
-    let mut row = |name: &str, ours: &Run, base_name: &str, base: &Run, target: f64, extra: bool| {
-        let ratio = ours.rps / base.rps.max(1e-9);
-        let met = ratio >= target && extra && ours.errors == 0;
-        all_met &= met;
-        let _ = writeln!(
-            out,
-            "| {name} | {} | {base_name} | {} | {:.0}% | ≥ {:.0}% | {} |",
-            ours.cells(),
-            base.cells(),
-            ratio * 100.0,
-            target * 100.0,
-            verdict(met)
-        );
-    };
-    row("browse (cart of 3)", &r.browse, "axum + tower-sessions", &r.base_browse, 0.5, true);
-    row("anonymous", &r.anonymous, "bare axum", &r.bare_anonymous, 0.4, r.anonymous_sessions_created == 0);
-    row("cart write", &r.cart, "axum + tower-sessions", &r.base_cart, 0.7, r.cart.p99_ms < 15.0);
+    let mut row =
+        |name: &str, ours: &Run, base_name: &str, base: &Run, target: f64, extra: bool| {
+            let ratio = ours.rps / base.rps.max(1e-9);
+            let met = ratio >= target && extra && ours.errors == 0;
+            all_met &= met;
+            let _ = writeln!(
+                out,
+                "| {name} | {} | {base_name} | {} | {:.0}% | ≥ {:.0}% | {} |",
+                ours.cells(),
+                base.cells(),
+                ratio * 100.0,
+                target * 100.0,
+                verdict(met)
+            );
+        };
+    row(
+        "browse (cart of 3)",
+        &r.browse,
+        "axum + tower-sessions",
+        &r.base_browse,
+        0.5,
+        true,
+    );
+    row(
+        "anonymous",
+        &r.anonymous,
+        "bare axum",
+        &r.bare_anonymous,
+        0.4,
+        r.anonymous_sessions_created == 0,
+    );
+    row(
+        "cart write",
+        &r.cart,
+        "axum + tower-sessions",
+        &r.base_cart,
+        0.7,
+        r.cart.p99_ms < 15.0,
+    );
     let storm_ratio = r.storm_browse.p99_ms / r.browse.p99_ms.max(1e-9);
     let storm_met = storm_ratio <= 2.0 && r.storm_browse.errors == 0;
     let rss_met = r.rss_kib > 0 && r.rss_kib < 100 * 1024 && r.stored_sessions >= STORED_SESSIONS;
@@ -535,8 +616,19 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
     let _ = writeln!(out);
     let _ = writeln!(out, "| check | figure | target | |");
     let _ = writeln!(out, "|---|---|---|---|");
-    let _ = writeln!(out, "| cart write p99 at {} connections | {:.2} ms | < 15 ms | {} |", wrk.connections, r.cart.p99_ms, verdict(r.cart.p99_ms < 15.0));
-    let _ = writeln!(out, "| sessions stored by the anonymous run | {} | 0 | {} |", r.anonymous_sessions_created, verdict(r.anonymous_sessions_created == 0));
+    let _ = writeln!(
+        out,
+        "| cart write p99 at {} connections | {:.2} ms | < 15 ms | {} |",
+        wrk.connections,
+        r.cart.p99_ms,
+        verdict(r.cart.p99_ms < 15.0)
+    );
+    let _ = writeln!(
+        out,
+        "| sessions stored by the anonymous run | {} | 0 | {} |",
+        r.anonymous_sessions_created,
+        verdict(r.anonymous_sessions_created == 0)
+    );
     let _ = writeln!(
         out,
         "| browse p99 during a storm of {STORM_USERS} concurrent logins ({} logins done) | {:.2} ms vs {:.2} ms alone = {:.2}× ({:.0} req/s) | ≤ 2× | {} |",
@@ -550,8 +642,10 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
     let _ = writeln!(
         out,
         "| release wasm, gzip -9 | {} KB ({} KB raw) | ≤ 250 KB | {} |",
-        r.wasm_gzip.map_or("?".into(), |g| format!("{:.0}", g as f64 / 1024.0)),
-        r.wasm_raw.map_or("?".into(), |g| format!("{:.0}", g as f64 / 1024.0)),
+        r.wasm_gzip
+            .map_or("?".into(), |g| format!("{:.0}", g as f64 / 1024.0)),
+        r.wasm_raw
+            .map_or("?".into(), |g| format!("{:.0}", g as f64 / 1024.0)),
         verdict(wasm_met)
     );
     (out, all_met)
@@ -589,7 +683,10 @@ async fn main() -> ExitCode {
                 eprintln!("bench: cannot write {}: {e}", out.display());
                 return ExitCode::FAILURE;
             }
-            println!("written to bench/RESULTS.md; targets {}", if all_met { "all met" } else { "not all met" });
+            println!(
+                "written to bench/RESULTS.md; targets {}",
+                if all_met { "all met" } else { "not all met" }
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -15,6 +15,9 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tower_sessions::ExpiredDeletion;
 
+/// How long a shutdown waits for in-flight requests.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// How often expired sessions are deleted from the store.
 const EXPIRED_SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -88,7 +91,13 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish.
+    /// The server's connection pool (closing it makes the database unavailable to the server).
+    pub fn pool(&self) -> sqlx::SqlitePool {
+        self.pool.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish — for at most
+    /// [`DRAIN_TIMEOUT`], so a stuck client cannot hold up a deploy.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -101,10 +110,25 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartError::Serve);
+        let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
+        let shutdown = {
+            let signalled = signalled.clone();
+            async move {
+                shutdown.await;
+                signalled.notify_one();
+            }
+        };
+        let serve = axum::serve(self.listener, service).with_graceful_shutdown(shutdown);
+        let result = tokio::select! {
+            result = serve => result.map_err(StartError::Serve),
+            _ = async {
+                signalled.notified().await;
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } => {
+                tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway");
+                Ok(())
+            }
+        };
         sweeper.abort();
         self.pool.close().await;
         result

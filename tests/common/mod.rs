@@ -14,6 +14,8 @@ pub struct TestApp {
     pub dir: TempDir,
     pub shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub server: Option<tokio::task::JoinHandle<()>>,
+    /// The server's own pool (closing it takes the database away from the server).
+    pub pool: sqlx::SqlitePool,
 }
 
 impl TestApp {
@@ -80,6 +82,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let database_url = config.database_url.clone();
     let app = Application::build(config).await.expect("app builds");
     let addr = app.local_addr().expect("bound");
+    let pool = app.pool();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -95,6 +98,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         dir,
         shutdown: Some(tx),
         server: Some(server),
+        pool,
     }
 }
 
@@ -321,6 +325,33 @@ impl ServerProcess {
         let _ = child.kill();
         let _ = child.wait();
         panic!("server at {base} did not become healthy");
+    }
+}
+
+impl ServerProcess {
+    /// Sends a signal (`"TERM"`, `"KILL"`) to the server process.
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None` if still running.
+    pub async fn wait_exit(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        None
     }
 }
 

@@ -39,32 +39,40 @@ async fn cart_failure(error: CartError) -> ServerFnError {
     }
 }
 
-/// Runs one cart change atomically; on success records a flash for plain-form callers.
+/// How often a cart change is tried again when another process changed the session between
+/// its read and its write.
+#[cfg(feature = "ssr")]
+const CONFLICT_RETRIES: usize = 8;
+
+/// Runs one cart change atomically (read, check, compare-and-swap write; again on a conflict);
+/// on success records a flash for plain-form callers.
 #[cfg(feature = "ssr")]
 async fn change_cart<F>(change: F) -> Result<ActionReply, ServerFnError>
 where
-    F: for<'a> FnOnce(
-        &'a mut SessionTx,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<String, CartError>> + Send + 'a>,
-    >,
+    F: Fn(&mut SessionTx) -> Result<String, CartError>,
 {
     let (ctx, session) = context_and_session().await?;
-    let mut tx = SessionTx::begin_session_only(&ctx.db, &session)
-        .await
-        .map_err(internal)?;
-    match change(&mut tx).await {
-        Ok(message) => {
-            if is_form_post() {
-                tx.set_flash(&Flash::success(message.clone()))
-                    .map_err(internal)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = SessionTx::begin_session_only(&ctx.db, &session)
+            .await
+            .map_err(internal)?;
+        let message = match change(&mut tx) {
+            Ok(message) => message,
+            Err(error) => {
+                tx.rollback().await;
+                return Err(cart_failure(error).await);
             }
-            tx.commit(&session).await.map_err(internal)?;
-            Ok(ActionReply::message(message))
+        };
+        if is_form_post() {
+            tx.set_flash(&Flash::success(message.clone()))
+                .map_err(internal)?;
         }
-        Err(error) => {
-            tx.rollback().await;
-            Err(cart_failure(error).await)
+        match tx.commit(&session).await {
+            Ok(()) => return Ok(ActionReply::message(message)),
+            Err(session::SessionError::Conflict) if attempt < CONFLICT_RETRIES => continue,
+            Err(error) => return Err(internal(error)),
         }
     }
 }
@@ -82,10 +90,8 @@ pub async fn add_to_cart(
     };
     let product = lookup(product_id).await?;
     change_cart(move |tx| {
-        Box::pin(async move {
-            let name = cart::add(tx, product, product_id, quantity)?;
-            Ok(format!("Added {} × {name} to your cart.", quantity.get()))
-        })
+        let name = cart::add(tx, product.clone(), product_id, quantity)?;
+        Ok(format!("Added {} × {name} to your cart.", quantity.get()))
     })
     .await
 }
@@ -106,12 +112,10 @@ pub async fn update_cart(
     };
     let product = lookup(product_id).await?;
     change_cart(move |tx| {
-        Box::pin(async move {
-            let name = cart::update(tx, product, product_id, quantity)?;
-            Ok(match quantity {
-                Some(q) => format!("{name}: quantity set to {}.", q.get()),
-                None => format!("Removed {name} from your cart."),
-            })
+        let name = cart::update(tx, product.clone(), product_id, quantity)?;
+        Ok(match quantity {
+            Some(q) => format!("{name}: quantity set to {}.", q.get()),
+            None => format!("Removed {name} from your cart."),
         })
     })
     .await
@@ -121,10 +125,8 @@ pub async fn update_cart(
 #[server(endpoint = "cart/clear")]
 pub async fn clear_cart() -> Result<ActionReply, ServerFnError> {
     change_cart(|tx| {
-        Box::pin(async move {
-            tx.set_cart(&crate::model::StoredCart::default())?;
-            Ok("Your cart is empty now.".to_string())
-        })
+        tx.set_cart(&crate::model::StoredCart::default())?;
+        Ok("Your cart is empty now.".to_string())
     })
     .await
 }
@@ -134,5 +136,7 @@ pub async fn clear_cart() -> Result<ActionReply, ServerFnError> {
 pub async fn get_cart() -> Result<CartView, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let stored = session::cart(&session).await.map_err(internal)?;
-    cart::view(&ctx.db, &ctx.catalog, &stored).await.map_err(internal)
+    cart::view(&ctx.db, &ctx.catalog, &stored)
+        .await
+        .map_err(internal)
 }

@@ -24,7 +24,7 @@ pub fn ProductPage() -> impl IntoView {
                     Ok(Some(product)) => view! { <ProductView product/> }.into_any(),
                     Ok(None) => view! { <NotFound/> }.into_any(),
                     Err(_) => {
-                        super::set_status(500);
+                        super::set_status(503);
                         view! { <p class="error">"This product could not be loaded."</p> }.into_any()
                     }
                 }

@@ -20,6 +20,7 @@ fn rejected(message: impl Into<String>) -> CartError {
     CartError::Rejected(message.into())
 }
 
+#[derive(Clone, Debug)]
 pub struct ProductStock {
     name: String,
     stock: i64,

@@ -75,14 +75,13 @@ impl CatalogCache {
             sqlx::query_as(&format!("{SELECT_PRODUCT} ORDER BY c.id, p.id"))
                 .fetch_all(db)
                 .await?;
-        let categories = sqlx::query_as::<_, (String, String)>(
-            "SELECT slug, name FROM categories ORDER BY id",
-        )
-        .fetch_all(db)
-        .await?
-        .into_iter()
-        .map(|(slug, name)| Category { slug, name })
-        .collect();
+        let categories =
+            sqlx::query_as::<_, (String, String)>("SELECT slug, name FROM categories ORDER BY id")
+                .fetch_all(db)
+                .await?
+                .into_iter()
+                .map(|(slug, name)| Category { slug, name })
+                .collect();
         let catalog = Arc::new(Catalog {
             version,
             products,
@@ -139,9 +138,8 @@ impl Catalog {
             .iter()
             .filter(|p| category.is_none_or(|c| p.category == c))
             .filter(|p| {
-                term.as_deref().is_none_or(|t| {
-                    matches_term(&p.name, t) || matches_term(&p.description, t)
-                })
+                term.as_deref()
+                    .is_none_or(|t| matches_term(&p.name, t) || matches_term(&p.description, t))
             })
             .map(|p| p.clone().summary())
             .collect()

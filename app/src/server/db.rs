@@ -14,14 +14,20 @@ pub enum DbError {
     BadUrl { url: String, source: sqlx::Error },
     #[error("cannot create the database directory {dir}: {source}")]
     CreateDir { dir: String, source: std::io::Error },
-    #[error("cannot open the database: {0}")]
-    Open(sqlx::Error),
+    #[error("DATABASE_URL {0:?} is not supported: use sqlite://path/to/file.db")]
+    Unsupported(String),
+    #[error("cannot open the database {file}: {source}")]
+    Open { file: String, source: sqlx::Error },
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 /// Opens (creating if missing) the SQLite database at `url` with WAL and a busy timeout.
 pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
+    // sqlx reads anything else as a file name ("postgres://…" would create a directory).
+    if !url.starts_with("sqlite:") {
+        return Err(DbError::Unsupported(url.to_string()));
+    }
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|source| DbError::BadUrl {
             url: url.to_string(),
@@ -34,6 +40,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(BUSY_TIMEOUT)
         .foreign_keys(true);
+    let file = options.get_filename().display().to_string();
     if let Some(parent) = options.get_filename().parent() {
         if !parent.as_os_str().is_empty() && !parent.exists() {
             std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
@@ -49,7 +56,7 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         .test_before_acquire(false)
         .connect_with(options)
         .await
-        .map_err(DbError::Open)
+        .map_err(|source| DbError::Open { file, source })
 }
 
 /// Applies the migrations under `migrations/` (embedded at compile time).

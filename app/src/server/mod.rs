@@ -34,7 +34,16 @@ pub fn app_context() -> Result<AppContext, ServerFnError> {
 }
 
 /// Logs an internal error with its cause and returns a message that shows nothing internal.
+/// What fails here is the database or the session store (unavailable, busy, full disk): the
+/// answer is 503 with `Retry-After`, as the same request may well succeed in a moment.
 pub fn internal(error: impl std::fmt::Display) -> ServerFnError {
     tracing::error!(%error, "request failed");
+    if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
+        options.set_status(http::StatusCode::SERVICE_UNAVAILABLE);
+        options.insert_header(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("5"),
+        );
+    }
     ServerFnError::new("Something went wrong on our side. Please try again.")
 }

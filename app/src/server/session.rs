@@ -50,6 +50,9 @@ pub enum SessionError {
     Value(#[from] serde_json::Error),
     #[error("timed out waiting to write the session")]
     Busy,
+    /// `begin_session_only`: the record changed between read and write (another process).
+    #[error("the session changed while it was being written")]
+    Conflict,
 }
 
 /// Reads a typed value from the request's session; a malformed value reads as absent.
@@ -266,7 +269,7 @@ impl SessionTx {
                     };
                     if !matches!(exists, Ok(false)) {
                         self.rollback().await;
-                        return Err(SessionError::Busy);
+                        return Err(SessionError::Conflict);
                     }
                 }
                 Err(error) => {

@@ -1,0 +1,461 @@
+//! Load, faults and crashes: concurrent writers, an unavailable database, SIGTERM under load,
+//! kill -9 under load, and start-up errors.
+
+mod common;
+
+use common::{spawn_app, ServerProcess, Shopper, PASSWORD};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn sixty_four_concurrent_writers_never_see_a_locked_database() {
+    let app = spawn_app().await;
+    let products: Vec<i64> = sqlx::query_scalar("SELECT id FROM products ORDER BY id")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for writer in 0..64usize {
+        let mut shopper = Shopper::new(&app);
+        let products = products.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..8usize {
+                let product = products[(writer + i) % products.len()];
+                let reply = shopper.add(product, "1").await;
+                statuses.push((reply.status, reply.body));
+            }
+            let count = shopper.cart_count().await;
+            (statuses, count)
+        }));
+    }
+    for task in tasks {
+        let (statuses, count) = task.await.unwrap();
+        for (status, body) in &statuses {
+            assert_eq!(*status, 200, "{body}");
+            assert!(!body.contains("locked"), "{body}");
+        }
+        assert_eq!(count, 8, "every acknowledged write is in the cart");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unavailable_database_answers_503_with_retry_after() {
+    let app = spawn_app().await;
+    let mut shopper = Shopper::new(&app);
+    assert_eq!(shopper.add(1, "1").await.status, 200);
+    let mut anonymous = Shopper::new(&app);
+    assert_eq!(anonymous.get("/").await.status, 200);
+
+    // The server's pool is closed under it: no query can run any more.
+    app.pool.close().await;
+    // The anonymous page cache trusts its last look at the catalog for this long.
+    tokio::time::sleep(app::server::catalog::VERSION_CHECK_INTERVAL * 2).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = format!("id={}", shopper.cookie.clone().unwrap());
+    let requests = [
+        ("GET", "/", None, false),
+        ("GET", "/?q=wool", None, false),
+        ("GET", "/products/merino-scarf", None, false),
+        ("GET", "/", Some(&cookie), false),
+        ("GET", "/cart", Some(&cookie), false),
+        ("GET", "/api/cart", Some(&cookie), false),
+        ("POST", "/api/cart/add", Some(&cookie), false),
+        ("POST", "/api/cart/add", Some(&cookie), true),
+        ("POST", "/api/cart/add", None, false),
+        ("GET", "/healthz", None, false),
+    ];
+    for (method, path, cookie, form) in requests {
+        let mut request = client.request(method.parse().unwrap(), app.url(path));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie.as_str());
+        }
+        if method == "POST" {
+            request = request
+                .header(
+                    "accept",
+                    if form {
+                        "text/html"
+                    } else {
+                        "application/json"
+                    },
+                )
+                .form(&[("product_id", "2"), ("quantity", "1")]);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            503,
+            "{method} {path} cookie={}",
+            cookie.is_some()
+        );
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "{method} {path}: Retry-After"
+        );
+    }
+    app.stop().await;
+}
+
+/// Logs a new user in on a fresh client and returns it.
+async fn member(base: &str, email: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let reply = client
+        .post(format!("{base}/api/register"))
+        .header("accept", "application/json")
+        .form(&[("email", email), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    client
+}
+
+#[tokio::test]
+async fn sigterm_under_load_finishes_accepted_requests_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+    let mut server = ServerProcess::start(&url).await;
+    let base = server.base.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let signalled_at: Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let client = member(&base, &format!("load{i}@example.com")).await;
+        let (base, stop, signalled_at) = (base.clone(), stop.clone(), signalled_at.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut answered = 0;
+            let mut late_failures = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                // Logins (argon2, slow) and cart writes: requests that are mid-way when the
+                // signal comes.
+                let request = if answered % 4 == 0 {
+                    client.post(format!("{base}/api/login")).form(&[
+                        ("email", format!("load{i}@example.com")),
+                        ("password", PASSWORD.into()),
+                    ])
+                } else {
+                    client
+                        .post(format!("{base}/api/cart/add"))
+                        .form(&[("product_id", "1"), ("quantity", "1")])
+                };
+                match request.header("accept", "application/json").send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body = response.text().await;
+                        assert!(body.is_ok(), "an accepted request lost its answer");
+                        assert!(status == 200 || status == 422, "status {status}");
+                        answered += 1;
+                    }
+                    Err(error) => {
+                        // Only a request sent after the signal may fail (the listener is gone).
+                        let signalled = *signalled_at.lock().unwrap();
+                        match signalled {
+                            Some(at) if started >= at => late_failures += 1,
+                            _ => panic!("a request sent before the signal failed: {error}"),
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            }
+            (answered, late_failures)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    *signalled_at.lock().unwrap() = Some(Instant::now());
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(10)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut answered = 0;
+    for task in tasks {
+        answered += task.await.unwrap().0;
+    }
+    assert!(answered > 16, "the load ran ({answered} answers)");
+    let status = status.expect("the server exits within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
+
+/// What one shopper's cart may hold after the crash: the acknowledged state, or the state of
+/// the one request in flight when the server died (it may have committed without answering).
+#[derive(Clone, Debug, Default)]
+struct Expected {
+    acknowledged: u64,
+    in_flight: Option<u64>,
+    orders: Vec<i64>,
+}
+
+/// Registers (and so logs in) a user on a cookieless client; returns the session cookie.
+async fn registered(client: &reqwest::Client, base: &str, email: &str) -> String {
+    let reply = client
+        .post(format!("{base}/api/register"))
+        .header("accept", "application/json")
+        .form(&[("email", email), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    reply
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("id="))
+        .and_then(|v| v.split(';').next())
+        .map(|v| format!("id={v}"))
+        .expect("a session cookie")
+}
+
+#[tokio::test]
+async fn kill_9_under_write_load_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+    let server = ServerProcess::start(&url).await;
+    let base = server.base.clone();
+    let pool = app::server::db::connect(&url).await.unwrap();
+    // Plenty of stock: nothing may be refused during the run.
+    sqlx::query("UPDATE products SET stock = 100000")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let initial: HashMap<i64, i64> = sqlx::query_as("SELECT id, stock FROM products")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let expected: Arc<std::sync::Mutex<HashMap<usize, Expected>>> = Default::default();
+    let mut cookies = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..12usize {
+        let cookie = registered(&client, &base, &format!("crash{i}@example.com")).await;
+        cookies.push(cookie.clone());
+        let (client, base, expected) = (client.clone(), base.clone(), expected.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut count = 0u64;
+            for step in 0usize.. {
+                let checkout = step % 4 == 3;
+                let after = if checkout { 0 } else { count + 1 };
+                expected.lock().unwrap().entry(i).or_default().in_flight = Some(after);
+                let request = if checkout {
+                    client.post(format!("{base}/api/checkout"))
+                } else {
+                    let product = ((i + step) % 15 + 1).to_string();
+                    client
+                        .post(format!("{base}/api/cart/add"))
+                        .form(&[("product_id", product.as_str()), ("quantity", "1")])
+                };
+                let sent = request
+                    .header("accept", "application/json")
+                    .header("cookie", &cookie)
+                    .send()
+                    .await;
+                let Ok(response) = sent else { return };
+                assert_eq!(
+                    response.status(),
+                    200,
+                    "before the crash every write succeeds"
+                );
+                let Ok(body) = response.json::<serde_json::Value>().await else {
+                    return;
+                };
+                count = after;
+                let mut all = expected.lock().unwrap();
+                let mine = all.entry(i).or_default();
+                mine.acknowledged = count;
+                mine.in_flight = None;
+                if checkout {
+                    let target = body["redirect_to"].as_str().unwrap_or_default();
+                    let id = target
+                        .trim_start_matches("/orders/")
+                        .parse()
+                        .expect("order id");
+                    mine.orders.push(id);
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    server.signal("KILL");
+    for task in tasks {
+        task.await.expect("no writer failed before the crash");
+    }
+    drop(server);
+
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    // No order is half-written: each has lines, and its total is the sum of its lines.
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM orders o WHERE total_cents != COALESCE(
+             (SELECT SUM(quantity * unit_price_cents) FROM order_lines l WHERE l.order_id = o.id), -1)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        broken, 0,
+        "orders without their lines or with a wrong total"
+    );
+    // Stock is the initial stock minus everything ordered.
+    let ordered: HashMap<i64, i64> =
+        sqlx::query_as("SELECT product_id, SUM(quantity) FROM order_lines GROUP BY product_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let stock: Vec<(i64, i64)> = sqlx::query_as("SELECT id, stock FROM products")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    for (id, now) in stock {
+        let sold = ordered.get(&id).copied().unwrap_or(0);
+        assert_eq!(now, initial[&id] - sold, "stock of product {id}");
+    }
+    pool.close().await;
+
+    // After a restart, with the same cookies: every acknowledged order is there, and every
+    // cart holds what was acknowledged (or what the request in flight at the crash made it).
+    let server = ServerProcess::start(&url).await;
+    let expected = expected.lock().unwrap().clone();
+    let mut orders_seen = 0;
+    for (i, cookie) in cookies.iter().enumerate() {
+        let mine = expected.get(&i).cloned().unwrap_or_default();
+        for order in &mine.orders {
+            let body: serde_json::Value = client
+                .get(format!("{}/api/order?id={order}", server.base))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(
+                body["summary"]["id"].as_i64(),
+                Some(*order),
+                "order {order}: {body}"
+            );
+            orders_seen += 1;
+        }
+        let cart: serde_json::Value = client
+            .get(format!("{}/api/cart", server.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let count = cart["count"].as_u64().expect("count");
+        assert!(
+            count == mine.acknowledged || Some(count) == mine.in_flight,
+            "shopper {i}: cart {count}, acknowledged {}, in flight {:?}",
+            mine.acknowledged,
+            mine.in_flight
+        );
+    }
+    assert!(orders_seen > 0, "the load placed orders before the crash");
+    drop(server);
+}
+
+fn run_binary(envs: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_coatcheck"))
+        .arg("serve")
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn start_up_errors_are_one_line_and_a_failing_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let unwritable = format!("sqlite://{}/shop.db", file.display());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let good_db = format!("sqlite://{}", dir.path().join("ok.db").display());
+    let cases = [
+        (
+            "unwritable database path",
+            vec![
+                ("DATABASE_URL", unwritable.as_str()),
+                ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
+            ],
+            "database",
+        ),
+        (
+            "bad DATABASE_URL",
+            vec![
+                ("DATABASE_URL", "postgres//nowhere"),
+                ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
+            ],
+            "DATABASE_URL",
+        ),
+        (
+            "unsupported database",
+            vec![
+                ("DATABASE_URL", "mysql://localhost/shop"),
+                ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
+            ],
+            "DATABASE_URL",
+        ),
+        (
+            "taken port",
+            vec![
+                ("DATABASE_URL", good_db.as_str()),
+                ("LEPTOS_SITE_ADDR", taken_addr.as_str()),
+            ],
+            "listen",
+        ),
+        (
+            "bad listen address",
+            vec![
+                ("DATABASE_URL", good_db.as_str()),
+                ("LEPTOS_SITE_ADDR", "localhost:http"),
+            ],
+            "LEPTOS_SITE_ADDR",
+        ),
+    ];
+    for (name, envs, mentions) in cases {
+        let output = run_binary(&envs);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            !output.status.success(),
+            "{name}: exit status {}",
+            output.status
+        );
+        assert_eq!(lines.len(), 1, "{name}: one line on stderr, got {stderr:?}");
+        assert!(
+            lines[0].contains(mentions),
+            "{name}: {:?} should mention {mentions}",
+            lines[0]
+        );
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{name}: {stderr}"
+        );
+    }
+    drop(taken);
+}
