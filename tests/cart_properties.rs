@@ -136,10 +136,12 @@ fn any_sequence_of_cart_operations_keeps_the_invariants() {
                 .unwrap();
         (app, catalog)
     });
-    let config = ProptestConfig {
-        cases: 32,
-        ..ProptestConfig::default()
-    };
+    // 32 sequences in `make test`; `make soak` sets PROPTEST_CASES.
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let config = ProptestConfig::with_cases(cases);
     proptest!(config, |(ops in proptest::collection::vec(op(), 1..25))| {
         runtime.block_on(run(&app, &catalog, &ops))?;
     });

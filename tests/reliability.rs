@@ -122,8 +122,22 @@ async fn member(base: &str, email: &str) -> reqwest::Client {
     client
 }
 
+/// Rounds of the crash and shutdown tests: 1 in `make test`, more in `make soak`.
+fn rounds() -> usize {
+    std::env::var("SOAK_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 #[tokio::test]
 async fn sigterm_under_load_finishes_accepted_requests_and_exits_zero() {
+    for _ in 0..rounds() {
+        sigterm_round().await;
+    }
+}
+
+async fn sigterm_round() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("shop.db").display());
     let mut server = ServerProcess::start(&url).await;
@@ -219,6 +233,12 @@ async fn registered(client: &reqwest::Client, base: &str, email: &str) -> String
 
 #[tokio::test]
 async fn kill_9_under_write_load_loses_nothing_acknowledged() {
+    for _ in 0..rounds() {
+        crash_round().await;
+    }
+}
+
+async fn crash_round() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("shop.db").display());
     let server = ServerProcess::start(&url).await;

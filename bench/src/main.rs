@@ -339,6 +339,7 @@ struct Results {
     cart: Run,
     anonymous: Run,
     anonymous_sessions_created: i64,
+    calm_browse: Run,
     storm_browse: Run,
     storm_logins: u64,
     bare_anonymous: Run,
@@ -437,6 +438,11 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
         )
         .await?;
     }
+    // Browse alone right before the storm, so both figures see the same machine state.
+    let calm_browse = wrk
+        .run(&shop.url("/"), &plain, Some(&browse_cookie), d)
+        .await?;
+    println!("coatcheck browse calm {}", calm_browse.cells());
     let stop = Instant::now() + d;
     let storm = tokio::spawn(login_storm(base.clone(), STORM_USERS, stop));
     let storm_browse = wrk
@@ -504,6 +510,7 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
         cart,
         anonymous,
         anonymous_sessions_created,
+        calm_browse,
         storm_browse,
         storm_logins,
         bare_anonymous,
@@ -608,7 +615,7 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
         0.7,
         r.cart.p99_ms < 15.0,
     );
-    let storm_ratio = r.storm_browse.p99_ms / r.browse.p99_ms.max(1e-9);
+    let storm_ratio = r.storm_browse.p99_ms / r.calm_browse.p99_ms.max(1e-9);
     let storm_met = storm_ratio <= 2.0 && r.storm_browse.errors == 0;
     let rss_met = r.rss_kib > 0 && r.rss_kib < 100 * 1024 && r.stored_sessions >= STORED_SESSIONS;
     let wasm_met = r.wasm_gzip.is_some_and(|g| g <= 250 * 1024);
@@ -631,8 +638,8 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
     );
     let _ = writeln!(
         out,
-        "| browse p99 during a storm of {STORM_USERS} concurrent logins ({} logins done) | {:.2} ms vs {:.2} ms alone = {:.2}× ({:.0} req/s) | ≤ 2× | {} |",
-        r.storm_logins, r.storm_browse.p99_ms, r.browse.p99_ms, storm_ratio, r.storm_browse.rps, verdict(storm_met)
+        "| browse p99 during a storm of {STORM_USERS} concurrent logins ({} logins done) | {:.2} ms vs {:.2} ms alone just before = {:.2}× ({:.0} req/s) | ≤ 2× | {} |",
+        r.storm_logins, r.storm_browse.p99_ms, r.calm_browse.p99_ms, storm_ratio, r.storm_browse.rps, verdict(storm_met)
     );
     let _ = writeln!(
         out,

@@ -1,5 +1,6 @@
-//! Password hashing with argon2id (OWASP parameters), always on a blocking thread and behind
-//! a concurrency bound, so a login storm cannot starve the async workers or the memory.
+//! Password hashing with argon2id (OWASP parameters), never on the async workers: on a few
+//! dedicated threads of lower CPU priority, behind a concurrency bound, so a login storm can
+//! neither starve the pages of CPU nor run the memory up.
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -24,17 +25,72 @@ pub enum PasswordHashError {
     Closed,
 }
 
+/// Half the cores at most: a login storm must leave the rest to page rendering (measured by
+/// `make bench`: with every core hashing, browse p99 more than doubled).
+fn hashing_threads() -> usize {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    (cores / 2).max(1)
+}
+
 fn permits() -> &'static Arc<Semaphore> {
     static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        // Half the cores at most: a login storm must leave the other half to page rendering
-        // (measured by `make bench`: with every core hashing, browse p99 more than doubled).
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        Arc::new(Semaphore::new((cores / 2).max(1)))
-    })
+    PERMITS.get_or_init(|| Arc::new(Semaphore::new(hashing_threads())))
 }
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// How much less CPU share a hashing thread gets than the rest (Linux nice value): with the
+/// cores busy, pages come first and logins take longer; with idle cores, hashing runs at full
+/// speed. Measured by `make bench` (browse p99 during a login storm).
+const HASHING_NICE: i32 = 10;
+
+/// The hashing threads, one per permit, started on first use.
+fn hashing_queue() -> Option<&'static std::sync::mpsc::Sender<Job>> {
+    static QUEUE: OnceLock<Option<std::sync::mpsc::Sender<Job>>> = OnceLock::new();
+    QUEUE
+        .get_or_init(|| {
+            let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+            let receiver = Arc::new(std::sync::Mutex::new(receiver));
+            for i in 0..hashing_threads() {
+                let receiver = receiver.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("argon2-{i}"))
+                    .spawn(move || {
+                        lower_this_threads_priority();
+                        loop {
+                            let job = match receiver.lock() {
+                                Ok(queue) => queue.recv(),
+                                Err(_) => return,
+                            };
+                            match job {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                if let Err(error) = spawned {
+                    tracing::error!(%error, "cannot start a password hashing thread");
+                    return None;
+                }
+            }
+            Some(sender)
+        })
+        .as_ref()
+}
+
+#[cfg(target_os = "linux")]
+fn lower_this_threads_priority() {
+    // SAFETY: no pointers; on Linux PRIO_PROCESS with id 0 sets the calling thread's nice value.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, HASHING_NICE) };
+    if result != 0 {
+        tracing::warn!("cannot lower the priority of the password hashing thread");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_this_threads_priority() {}
 
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
@@ -44,7 +100,16 @@ async fn run_blocking<T: Send + 'static>(
         .acquire_owned()
         .await
         .map_err(|_| PasswordHashError::Closed)?;
-    Ok(tokio::task::spawn_blocking(work).await?)
+    let Some(queue) = hashing_queue() else {
+        return Ok(tokio::task::spawn_blocking(work).await?);
+    };
+    let (done, result) = tokio::sync::oneshot::channel();
+    queue
+        .send(Box::new(move || {
+            let _ = done.send(work());
+        }))
+        .map_err(|_| PasswordHashError::Closed)?;
+    result.await.map_err(|_| PasswordHashError::Closed)
 }
 
 fn hash_sync(password: &[u8]) -> Result<String, PasswordHashError> {
