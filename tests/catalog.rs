@@ -149,3 +149,67 @@ async fn browsing_creates_no_session() {
     assert_eq!(sessions, 0);
     app.stop().await;
 }
+
+/// The nonce of a page's Content-Security-Policy.
+fn csp_nonce(response: &reqwest::Response) -> String {
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    let start = csp.find("'nonce-").expect("a nonce") + "'nonce-".len();
+    let end = start + csp[start..].find('\'').unwrap();
+    csp[start..end].to_string()
+}
+
+#[tokio::test]
+async fn anonymous_pages_are_cached_with_fresh_nonces_and_follow_the_catalog() {
+    let app = spawn_app().await;
+    let anonymous = reqwest::Client::new();
+    let page = |path: &'static str| {
+        let request = anonymous.get(app.url(path));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert!(response.headers().get("set-cookie").is_none());
+            let nonce = csp_nonce(&response);
+            (nonce, response.text().await.unwrap())
+        }
+    };
+    let (first_nonce, first) = page("/products/merino-scarf").await;
+    let (second_nonce, second) = page("/products/merino-scarf").await;
+    assert_ne!(first_nonce, second_nonce, "every answer has its own nonce");
+    assert!(second.contains(&format!("nonce=\"{second_nonce}\"")));
+    assert!(!second.contains(&first_nonce));
+    assert_eq!(
+        first.replace(&first_nonce, "N"),
+        second.replace(&second_nonce, "N"),
+        "the same page otherwise"
+    );
+
+    // A change made outside this server shows within the cache's check interval.
+    sqlx::query("UPDATE products SET price_cents = 1234, stock = 2 WHERE slug = 'merino-scarf'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(app::server::catalog::VERSION_CHECK_INTERVAL * 2).await;
+    let (_, changed) = page("/products/merino-scarf").await;
+    assert!(changed.contains("$12.34"), "the new price shows");
+    let two_left = testid_text(&changed, "stock").unwrap();
+
+    // A checkout on this server shows at once.
+    let mut shopper = common::Shopper::new(&app);
+    assert_eq!(
+        shopper
+            .register("cache@example.com", common::PASSWORD)
+            .await
+            .status,
+        200
+    );
+    let scarf = common::product_id(&app, "merino-scarf").await;
+    assert_eq!(shopper.add(scarf, "1").await.status, 200);
+    assert_eq!(shopper.post("/api/checkout", &[]).await.status, 200);
+    let (_, after) = page("/products/merino-scarf").await;
+    let one_left = testid_text(&after, "stock").unwrap();
+    assert_ne!(one_left, two_left, "the stock shown moved with the order");
+    assert!(one_left.contains('1'), "{one_left}");
+    app.stop().await;
+}
