@@ -114,6 +114,22 @@ pub struct SessionTx {
     transaction: bool,
     /// The stored bytes as read, for the compare-and-swap of `begin_session_only`.
     original: Option<Vec<u8>>,
+    /// Held from `begin` until commit or rollback: one writer per session in this process.
+    session_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    db: SqlitePool,
+}
+
+/// One lock per session ID (striped: IDs that hash alike share one), so this process's
+/// requests on one session take turns instead of conflicting.
+fn session_lock(id: &Id) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    use std::hash::{Hash, Hasher};
+    use std::sync::{Arc, OnceLock};
+    const STRIPES: usize = 256;
+    static LOCKS: OnceLock<Vec<Arc<tokio::sync::Mutex<()>>>> = OnceLock::new();
+    let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| Default::default()).collect());
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    locks[(hasher.finish() as usize) % STRIPES].clone()
 }
 
 /// The in-process queue of session writers, one per database file (see [`SessionTx::begin`]).
@@ -140,11 +156,11 @@ impl SessionTx {
         SessionTx::start(db, session, true).await
     }
 
-    /// For changes to the session's data alone (cart, flash): no SQLite transaction, two
-    /// statements instead of four. The record is re-read and written back only if it is still
-    /// byte-for-byte what was read (compare-and-swap), so a change by anyone else — another
-    /// process on the same file included — is never overwritten; within this process the
-    /// write gate makes that conflict impossible.
+    /// For changes to the session's data alone (cart, flash): no SQLite transaction, and the
+    /// single-writer gate held for one `UPDATE` only. The record is re-read (under this
+    /// session's lock, so this process's requests on it take turns) and written back only if
+    /// it is still byte-for-byte what was read (compare-and-swap): a change by anyone else —
+    /// another process on the same file, a checkout — is never overwritten, the caller retries.
     pub async fn begin_session_only(
         db: &SqlitePool,
         session: &Session,
@@ -157,6 +173,35 @@ impl SessionTx {
         session: &Session,
         transaction: bool,
     ) -> Result<SessionTx, SessionError> {
+        let session_lock = match session.id() {
+            Some(id) => Some(
+                tokio::time::timeout(WRITE_WAIT, session_lock(&id).lock_owned())
+                    .await
+                    .map_err(|_| SessionError::Busy)?,
+            ),
+            None => None,
+        };
+        if !transaction {
+            let mut tx = SessionTx {
+                conn: None,
+                record: None,
+                pending: Vec::new(),
+                finished: false,
+                gate: None,
+                transaction,
+                original: None,
+                session_lock,
+                db: db.clone(),
+            };
+            if let Some(id) = session.id() {
+                let mut conn = db.acquire().await?;
+                if let Some((record, bytes)) = load_record(&mut conn, &id).await? {
+                    tx.record = Some(record);
+                    tx.original = Some(bytes);
+                }
+            }
+            return Ok(tx);
+        }
         // SQLite has one writer at a time. Queueing here, before taking a pooled connection,
         // keeps waiting writers from holding every connection (which would starve the readers
         // and the commit's own reload); BEGIN IMMEDIATE still excludes other processes.
@@ -176,10 +221,10 @@ impl SessionTx {
             gate: Some(gate),
             transaction,
             original: None,
+            session_lock,
+            db: db.clone(),
         };
-        if transaction {
-            sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()).await?;
-        }
+        sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()).await?;
         if let Some(id) = session.id() {
             match load_record(tx.conn(), &id).await {
                 Ok(Some((record, bytes))) => {
@@ -197,8 +242,10 @@ impl SessionTx {
     }
 
     /// The transaction's connection, for queries that must be atomic with the session change.
+    /// Only for [`SessionTx::begin`]: a session-only change holds no connection.
     pub fn conn(&mut self) -> &mut SqliteConnection {
-        // Invariant: `conn` is only taken once the transaction is finished.
+        // Invariant: `begin` holds `conn` until the transaction is finished; nothing calls
+        // this on a `begin_session_only` change.
         self.conn
             .as_deref_mut()
             .expect("connection present until drop")
@@ -255,7 +302,19 @@ impl SessionTx {
         if let Some(mut record) = self.record.take() {
             record.expiry_date = session.expiry_date();
             let original = self.original.take();
-            let saved = save_record(self.conn(), &record, original.as_deref()).await;
+            let saved = if self.transaction {
+                save_record(self.conn(), &record, original.as_deref()).await
+            } else {
+                // The gate, then a connection: waiting writers hold no connection.
+                let gate = tokio::time::timeout(WRITE_WAIT, write_gate(&self.db).lock_owned())
+                    .await
+                    .map_err(|_| SessionError::Busy)?;
+                let mut conn = self.db.acquire().await?;
+                let saved = save_record(&mut conn, &record, original.as_deref()).await;
+                drop(conn);
+                drop(gate);
+                saved
+            };
             self.record = Some(record);
             match saved {
                 Ok(true) => {}
@@ -263,9 +322,15 @@ impl SessionTx {
                 // revocation) — then there is nothing to save.
                 Ok(false) => {
                     let id = self.record.as_ref().map(|r| r.id);
-                    let exists = match id {
-                        Some(id) => load_record(self.conn(), &id).await.map(|r| r.is_some()),
-                        None => Ok(false),
+                    let exists = match (id, self.transaction) {
+                        (Some(id), true) => {
+                            load_record(self.conn(), &id).await.map(|r| r.is_some())
+                        }
+                        (Some(id), false) => match self.db.acquire().await {
+                            Ok(mut conn) => load_record(&mut conn, &id).await.map(|r| r.is_some()),
+                            Err(error) => Err(error.into()),
+                        },
+                        (None, _) => Ok(false),
                     };
                     if !matches!(exists, Ok(false)) {
                         self.rollback().await;
@@ -285,6 +350,7 @@ impl SessionTx {
         // Give the connection back before the reload, which needs one of its own.
         drop(self.conn.take());
         drop(self.gate.take());
+        drop(self.session_lock.take());
         if self.record.is_some() {
             // Reload without marking modified: the stored record is now the truth.
             session.load().await?;
