@@ -51,7 +51,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_session_version();
     provide_page_flash();
-    set_content_security_policy();
     // Effects only run in the browser: this marks the page as hydrated for tests and CSS.
     Effect::new(|_| {
         if let Some(body) = document().body() {
@@ -85,24 +84,5 @@ pub fn App() -> impl IntoView {
                 </Routes>
             </main>
         </Router>
-    }
-}
-
-/// The page's Content-Security-Policy: only our own scripts and the hydration script that
-/// carries this response's nonce; wasm may be compiled; no framing.
-fn set_content_security_policy() {
-    #[cfg(feature = "ssr")]
-    if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
-        let script = match leptos::nonce::use_nonce() {
-            Some(nonce) => format!("script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'"),
-            None => "script-src 'self' 'wasm-unsafe-eval'".to_string(),
-        };
-        let policy = format!(
-            "default-src 'self'; {script}; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-        );
-        if let Ok(value) = http::HeaderValue::from_str(&policy) {
-            options.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
-        }
     }
 }

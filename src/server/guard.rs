@@ -102,6 +102,52 @@ pub async fn session_timeouts(
     next.run(request).await
 }
 
+/// This request's CSP nonce, chosen before the page renders (see [`page_nonce`]).
+#[derive(Clone, Debug)]
+pub struct PageNonce(pub String);
+
+/// 128 random bits, hex (a valid CSP nonce).
+pub fn fresh_nonce() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A page's Content-Security-Policy: only our own scripts and the inline scripts carrying this
+/// response's nonce; wasm may be compiled; no framing.
+pub fn page_csp(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+         form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Chooses the page's nonce before rendering (Leptos takes it from the request, see the
+/// router's page context) and sets the page policy with it on every HTML answer that has
+/// none. The policy does not depend on the render reaching its response options.
+pub async fn page_nonce(mut request: Request<Body>, next: Next) -> Response {
+    let nonce = fresh_nonce();
+    request.extensions_mut().insert(PageNonce(nonce.clone()));
+    let mut response = next.run(request).await;
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html
+        && !response
+            .headers()
+            .contains_key(header::CONTENT_SECURITY_POLICY)
+    {
+        if let Ok(value) = HeaderValue::from_str(&page_csp(&nonce)) {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
+    response
+}
+
 /// The strictest policy, for everything that is not a page (pages set their own, with the
 /// nonce of their hydration script).
 const DEFAULT_CSP: &str =

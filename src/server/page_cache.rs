@@ -8,6 +8,7 @@
 //! most once per [`VERSION_CHECK_INTERVAL`] (changes by another process show within that
 //! time); changes made by this process (checkout) mark it stale at once.
 
+use super::guard::{fresh_nonce, page_csp, PageNonce};
 use app::server::catalog::CatalogCache;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -41,8 +42,6 @@ struct Pages {
 struct Page {
     status: StatusCode,
     content_type: HeaderValue,
-    /// The Content-Security-Policy with `token` in it.
-    csp: String,
     /// The nonce the page was rendered with.
     token: String,
     body: String,
@@ -67,7 +66,7 @@ impl PageCache {
         let page = pages.entries.get(key)?;
         let nonce = fresh_nonce();
         let body = page.body.replace(&page.token, &nonce);
-        let csp = page.csp.replace(&page.token, &nonce);
+        let csp = page_csp(&nonce);
         let mut response = (page.status, Body::from(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, page.content_type.clone());
@@ -84,12 +83,6 @@ impl PageCache {
             }
         }
     }
-}
-
-/// 128 random bits, hex (a valid CSP nonce).
-fn fresh_nonce() -> String {
-    let bytes: [u8; 16] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Whether the request may be answered from (and stored in) the cache: a page GET from a
@@ -115,16 +108,12 @@ fn cacheable(request: &Request) -> Option<String> {
     (key.len() <= MAX_KEY_LEN).then(|| key.to_string())
 }
 
-/// The nonce in a policy: the value of `'nonce-…'`.
-fn nonce_in(csp: &str) -> Option<String> {
-    let start = csp.find("'nonce-")? + "'nonce-".len();
-    let len = csp[start..].find('\'')?;
-    let nonce = &csp[start..start + len];
-    (nonce.len() >= 16).then(|| nonce.to_string())
-}
-
 pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next) -> Response {
     let Some(key) = cacheable(&request) else {
+        return next.run(request).await;
+    };
+    // The nonce this render will use (chosen by `guard::page_nonce`, outside this layer).
+    let Some(PageNonce(token)) = request.extensions().get::<PageNonce>().cloned() else {
         return next.run(request).await;
     };
     let version = match cache.catalog.recent_version(&cache.db).await {
@@ -148,28 +137,25 @@ pub async fn serve(State(cache): State<PageCache>, request: Request, next: Next)
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    if let Some(page) = page_of(&parts.headers, parts.status, &bytes) {
+    if let Some(page) = page_of(&parts.headers, parts.status, &bytes, token) {
         cache.store(key, version, page);
     }
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn page_of(headers: &HeaderMap, status: StatusCode, bytes: &Bytes) -> Option<Page> {
+fn page_of(headers: &HeaderMap, status: StatusCode, bytes: &Bytes, token: String) -> Option<Page> {
     let content_type = headers.get(header::CONTENT_TYPE)?.clone();
     if !content_type.to_str().ok()?.starts_with("text/html") {
         return None;
     }
-    let csp = headers
-        .get(header::CONTENT_SECURITY_POLICY)?
-        .to_str()
-        .ok()?
-        .to_string();
-    let token = nonce_in(&csp)?;
     let body = std::str::from_utf8(bytes).ok()?.to_string();
+    // Only a page rendered with this request's nonce can have it replaced.
+    if !body.contains(&format!("nonce=\"{token}\"")) {
+        return None;
+    }
     Some(Page {
         status,
         content_type,
-        csp,
         token,
         body,
     })
@@ -178,15 +164,6 @@ fn page_of(headers: &HeaderMap, status: StatusCode, bytes: &Bytes) -> Option<Pag
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_nonce() {
-        assert_eq!(
-            nonce_in("default-src 'none'; script-src 'self' 'nonce-AbCdEfGhIjKlMnOpQr12' 'wasm-unsafe-eval'"),
-            Some("AbCdEfGhIjKlMnOpQr12".to_string())
-        );
-        assert_eq!(nonce_in("default-src 'none'"), None);
-    }
 
     #[test]
     fn nonces_differ() {

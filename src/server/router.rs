@@ -46,7 +46,15 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
 
     let page_context = {
         let context = context.clone();
-        move || provide_context(context.clone())
+        move || {
+            provide_context(context.clone());
+            // The nonce chosen by `guard::page_nonce`, which also sets the policy header.
+            let nonce = use_context::<http::request::Parts>()
+                .and_then(|parts| parts.extensions.get::<guard::PageNonce>().cloned());
+            if let Some(guard::PageNonce(nonce)) = nonce {
+                provide_context(leptos::nonce::Nonce::from_value(nonce));
+            }
+        }
     };
     let fallback_context = page_context.clone();
     let page_cache = super::page_cache::PageCache::new(context.db.clone(), context.catalog.clone());
@@ -76,6 +84,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             page_cache,
             super::page_cache::serve,
         ))
+        .layer(axum::middleware::from_fn(guard::page_nonce))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::cross_site_check,
