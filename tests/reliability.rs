@@ -137,6 +137,9 @@ async fn sigterm_under_load_finishes_accepted_requests_and_exits_zero() {
     }
 }
 
+/// Requests sent this shortly before SIGTERM may not have been accepted yet.
+const ACCEPT_GRACE: Duration = Duration::from_millis(100);
+
 async fn sigterm_round() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("shop.db").display());
@@ -174,11 +177,14 @@ async fn sigterm_round() {
                         answered += 1;
                     }
                     Err(error) => {
-                        // Only a request sent after the signal may fail (the listener is gone).
+                        // The listener closes at the signal: a request whose connection it
+                        // had not accepted yet may fail. One sent 100 ms or more before the
+                        // signal was accepted (logins queue for the hashing thread much
+                        // longer), and must be answered.
                         let signalled = *signalled_at.lock().unwrap();
                         match signalled {
-                            Some(at) if started >= at => late_failures += 1,
-                            _ => panic!("a request sent before the signal failed: {error}"),
+                            Some(at) if started + ACCEPT_GRACE >= at => late_failures += 1,
+                            _ => panic!("a request sent well before the signal failed: {error}"),
                         }
                         tokio::time::sleep(Duration::from_millis(20)).await;
                     }
