@@ -111,14 +111,7 @@ async fn member(base: &str, email: &str) -> reqwest::Client {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let reply = client
-        .post(format!("{base}/api/register"))
-        .header("accept", "application/json")
-        .form(&[("email", email), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200);
+    registered(&client, base, email).await;
     client
 }
 

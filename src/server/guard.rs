@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
 /// Static files: no session work, and they may be cached.
-fn is_static(path: &str) -> bool {
+pub(super) fn is_static(path: &str) -> bool {
     path.starts_with("/pkg/") || path.starts_with("/images/") || path == "/favicon.svg"
 }
 

@@ -97,11 +97,7 @@ fn cacheable(request: &Request) -> Option<String> {
     }
     let uri = request.uri();
     let path = uri.path();
-    if path.starts_with("/api/")
-        || path.starts_with("/pkg/")
-        || path.starts_with("/images/")
-        || path == "/healthz"
-    {
+    if path.starts_with("/api/") || path == "/healthz" || super::guard::is_static(path) {
         return None;
     }
     let key = uri.path_and_query().map_or(path, |pq| pq.as_str());
