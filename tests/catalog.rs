@@ -213,3 +213,101 @@ async fn anonymous_pages_are_cached_with_fresh_nonces_and_follow_the_catalog() {
     assert!(one_left.contains('1'), "{one_left}");
     app.stop().await;
 }
+
+/// The nonce of a page's script tags.
+fn body_nonce(html: &str) -> String {
+    let start = html.find("nonce=\"").expect("a nonce") + "nonce=\"".len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_string()
+}
+
+#[tokio::test]
+async fn pages_with_a_session_are_kept_per_viewer_and_follow_login_cart_and_catalog() {
+    let app = spawn_app().await;
+    let scarf = common::product_id(&app, "merino-scarf").await;
+    let mut alice = common::Shopper::new(&app);
+    assert_eq!(
+        alice
+            .register("alice@example.com", common::PASSWORD)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(alice.add(scarf, "2").await.status, 200);
+
+    let first = alice.get("/").await;
+    let second = alice.get("/").await;
+    assert_eq!((first.status, second.status), (200, 200));
+    let (n1, n2) = (body_nonce(&first.body), body_nonce(&second.body));
+    assert_ne!(n1, n2, "every answer has its own nonce");
+    assert_eq!(
+        first.body.replace(&n1, "N"),
+        second.body.replace(&n2, "N"),
+        "the same page otherwise"
+    );
+    assert_eq!(
+        testid_text(&second.body, "cart-count").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        testid_text(&second.body, "current-user").as_deref(),
+        Some("alice@example.com")
+    );
+
+    // A cart change shows on the very next page.
+    assert_eq!(alice.add(scarf, "1").await.status, 200);
+    let page = alice.get("/").await;
+    assert_eq!(testid_text(&page.body, "cart-count").as_deref(), Some("3"));
+
+    // Another viewer with the same cart never gets Alice's page.
+    let mut bob = common::Shopper::new(&app);
+    assert_eq!(
+        bob.register("bob@example.com", common::PASSWORD)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(bob.add(scarf, "3").await.status, 200);
+    let page = bob.get("/").await;
+    assert_eq!(testid_text(&page.body, "cart-count").as_deref(), Some("3"));
+    assert_eq!(
+        testid_text(&page.body, "current-user").as_deref(),
+        Some("bob@example.com")
+    );
+    assert!(!page.body.contains("alice@example.com"));
+
+    // A flash message is shown once, then gone (such pages are never kept).
+    let reply = bob
+        .post_form(
+            "/api/cart/add",
+            &[("product_id", &scarf.to_string()), ("quantity", "1")],
+            "/",
+        )
+        .await;
+    assert_eq!(reply.status, 303);
+    let with_message = bob.get("/").await;
+    assert!(testid_text(&with_message.body, "flash").is_some());
+    let after = bob.get("/").await;
+    assert!(testid_text(&after.body, "flash").is_none());
+    assert_eq!(testid_text(&after.body, "cart-count").as_deref(), Some("4"));
+
+    // A catalog change made outside this server shows within the check interval.
+    let kept_cookie = alice.cookie.clone();
+    sqlx::query("UPDATE products SET price_cents = 4321 WHERE slug = 'merino-scarf'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(app::server::catalog::VERSION_CHECK_INTERVAL * 2).await;
+    let page = alice.get("/products/merino-scarf").await;
+    assert!(page.body.contains("$43.21"), "the new price shows");
+
+    // Logged out: the very next page is anonymous, also when the old cookie is replayed.
+    assert_eq!(alice.post("/api/logout", &[]).await.status, 200);
+    let mut replay = alice.with_cookie(kept_cookie);
+    for page in [alice.get("/").await, replay.get("/").await] {
+        assert!(testid_text(&page.body, "current-user").is_none());
+        assert_eq!(testid_text(&page.body, "cart-count").as_deref(), Some("0"));
+        assert!(!page.body.contains("alice@example.com"));
+    }
+    app.stop().await;
+}

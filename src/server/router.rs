@@ -70,6 +70,11 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             _,
         >(fallback_context, shell))
         .layer(axum::middleware::from_fn(shape_server_fn_responses))
+        // Inside the login timeouts: a demoted or expired login is seen before the lookup.
+        .layer(axum::middleware::from_fn_with_state(
+            page_cache.clone(),
+            super::page_cache::serve_personal,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::session_timeouts,
@@ -82,7 +87,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         // Outside the session layer: a cached anonymous page costs no session work.
         .layer(axum::middleware::from_fn_with_state(
             page_cache,
-            super::page_cache::serve,
+            super::page_cache::serve_anonymous,
         ))
         .layer(axum::middleware::from_fn(guard::page_nonce))
         .layer(axum::middleware::from_fn_with_state(
