@@ -442,3 +442,36 @@ async fn oversized_bodies_and_malformed_cookies_are_client_errors() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_stored_session_without_data_keeps_its_cookie_and_its_first_cart_line() {
+    use tower_sessions::session::{Id, Record};
+    let app = spawn_app().await;
+    let scarf = product_id(&app, "merino-scarf").await;
+    // A session whose stored data is empty (what a store may hold after its last value went).
+    let record = Record {
+        id: Id::default(),
+        data: Default::default(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    };
+    sqlx::query("INSERT INTO tower_sessions (id, data, expiry_date) VALUES (?, ?, ?)")
+        .bind(record.id.to_string())
+        .bind(rmp_serde::to_vec(&record).unwrap())
+        .bind(record.expiry_date)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    let cookie = record.id.to_string();
+    let mut shopper = Shopper::new(&app).with_cookie(Some(cookie.clone()));
+
+    let reply = shopper.add(scarf, "1").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.set_cookie.iter().all(|c| !c.contains("Max-Age=0")),
+        "the cookie is kept: {:?}",
+        reply.set_cookie
+    );
+    assert_eq!(shopper.cookie.as_deref(), Some(cookie.as_str()));
+    assert_eq!(shopper.cart_count().await, 1);
+    app.stop().await;
+}

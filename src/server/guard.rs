@@ -1,7 +1,6 @@
 //! Middleware around every request: the cross-site check for state-changing requests, the
 //! session timeouts, and the security headers.
 
-use super::router::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -54,8 +53,15 @@ pub fn is_same_site(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
     }
 }
 
+/// What the guards need, cheap to clone (axum clones a middleware's state for every request).
+#[derive(Clone)]
+pub struct GuardState {
+    pub context: app::server::AppContext,
+    pub public_origin: Option<std::sync::Arc<str>>,
+}
+
 pub async fn cross_site_check(
-    State(state): State<AppState>,
+    State(state): State<GuardState>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -76,7 +82,7 @@ pub async fn cross_site_check(
 
 /// Enforces the login timeouts and records activity, before the page or action runs.
 pub async fn session_timeouts(
-    State(state): State<AppState>,
+    State(state): State<GuardState>,
     request: Request,
     next: Next,
 ) -> Response {

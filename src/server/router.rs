@@ -25,7 +25,6 @@ use app::server::session_store::ShopSessionStore;
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub context: AppContext,
-    pub public_origin: Option<String>,
 }
 
 /// Builds the complete router for `config`.
@@ -40,7 +39,6 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
     let state = AppState {
         leptos_options: leptos_options.clone(),
         context: context.clone(),
-        public_origin: config.public_origin.clone(),
     };
     let routes = generate_route_list(App);
 
@@ -57,6 +55,10 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         }
     };
     let fallback_context = page_context.clone();
+    let guard_state = guard::GuardState {
+        context: context.clone(),
+        public_origin: config.public_origin.as_deref().map(Into::into),
+    };
     let page_cache = super::page_cache::PageCache::new(context.db.clone(), context.catalog.clone());
 
     Router::new()
@@ -76,7 +78,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             super::page_cache::serve_personal,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            guard_state.clone(),
             guard::session_timeouts,
         ))
         .layer(sessions::layer(
@@ -91,7 +93,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         ))
         .layer(axum::middleware::from_fn(guard::page_nonce))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            guard_state,
             guard::cross_site_check,
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

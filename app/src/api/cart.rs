@@ -69,7 +69,7 @@ where
             tx.set_flash(&Flash::success(message.clone()))
                 .map_err(internal)?;
         }
-        match tx.commit(&session).await {
+        match tx.commit_last(&session).await {
             Ok(()) => return Ok(ActionReply::message(message)),
             Err(session::SessionError::Conflict) if attempt < CONFLICT_RETRIES => continue,
             Err(error) => return Err(internal(error)),

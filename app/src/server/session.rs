@@ -298,7 +298,20 @@ impl SessionTx {
     }
 
     /// Saves the record, commits, and refreshes the request's copy of the session.
-    pub async fn commit(mut self, session: &Session) -> Result<(), SessionError> {
+    pub async fn commit(self, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, Refresh::Always).await
+    }
+
+    /// Like [`SessionTx::commit`], for a change that is the last thing the request does with
+    /// its session (a cart action): the request's copy is not read again, which saves a
+    /// database round trip. It stays as it was, unmodified, so the session layer writes
+    /// nothing back — unless it is empty: then it is refreshed, since the session layer
+    /// would otherwise take the visitor for one without a session and remove the cookie.
+    pub async fn commit_last(self, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, Refresh::IfEmpty).await
+    }
+
+    async fn finish(mut self, session: &Session, refresh: Refresh) -> Result<(), SessionError> {
         if let Some(mut record) = self.record.take() {
             record.expiry_date = session.expiry_date();
             let original = self.original.take();
@@ -353,7 +366,9 @@ impl SessionTx {
         drop(self.session_lock.take());
         if self.record.is_some() {
             // Reload without marking modified: the stored record is now the truth.
-            session.load().await?;
+            if refresh == Refresh::Always || session.is_empty().await {
+                session.load().await?;
+            }
         } else {
             for (key, value) in std::mem::take(&mut self.pending) {
                 session.insert_value(&key, value).await?;
@@ -392,6 +407,13 @@ impl Drop for SessionTx {
             }
         }
     }
+}
+
+/// Whether [`SessionTx`] refreshes the request's copy of the session after saving.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    Always,
+    IfEmpty,
 }
 
 /// The stored record and its bytes.
