@@ -24,14 +24,6 @@ async fn parse_product_id(input: &str) -> Result<i64, ServerFnError> {
 }
 
 #[cfg(feature = "ssr")]
-async fn lookup(product_id: i64) -> Result<Option<cart::ProductStock>, ServerFnError> {
-    let ctx = crate::server::app_context()?;
-    cart::product_stock(&ctx.db, &ctx.catalog, product_id)
-        .await
-        .map_err(internal)
-}
-
-#[cfg(feature = "ssr")]
 async fn cart_failure(error: CartError) -> ServerFnError {
     match error {
         CartError::Rejected(message) => reject(StatusCode::UNPROCESSABLE_ENTITY, message).await,
@@ -45,11 +37,13 @@ async fn cart_failure(error: CartError) -> ServerFnError {
 const CONFLICT_RETRIES: usize = 8;
 
 /// Runs one cart change atomically (read, check, compare-and-swap write; again on a conflict);
-/// on success records a flash for plain-form callers.
+/// on success records a flash for plain-form callers. `product`: the product the change is
+/// about, looked up in the catalog as of the session read and handed to `change` (`None` when
+/// there is no such product).
 #[cfg(feature = "ssr")]
-async fn change_cart<F>(change: F) -> Result<ActionReply, ServerFnError>
+async fn change_cart<F>(product: Option<i64>, change: F) -> Result<ActionReply, ServerFnError>
 where
-    F: Fn(&mut SessionTx) -> Result<String, CartError>,
+    F: Fn(&mut SessionTx, Option<cart::ProductStock>) -> Result<String, CartError>,
 {
     let (ctx, session) = context_and_session().await?;
     let mut attempt = 0;
@@ -58,7 +52,17 @@ where
         let mut tx = SessionTx::begin_session_only(&ctx.db, &session)
             .await
             .map_err(internal)?;
-        let message = match change(&mut tx) {
+        let stock = match product {
+            Some(id) => match tx.catalog(&ctx.catalog).await {
+                Ok(catalog) => cart::product_stock(&catalog, id),
+                Err(error) => {
+                    tx.rollback().await;
+                    return Err(internal(error));
+                }
+            },
+            None => None,
+        };
+        let message = match change(&mut tx, stock) {
             Ok(message) => message,
             Err(error) => {
                 tx.rollback().await;
@@ -88,9 +92,8 @@ pub async fn add_to_cart(
         Ok(q) => q,
         Err(e) => return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await),
     };
-    let product = lookup(product_id).await?;
-    change_cart(move |tx| {
-        let name = cart::add(tx, product.clone(), product_id, quantity)?;
+    change_cart(Some(product_id), move |tx, product| {
+        let name = cart::add(tx, product, product_id, quantity)?;
         Ok(format!("Added {} × {name} to your cart.", quantity.get()))
     })
     .await
@@ -110,9 +113,8 @@ pub async fn update_cart(
             Err(e) => return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await),
         },
     };
-    let product = lookup(product_id).await?;
-    change_cart(move |tx| {
-        let name = cart::update(tx, product.clone(), product_id, quantity)?;
+    change_cart(Some(product_id), move |tx, product| {
+        let name = cart::update(tx, product, product_id, quantity)?;
         Ok(match quantity {
             Some(q) => format!("{name}: quantity set to {}.", q.get()),
             None => format!("Removed {name} from your cart."),
@@ -124,7 +126,7 @@ pub async fn update_cart(
 /// `POST /api/cart/clear`.
 #[server(endpoint = "cart/clear")]
 pub async fn clear_cart() -> Result<ActionReply, ServerFnError> {
-    change_cart(|tx| {
+    change_cart(None, |tx, _| {
         tx.set_cart(&crate::model::StoredCart::default())?;
         Ok("Your cart is empty now.".to_string())
     })

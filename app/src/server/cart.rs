@@ -1,6 +1,6 @@
 //! Cart rules, applied inside a [`SessionTx`] so each change is atomic with its checks.
 
-use super::catalog::CatalogCache;
+use super::catalog::{Catalog, CatalogCache};
 use super::session::{SessionError, SessionTx};
 use crate::model::{CartLine, CartView, Quantity, StoredCart, MAX_CART_LINES, MAX_LINE_QUANTITY};
 use sqlx::SqlitePool;
@@ -26,20 +26,15 @@ pub struct ProductStock {
     stock: i64,
 }
 
-/// A product's name and stock, looked up before the session write starts (from the catalog
-/// in memory, checked against the database's catalog version): the write itself then holds
-/// the single-writer gate for two statements only. Checkout re-checks stock in its own
-/// transaction, so a change in between cannot oversell.
-pub async fn product_stock(
-    db: &SqlitePool,
-    catalog: &CatalogCache,
-    product_id: i64,
-) -> Result<Option<ProductStock>, sqlx::Error> {
-    let catalog = catalog.get(db).await?;
-    Ok(catalog.by_id(product_id).map(|p| ProductStock {
+/// A product's name and stock, from the catalog as of the change's read of the session
+/// ([`SessionTx::catalog`]): the product is checked against the same moment's catalog and the
+/// write then holds the single-writer gate for one statement only. Checkout re-checks stock in
+/// its own transaction, so a change in between cannot oversell.
+pub fn product_stock(catalog: &Catalog, product_id: i64) -> Option<ProductStock> {
+    catalog.by_id(product_id).map(|p| ProductStock {
         name: p.name,
         stock: p.stock,
-    }))
+    })
 }
 
 /// How many of a product one line may hold: the stock, but never more than 99.

@@ -66,6 +66,12 @@ impl CatalogCache {
     /// The current catalog: the cached copy if the database has not changed since it was read.
     pub async fn get(&self, db: &SqlitePool) -> Result<Arc<Catalog>, sqlx::Error> {
         let version = version(db).await?;
+        self.get_at(db, version).await
+    }
+
+    /// The catalog at `version`, just read from the database by the caller: the cached copy
+    /// if it is that version, otherwise read again.
+    pub async fn get_at(&self, db: &SqlitePool, version: i64) -> Result<Arc<Catalog>, sqlx::Error> {
         if let Some(catalog) = self.cached().filter(|c| c.version == version) {
             return Ok(catalog);
         }

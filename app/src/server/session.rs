@@ -116,6 +116,8 @@ pub struct SessionTx {
     original: Option<Vec<u8>>,
     /// Held from `begin` until commit or rollback: one writer per session in this process.
     session_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// `begin_session_only`: the catalog version, read in the same statement as the record.
+    catalog_version: Option<i64>,
     db: SqlitePool,
 }
 
@@ -191,11 +193,14 @@ impl SessionTx {
                 transaction,
                 original: None,
                 session_lock,
+                catalog_version: None,
                 db: db.clone(),
             };
             if let Some(id) = session.id() {
                 let mut conn = db.acquire().await?;
-                if let Some((record, bytes)) = load_record(&mut conn, &id).await? {
+                let (version, stored) = load_record_and_catalog_version(&mut conn, &id).await?;
+                tx.catalog_version = Some(version);
+                if let Some((record, bytes)) = stored {
                     tx.record = Some(record);
                     tx.original = Some(bytes);
                 }
@@ -222,6 +227,7 @@ impl SessionTx {
             transaction,
             original: None,
             session_lock,
+            catalog_version: None,
             db: db.clone(),
         };
         sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()).await?;
@@ -260,6 +266,19 @@ impl SessionTx {
             .map(|(_, v)| v);
         let value = pending.or_else(|| self.record.as_ref().and_then(|r| r.data.get(key)))?;
         serde_json::from_value(value.clone()).ok()
+    }
+
+    /// The catalog as of this change's read: for a session-only change, at the version read
+    /// in the same statement as the session (no round trip of its own when the copy in memory
+    /// is that version).
+    pub async fn catalog(
+        &self,
+        cache: &super::catalog::CatalogCache,
+    ) -> Result<std::sync::Arc<super::catalog::Catalog>, sqlx::Error> {
+        match self.catalog_version {
+            Some(version) => cache.get_at(&self.db, version).await,
+            None => cache.get(&self.db).await,
+        }
     }
 
     /// Whether the session has a stored record (an anonymous visitor may not).
@@ -430,6 +449,27 @@ async fn load_record(
     match row {
         None => Ok(None),
         Some((bytes,)) => Ok(Some((rmp_serde::from_slice(&bytes)?, bytes))),
+    }
+}
+
+/// The catalog version and the stored record with its bytes, in one statement (one round
+/// trip to the database's thread instead of two).
+async fn load_record_and_catalog_version(
+    conn: &mut SqliteConnection,
+    id: &Id,
+) -> Result<(i64, Option<(Record, Vec<u8>)>), SessionError> {
+    let sql = format!(
+        "SELECT (SELECT version FROM catalog_version WHERE id = 1), \
+                (SELECT data FROM {SESSION_TABLE} WHERE id = ?1 AND expiry_date > ?2)"
+    );
+    let (version, bytes): (i64, Option<Vec<u8>>) = sqlx::query_as(&sql)
+        .bind(id.to_string())
+        .bind(OffsetDateTime::now_utc())
+        .fetch_one(&mut *conn)
+        .await?;
+    match bytes {
+        None => Ok((version, None)),
+        Some(bytes) => Ok((version, Some((rmp_serde::from_slice(&bytes)?, bytes)))),
     }
 }
 
