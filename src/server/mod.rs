@@ -130,6 +130,7 @@ impl Application {
             }
         };
         sweeper.abort();
+        app::server::session::close_writer(&self.pool).await;
         self.pool.close().await;
         result
     }

@@ -109,7 +109,7 @@ pub struct SessionTx {
     pending: Vec<(String, serde_json::Value)>,
     finished: bool,
     /// Held from `begin` until commit or rollback.
-    gate: Option<tokio::sync::OwnedMutexGuard<()>>,
+    gate: Option<tokio::sync::OwnedMutexGuard<Writer>>,
     /// An SQLite transaction is open (`begin`), or not (`begin_session_only`).
     transaction: bool,
     /// The stored bytes as read, for the compare-and-swap of `begin_session_only`.
@@ -126,7 +126,7 @@ pub struct SessionTx {
 fn session_lock(id: &Id) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     use std::hash::{Hash, Hasher};
     use std::sync::{Arc, OnceLock};
-    const STRIPES: usize = 256;
+    const STRIPES: usize = 4096;
     static LOCKS: OnceLock<Vec<Arc<tokio::sync::Mutex<()>>>> = OnceLock::new();
     let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| Default::default()).collect());
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -134,18 +134,65 @@ fn session_lock(id: &Id) -> std::sync::Arc<tokio::sync::Mutex<()>> {
     locks[(hasher.finish() as usize) % STRIPES].clone()
 }
 
-/// The in-process queue of session writers, one per database file (see [`SessionTx::begin`]).
-fn write_gate(db: &SqlitePool) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+/// The in-process queue of session writers, one per database file (see [`SessionTx::begin`]),
+/// with the connection the session-only writes use: SQLite has one writer at a time, so the
+/// writer whose turn it is has its connection at once instead of queueing for a pooled one
+/// behind every reader.
+fn write_gate(db: &SqlitePool) -> std::sync::Arc<tokio::sync::Mutex<Writer>> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
-    static GATES: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
-        OnceLock::new();
+    type Gates = Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<Writer>>>>;
+    static GATES: OnceLock<Gates> = OnceLock::new();
     let file = db.connect_options().get_filename().to_path_buf();
     let mut gates = GATES
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     gates.entry(file).or_default().clone()
+}
+
+/// Closes the writer connection of `db`'s file, if open (at shutdown, before the pool: the
+/// last connection to close checkpoints the write-ahead log). A later write opens it again.
+pub async fn close_writer(db: &SqlitePool) {
+    use sqlx::Connection;
+    // A write still running after the drain keeps its connection; it closes with the process.
+    let gate = write_gate(db);
+    let Ok(mut writer) = tokio::time::timeout(std::time::Duration::from_secs(1), gate.lock()).await
+    else {
+        return;
+    };
+    if let Some(conn) = writer.conn.take() {
+        if let Err(error) = conn.close().await {
+            tracing::warn!(%error, "closing the session writer connection");
+        }
+    }
+}
+
+#[derive(Default)]
+struct Writer {
+    conn: Option<SqliteConnection>,
+}
+
+impl Writer {
+    /// Runs one compare-and-swap on the writer connection (opened on first use, and again
+    /// after a failure or a cancelled statement, which may have left it in any state).
+    async fn save(
+        &mut self,
+        db: &SqlitePool,
+        record: &Record,
+        expected: Option<&[u8]>,
+    ) -> Result<bool, SessionError> {
+        use sqlx::ConnectOptions;
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => db.connect_options().connect().await?,
+        };
+        let saved = save_record(&mut conn, record, expected).await;
+        if saved.is_ok() {
+            self.conn = Some(conn);
+        }
+        saved
+    }
 }
 
 /// How long a session write waits for its turn before giving up (a 503, never a hang).
@@ -337,15 +384,12 @@ impl SessionTx {
             let saved = if self.transaction {
                 save_record(self.conn(), &record, original.as_deref()).await
             } else {
-                // The gate, then a connection: waiting writers hold no connection.
-                let gate = tokio::time::timeout(WRITE_WAIT, write_gate(&self.db).lock_owned())
-                    .await
-                    .map_err(|_| SessionError::Busy)?;
-                let mut conn = self.db.acquire().await?;
-                let saved = save_record(&mut conn, &record, original.as_deref()).await;
-                drop(conn);
-                drop(gate);
-                saved
+                // The gate, with the writer connection: waiting writers hold no connection.
+                let mut writer =
+                    tokio::time::timeout(WRITE_WAIT, write_gate(&self.db).lock_owned())
+                        .await
+                        .map_err(|_| SessionError::Busy)?;
+                writer.save(&self.db, &record, original.as_deref()).await
             };
             self.record = Some(record);
             match saved {
