@@ -613,22 +613,25 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
         "axum + tower-sessions",
         &r.base_cart,
         0.7,
-        r.cart.p99_ms < 15.0,
+        // Its p99 target has a row of its own below.
+        true,
     );
     let storm_ratio = r.storm_browse.p99_ms / r.calm_browse.p99_ms.max(1e-9);
     let storm_met = storm_ratio <= 2.0 && r.storm_browse.errors == 0;
     let rss_met = r.rss_kib > 0 && r.rss_kib < 100 * 1024 && r.stored_sessions >= STORED_SESSIONS;
     let wasm_met = r.wasm_gzip.is_some_and(|g| g <= 250 * 1024);
-    all_met &= storm_met && rss_met && wasm_met;
+    let cart_p99_met = r.cart.p99_ms < 15.0;
+    all_met &= storm_met && rss_met && wasm_met && cart_p99_met;
     let _ = writeln!(out);
     let _ = writeln!(out, "| check | figure | target | |");
     let _ = writeln!(out, "|---|---|---|---|");
     let _ = writeln!(
         out,
-        "| cart write p99 at {} connections | {:.2} ms | < 15 ms | {} |",
+        "| cart write p99 at {} connections | {:.2} ms (the baseline: {:.2} ms) | < 15 ms | {} |",
         wrk.connections,
         r.cart.p99_ms,
-        verdict(r.cart.p99_ms < 15.0)
+        r.base_cart.p99_ms,
+        verdict(cart_p99_met)
     );
     let _ = writeln!(
         out,
