@@ -356,15 +356,7 @@ async fn concurrent_adds_across_two_server_processes_are_all_kept() {
         .map(|r| r.unwrap())
         .collect();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    let cart: serde_json::Value = client
-        .get(format!("{}/api/cart", second.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cart = common::get_json(&client, &format!("{}/api/cart", second.base), &cookie).await;
     assert_eq!(cart["count"], 31, "1 + 30 adds through two processes");
     drop(first);
     drop(second);

@@ -150,14 +150,19 @@ async fn browsing_creates_no_session() {
     app.stop().await;
 }
 
+/// The text between the first `open` in `text` and the next `close` after it.
+fn between(text: &str, open: &str, close: char) -> String {
+    let start = text.find(open).expect("the opening text") + open.len();
+    let end = start + text[start..].find(close).expect("the closing character");
+    text[start..end].to_string()
+}
+
 /// The nonce of a page's Content-Security-Policy.
 fn csp_nonce(response: &reqwest::Response) -> String {
     let csp = response.headers()["content-security-policy"]
         .to_str()
         .unwrap();
-    let start = csp.find("'nonce-").expect("a nonce") + "'nonce-".len();
-    let end = start + csp[start..].find('\'').unwrap();
-    csp[start..end].to_string()
+    between(csp, "'nonce-", '\'')
 }
 
 #[tokio::test]
@@ -216,9 +221,7 @@ async fn anonymous_pages_are_cached_with_fresh_nonces_and_follow_the_catalog() {
 
 /// The nonce of a page's script tags.
 fn body_nonce(html: &str) -> String {
-    let start = html.find("nonce=\"").expect("a nonce") + "nonce=\"".len();
-    let end = start + html[start..].find('"').unwrap();
-    html[start..end].to_string()
+    between(html, "nonce=\"", '"')
 }
 
 #[tokio::test]

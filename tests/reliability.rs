@@ -359,15 +359,8 @@ async fn crash_round() {
     for (i, cookie) in cookies.iter().enumerate() {
         let mine = expected.get(&i).cloned().unwrap_or_default();
         for order in &mine.orders {
-            let body: serde_json::Value = client
-                .get(format!("{}/api/order?id={order}", server.base))
-                .header("cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let url = format!("{}/api/order?id={order}", server.base);
+            let body = common::get_json(&client, &url, cookie).await;
             assert_eq!(
                 body["summary"]["id"].as_i64(),
                 Some(*order),
@@ -375,15 +368,7 @@ async fn crash_round() {
             );
             orders_seen += 1;
         }
-        let cart: serde_json::Value = client
-            .get(format!("{}/api/cart", server.base))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let cart = common::get_json(&client, &format!("{}/api/cart", server.base), cookie).await;
         let count = cart["count"].as_u64().expect("count");
         assert!(
             count == mine.acknowledged || Some(count) == mine.in_flight,

@@ -164,6 +164,18 @@ impl Wrk {
         Ok(path)
     }
 
+    /// A 2 s warm-up run that is not counted, then the measured run.
+    async fn warmed_run(
+        &self,
+        url: &str,
+        script: &Path,
+        cookie: Option<&str>,
+    ) -> Result<Run, Error> {
+        self.run(url, script, cookie, Duration::from_secs(2))
+            .await?;
+        self.run(url, script, cookie, self.duration).await
+    }
+
     /// Runs wrk for `duration` against `url`; `cookie` is sent on every request if set.
     async fn run(
         &self,
@@ -399,14 +411,11 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     let cart_script = wrk.script("cart.lua", CART_LUA)?;
     let new_session = wrk.script("new-session.lua", NEW_SESSION_LUA)?;
     let d = wrk.duration;
-    let warm = Duration::from_secs(2);
 
     // 1. browse
     let browse_cookie = cart_session(&base).await?;
-    wrk.run(&shop.url("/"), &plain, Some(&browse_cookie), warm)
-        .await?;
     let browse = wrk
-        .run(&shop.url("/"), &plain, Some(&browse_cookie), d)
+        .warmed_run(&shop.url("/"), &plain, Some(&browse_cookie))
         .await?;
     println!("coatcheck browse      {}", browse.cells());
 
@@ -477,8 +486,7 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     command.arg("bare").arg(&addr).arg(&html_file);
     let mut bare = Server::start("baseline-bare", command, addr)?;
     bare.wait_ready("/").await?;
-    wrk.run(&bare.url("/"), &plain, None, warm).await?;
-    let bare_anonymous = wrk.run(&bare.url("/"), &plain, None, d).await?;
+    let bare_anonymous = wrk.warmed_run(&bare.url("/"), &plain, None).await?;
     println!("bare axum anonymous   {}", bare_anonymous.cells());
     drop(bare);
 
@@ -493,10 +501,8 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     sessions.wait_ready("/").await?;
     let base = sessions.url("");
     let cookie = cart_session(&base).await?;
-    wrk.run(&sessions.url("/"), &plain, Some(&cookie), warm)
-        .await?;
     let base_browse = wrk
-        .run(&sessions.url("/"), &plain, Some(&cookie), d)
+        .warmed_run(&sessions.url("/"), &plain, Some(&cookie))
         .await?;
     println!("axum+sessions browse  {}", base_browse.cells());
     cart_sessions(&base, CART_SESSIONS, work).await?;

@@ -292,6 +292,19 @@ pub async fn product_id(app: &TestApp, slug: &str) -> i64 {
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// `GET url` with the `Cookie` header `cookie` (`id=…`), answered with JSON.
+pub async fn get_json(client: &reqwest::Client, url: &str, cookie: &str) -> serde_json::Value {
+    client
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request succeeds")
+        .json()
+        .await
+        .expect("a JSON answer")
+}
+
 /// The real `coatcheck` binary in its own process, stopped when dropped.
 pub struct ServerProcess {
     pub base: String,
