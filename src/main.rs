@@ -124,7 +124,8 @@ async fn create_user(email: &str, admin: bool) -> Result<(), String> {
     }
     let password = read_password()?;
     check_new_password(&password).map_err(|e| e.to_string())?;
-    let hash = passwords::hash_password(password)
+    let hash = passwords::PasswordHasher::new()
+        .hash(password)
         .await
         .map_err(|e| e.to_string())?;
     let user = users::create(&pool, &email, &hash, admin)

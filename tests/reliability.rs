@@ -103,9 +103,11 @@ async fn an_unavailable_database_answers_503_with_retry_after() {
     app.stop().await;
 }
 
-/// Logs a new user in on a fresh client and returns it.
-async fn member(base: &str, email: &str) -> reqwest::Client {
+/// Logs a new user in on a fresh client (client number `n`, with an address of its own) and
+/// returns it.
+async fn member(base: &str, n: usize, email: &str) -> reqwest::Client {
     let client = reqwest::Client::builder()
+        .local_address(common::client_ip(n))
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
@@ -142,7 +144,7 @@ async fn sigterm_round() {
     let signalled_at: Arc<std::sync::Mutex<Option<Instant>>> = Default::default();
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let client = member(&base, &format!("load{i}@example.com")).await;
+        let client = member(&base, i, &format!("load{i}@example.com")).await;
         let (base, stop, signalled_at) = (base.clone(), stop.clone(), signalled_at.clone());
         tasks.push(tokio::spawn(async move {
             let mut answered = 0;
@@ -254,14 +256,16 @@ async fn crash_round() {
         .unwrap()
         .into_iter()
         .collect();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let expected: Arc<std::sync::Mutex<HashMap<usize, Expected>>> = Default::default();
     let mut cookies = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..12usize {
+        // Twelve shoppers, each from an address of its own.
+        let client = reqwest::Client::builder()
+            .local_address(common::client_ip(i))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let cookie = registered(&client, &base, &format!("crash{i}@example.com")).await;
         cookies.push(cookie.clone());
         let (client, base, expected) = (client.clone(), base.clone(), expected.clone());
@@ -354,6 +358,7 @@ async fn crash_round() {
     // After a restart, with the same cookies: every acknowledged order is there, and every
     // cart holds what was acknowledged (or what the request in flight at the crash made it).
     let server = ServerProcess::start(&url).await;
+    let client = reqwest::Client::new();
     let expected = expected.lock().unwrap().clone();
     let mut orders_seen = 0;
     for (i, cookie) in cookies.iter().enumerate() {
@@ -462,4 +467,52 @@ async fn start_up_errors_are_one_line_and_a_failing_exit() {
         );
     }
     drop(taken);
+}
+
+/// Leptos raises a process-wide "suppress resource loads" flag while it generates a router's
+/// route list; a page whose data first loads inside that window waits forever. A second
+/// server starting in the same process (tests, or one binary with two databases) must not
+/// hang pages of the first: the route list is generated once per process, before any server
+/// of it can serve (`router::routes`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_keep_rendering_while_other_servers_start_in_the_same_process() {
+    let app = spawn_app().await;
+    let starts = std::thread::spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for _ in 0..25 {
+                let dir = tempfile::tempdir().unwrap();
+                let config = common::test_config(&dir);
+                let started = coatcheck::server::Application::build(config).await;
+                assert!(started.is_ok(), "another server starts");
+            }
+        })
+    });
+    let client = reqwest::Client::builder()
+        // A hang, not a slow page: no page here takes more than a fraction of a second.
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut renders = 0;
+    while !starts.is_finished() {
+        // A new search each time: rendered, not served from the page cache.
+        let pages = (0..4).map(|i| {
+            let url = app.url(&format!("/?q=wool{renders}x{i}"));
+            let client = client.clone();
+            async move { client.get(url).send().await.map(|r| r.status().as_u16()) }
+        });
+        for result in futures::future::join_all(pages).await {
+            match result {
+                Ok(status) => assert_eq!(status, 200),
+                Err(error) => panic!("a page never finished rendering: {error}"),
+            }
+        }
+        renders += 4;
+    }
+    starts.join().unwrap();
+    assert!(renders >= 8, "pages were rendered meanwhile ({renders})");
+    app.stop().await;
 }

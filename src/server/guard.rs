@@ -89,7 +89,7 @@ pub async fn session_timeouts(
     if !is_static(request.uri().path()) {
         if let Some(session) = request.extensions().get::<Session>().cloned() {
             if let Err(error) = app::server::session_guard::enforce(
-                &state.context.db,
+                &state.context.sessions,
                 &state.context.policy,
                 &session,
             )

@@ -46,6 +46,7 @@ pub struct Application {
     router: axum::Router,
     store: ShopSessionStore,
     pool: sqlx::SqlitePool,
+    sessions: app::server::session::SessionWrites,
 }
 
 /// Opens the database and applies migrations (the shop's and the session store's).
@@ -75,15 +76,19 @@ impl Application {
             })?;
         let context = AppContext {
             db: pool.clone(),
+            sessions: app::server::session::SessionWrites::new(pool.clone()),
+            passwords: app::server::passwords::PasswordHasher::new(),
             policy: config.policy,
             catalog: Default::default(),
         };
+        let sessions = context.sessions.clone();
         let router = router::build(&config, context, store.clone());
         Ok(Application {
             listener,
             router,
             store,
             pool,
+            sessions,
         })
     }
 
@@ -130,7 +135,7 @@ impl Application {
             }
         };
         sweeper.abort();
-        app::server::session::close_writer(&self.pool).await;
+        self.sessions.close_writer().await;
         self.pool.close().await;
         result
     }

@@ -40,7 +40,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         leptos_options: leptos_options.clone(),
         context: context.clone(),
     };
-    let routes = generate_route_list(App);
+    let routes = routes();
 
     let page_context = {
         let context = context.clone();
@@ -102,6 +102,21 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The app's routes, generated once per process, before its first server is built.
+///
+/// Leptos generates them by rendering the app with a *process-wide* flag raised that keeps
+/// every `Resource` from loading (`leptos_server`'s `IS_SUPPRESSING_RESOURCE_LOAD`); a page
+/// whose data first loads anywhere in the process during that window waits forever (upstream:
+/// leptos-rs/leptos#4773). Generating them once means the flag is never raised while any server
+/// of this process serves. (It hung the parallel test suite, where every test starts a server;
+/// one production process builds one router, before it listens.) The list is derived from the
+/// code alone, the same for every server.
+fn routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
 /// Shapes server-function answers (Leptos registers their routes itself): a plain HTML form

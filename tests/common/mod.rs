@@ -75,7 +75,19 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// `COATCHECK_TEST_LOG=<filter>`: the servers' logs on standard error (all tests of a binary).
+pub fn init_test_logs() {
+    if let Ok(filter) = std::env::var("COATCHECK_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_thread_names(true)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    init_test_logs();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(&dir);
     adjust(&mut config);
@@ -100,6 +112,18 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         server: Some(server),
         pool,
     }
+}
+
+/// A client address of its own on the loopback network (all of 127.0.0.0/8 reaches this host):
+/// tests that play many different clients bind to one each, as per-IP budgets (login and
+/// registration throttling, the hashing queue, new sessions) would otherwise count them as one.
+pub fn client_ip(n: usize) -> std::net::IpAddr {
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+        127,
+        1,
+        (n / 250 % 250) as u8,
+        (n % 250 + 1) as u8,
+    ))
 }
 
 /// The values of `attribute` on every element carrying `data-testid="test_id"`, in order.

@@ -39,7 +39,9 @@ async fn complete_login(
     use crate::server::registry;
     let (ctx, session) = context_and_session().await?;
     if let Some(previous) = session::current_user(&session).await.map_err(internal)? {
-        registry::end(&ctx.db, &previous.handle, registry::EndReason::Logout)
+        // The previous login's stored record goes with its row; this request's copy (cart
+        // included) is stored again under the new ID below.
+        registry::end_login(&ctx.db, &previous.handle, registry::EndReason::Logout)
             .await
             .map_err(internal)?;
     }
@@ -76,6 +78,28 @@ async fn complete_login(
     })
 }
 
+/// Answers a client that must wait: 429 with `Retry-After` and a readable message.
+#[cfg(feature = "ssr")]
+async fn too_many(wait_seconds: i64, what: &str, email: &str) -> ServerFnError {
+    crate::server::request::set_retry_after(wait_seconds);
+    let message = format!("Too many {what}. Please wait {wait_seconds} seconds and try again.");
+    reject_keeping_email(StatusCode::TOO_MANY_REQUESTS, message, email).await
+}
+
+/// A place in the password hashing queue for this client, or a 429 when it already has its
+/// share queued (see `passwords::MAX_JOBS_PER_CLIENT`).
+#[cfg(feature = "ssr")]
+async fn hashing_slot(
+    ctx: &crate::server::AppContext,
+    ip: &str,
+    email: &str,
+) -> Result<passwords::ClientSlot, ServerFnError> {
+    match ctx.passwords.client_slot(ip) {
+        Ok(slot) => Ok(slot),
+        Err(_) => Err(too_many(1, "attempts at once", email).await),
+    }
+}
+
 /// `POST /api/register` — `email`, `password`. Logs the new user in.
 #[server(endpoint = "register")]
 pub async fn register(
@@ -83,6 +107,7 @@ pub async fn register(
     password: String,
     next: Option<String>,
 ) -> Result<ActionReply, ServerFnError> {
+    use crate::server::{registry, throttle};
     let (ctx, _) = context_and_session().await?;
     let parsed = match Email::parse(&email) {
         Ok(e) => e,
@@ -100,7 +125,18 @@ pub async fn register(
             reject_keeping_email(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), &email).await,
         );
     }
-    let hash = passwords::hash_password(password).await.map_err(internal)?;
+    // Every attempt that could tell whether an email is taken is counted per IP, before the
+    // answer (README: "Registration and account enumeration").
+    let ip = client_ip();
+    let slot = hashing_slot(&ctx, &ip, &email).await?;
+    let wait = throttle::reserve_registration(&ctx.db, &ip, registry::now())
+        .await
+        .map_err(internal)?;
+    if wait > 0 {
+        return Err(too_many(wait, "registrations from your network", &email).await);
+    }
+    let hash = ctx.passwords.hash(password).await.map_err(internal)?;
+    drop(slot);
     let user = match users::create(&ctx.db, &parsed, &hash, false).await {
         Ok(user) => user,
         Err(users::CreateUserError::EmailTaken) => {
@@ -127,20 +163,20 @@ pub async fn login(
     use crate::server::{registry, throttle};
     let (ctx, _) = context_and_session().await?;
     let ip = client_ip();
-    let now = registry::now();
-    // Only clients that have been failing wait; the check costs no password hashing.
-    let wait = throttle::wait_seconds(&ctx.db, &email, &ip, now)
-        .await
-        .map_err(internal)?;
-    if wait > 0 {
-        let message =
-            format!("Too many failed attempts. Please wait {wait} seconds and try again.");
-        return Err(reject_keeping_email(StatusCode::TOO_MANY_REQUESTS, message, &email).await);
-    }
     if password.len() > crate::model::MAX_PASSWORD_BYTES {
         return Err(
             reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await,
         );
+    }
+    let slot = hashing_slot(&ctx, &ip, &email).await?;
+    // The attempt is counted before the password is checked (and given back if it was right):
+    // concurrent guesses are throttled exactly like sequential ones. Only clients that have
+    // been failing wait; the check costs no password hashing.
+    let wait = throttle::reserve_login(&ctx.db, &email, &ip, registry::now())
+        .await
+        .map_err(internal)?;
+    if wait > 0 {
+        return Err(too_many(wait, "failed attempts", &email).await);
     }
     let user = match Email::parse(&email) {
         Ok(parsed) => users::find_by_email(&ctx.db, &parsed)
@@ -150,23 +186,21 @@ pub async fn login(
     };
     // Verify against a dummy hash when there is no such user, so timing tells nothing.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let valid = passwords::verify_password(password, stored)
+    let valid = ctx
+        .passwords
+        .verify(password, stored)
         .await
         .map_err(internal)?;
+    drop(slot);
     match user {
         Some(user) if valid => {
-            throttle::record_success(&ctx.db, &email, &ip)
+            throttle::release_login(&ctx.db, &email, &ip)
                 .await
                 .map_err(internal)?;
             let message = format!("Logged in as {}.", user.email);
             complete_login(&user, next.as_deref().unwrap_or("/"), message).await
         }
-        _ => {
-            throttle::record_failure(&ctx.db, &email, &ip, now)
-                .await
-                .map_err(internal)?;
-            Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await)
-        }
+        _ => Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await),
     }
 }
 
@@ -175,7 +209,9 @@ pub async fn login(
 pub async fn logout() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     if let Some(user) = session::current_user(&session).await.map_err(internal)? {
-        crate::server::registry::end(
+        // Row ended and stored session deleted together: a logout cancelled halfway can leave
+        // no stored login behind.
+        crate::server::registry::end_login(
             &ctx.db,
             &user.handle,
             crate::server::registry::EndReason::Logout,

@@ -49,7 +49,7 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut tx = SessionTx::begin_session_only(&ctx.db, &session)
+        let mut tx = SessionTx::begin_session_only(&ctx.sessions, &session)
             .await
             .map_err(internal)?;
         let stock = match product {

@@ -9,7 +9,7 @@ use leptos::server_fn::codec::GetUrl;
 pub async fn take_flash() -> Result<Option<Flash>, ServerFnError> {
     use crate::server::{internal, request::context_and_session, session};
     let (ctx, session) = context_and_session().await?;
-    session::take_flash(&ctx.db, &session)
+    session::take_flash(&ctx.sessions, &session)
         .await
         .map_err(internal)
 }

@@ -20,7 +20,7 @@ use {
 pub async fn checkout() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let user = require_user(&session).await?;
-    let mut tx = SessionTx::begin(&ctx.db, &session)
+    let mut tx = SessionTx::begin(&ctx.sessions, &session)
         .await
         .map_err(internal)?;
     match orders::place(&mut tx, user.id).await {

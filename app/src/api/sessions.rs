@@ -9,7 +9,7 @@ use leptos::server_fn::codec::GetUrl;
 use {
     crate::model::{check_new_password, Flash},
     crate::server::{
-        internal, passwords,
+        internal,
         registry::{self, EndReason},
         request::{context_and_session, flash_for_form, form_redirect, reject, require_user},
         session::{self, AuthUser},
@@ -126,8 +126,18 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
         .fetch_optional(&ctx.db)
         .await
         .map_err(internal)?;
+    let Ok(slot) = ctx.passwords.client_slot(&crate::server::request::client_ip()) else {
+        crate::server::request::set_retry_after(1);
+        return Err(reject(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts at once. Please try again in a moment.",
+        )
+        .await);
+    };
     if current.len() > crate::model::MAX_PASSWORD_BYTES
-        || !passwords::verify_password(current, stored)
+        || !ctx
+            .passwords
+            .verify(current, stored)
             .await
             .map_err(internal)?
     {
@@ -140,7 +150,8 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     if let Err(e) = check_new_password(&new) {
         return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await);
     }
-    let hash = passwords::hash_password(new).await.map_err(internal)?;
+    let hash = ctx.passwords.hash(new).await.map_err(internal)?;
+    drop(slot);
     sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
         .bind(&hash)
         .bind(me.id)

@@ -23,6 +23,10 @@ use sqlx::SqlitePool;
 #[derive(Clone, Debug)]
 pub struct AppContext {
     pub db: SqlitePool,
+    /// This server's coordination of session writes on `db` (see `session::SessionWrites`).
+    pub sessions: session::SessionWrites,
+    /// This server's password hashing threads and per-client limits.
+    pub passwords: passwords::PasswordHasher,
     pub policy: policy::SessionPolicy,
     pub catalog: catalog::CatalogCache,
 }

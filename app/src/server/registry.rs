@@ -73,18 +73,25 @@ pub async fn record_login(db: &SqlitePool, new: NewSession<'_>) -> Result<(), sq
     Ok(())
 }
 
-/// Points the registry row of `handle` at the session's current ID (after login or rotation).
+/// Points the live registry row of `handle` (a login of `user_id`) at the session's new ID,
+/// inside the caller's write transaction (the store's `create`). False when the row has ended
+/// or does not exist: the login must then not be stored.
 pub async fn link_session(
-    db: &SqlitePool,
+    conn: &mut SqliteConnection,
     handle: &str,
+    user_id: i64,
     session_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE session_registry SET session_id = ? WHERE handle = ? AND ended_at IS NULL")
-        .bind(session_id)
-        .bind(handle)
-        .execute(db)
-        .await?;
-    Ok(())
+) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query(
+        "UPDATE session_registry SET session_id = ?1
+         WHERE handle = ?2 AND user_id = ?3 AND ended_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(handle)
+    .bind(user_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() > 0)
 }
 
 pub async fn touch(conn: &mut SqliteConnection, handle: &str, at: i64) -> Result<(), sqlx::Error> {
@@ -98,17 +105,29 @@ pub async fn touch(conn: &mut SqliteConnection, handle: &str, at: i64) -> Result
     Ok(())
 }
 
-/// Marks a session ended (its store record is deleted by the caller, or already gone).
-pub async fn end(db: &SqlitePool, handle: &str, reason: EndReason) -> Result<(), sqlx::Error> {
+/// Marks a session's row ended inside the caller's transaction, which also removes the login
+/// from the stored record (see `session_guard::demote`).
+pub async fn end_in(
+    conn: &mut SqliteConnection,
+    handle: &str,
+    reason: EndReason,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE session_registry SET ended_at = ?, end_reason = ?, session_id = NULL
-         WHERE handle = ? AND ended_at IS NULL",
+        "UPDATE session_registry SET ended_at = ?1, end_reason = ?2, session_id = NULL
+         WHERE handle = ?3 AND ended_at IS NULL",
     )
     .bind(now())
     .bind(reason.as_str())
     .bind(handle)
-    .execute(db)
+    .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Ends one login: its row closed and its stored session deleted, in one transaction (logout,
+/// a new login on the same browser).
+pub async fn end_login(db: &SqlitePool, handle: &str, reason: EndReason) -> Result<(), sqlx::Error> {
+    end_where(db, "handle = ?", &[SqlParam::Text(handle)], reason).await?;
     Ok(())
 }
 
@@ -121,7 +140,11 @@ async fn end_where(
     params: &[SqlParam<'_>],
     reason: EndReason,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let mut tx = db.begin().await?;
+    // BEGIN IMMEDIATE: this transaction reads, then writes. Begun deferred, it would hold a
+    // read snapshot, and if any other connection committed in between, its first write would
+    // fail at once with SQLITE_BUSY_SNAPSHOT ("database is locked", code 517), which no busy
+    // timeout can wait out.
+    let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
     let sql = format!(
         "SELECT handle, session_id FROM session_registry WHERE ended_at IS NULL AND {condition}"
     );

@@ -44,6 +44,16 @@ pub fn form_redirect(path: &str) {
     }
 }
 
+/// Tells the caller when to try again (`Retry-After`, seconds).
+pub fn set_retry_after(seconds: i64) {
+    if let (Some(options), Ok(value)) = (
+        response_options(),
+        http::HeaderValue::from_str(&seconds.max(1).to_string()),
+    ) {
+        options.insert_header(http::header::RETRY_AFTER, value);
+    }
+}
+
 /// Sets the HTTP status of the server function's response.
 pub fn set_status(status: StatusCode) {
     if let Some(options) = response_options() {
@@ -62,7 +72,7 @@ pub async fn reject_with(status: StatusCode, flash: Flash) -> ServerFnError {
     set_status(status);
     if is_form_post() {
         if let Ok((ctx, session)) = context_and_session().await {
-            if let Err(error) = session::set_flash(&ctx.db, &session, &flash).await {
+            if let Err(error) = session::set_flash(&ctx.sessions, &session, &flash).await {
                 tracing::error!(%error, "cannot store the flash message");
             }
         }
@@ -74,7 +84,7 @@ pub async fn reject_with(status: StatusCode, flash: Flash) -> ServerFnError {
 pub async fn flash_for_form(flash: Flash) -> Result<(), ServerFnError> {
     if is_form_post() {
         let (ctx, session) = context_and_session().await?;
-        session::set_flash(&ctx.db, &session, &flash)
+        session::set_flash(&ctx.sessions, &session, &flash)
             .await
             .map_err(internal)?;
     }

@@ -118,57 +118,71 @@ pub struct SessionTx {
     session_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// `begin_session_only`: the catalog version, read in the same statement as the record.
     catalog_version: Option<i64>,
+    writes: SessionWrites,
+}
+
+/// How many session locks one server has (IDs that hash alike share one).
+const SESSION_LOCK_STRIPES: usize = 4096;
+
+/// One server's coordination of session writes on one database: a lock per session ID
+/// (striped), so this server's requests on one session take turns instead of conflicting, and
+/// the single-writer gate with the connection the session-only writes use (SQLite has one
+/// writer at a time, so the writer whose turn it is has its connection at once instead of
+/// queueing for a pooled one behind every reader).
+///
+/// It belongs to the server (in [`AppContext`](super::AppContext)), never to the process:
+/// two servers in one process — tests, or one binary serving two databases — share nothing.
+/// Other processes on the same file are excluded by SQLite itself (`BEGIN IMMEDIATE`, and the
+/// compare-and-swap of session-only writes).
+#[derive(Clone, Debug)]
+pub struct SessionWrites {
     db: SqlitePool,
+    locks: std::sync::Arc<[std::sync::Arc<tokio::sync::Mutex<()>>]>,
+    gate: std::sync::Arc<tokio::sync::Mutex<Writer>>,
 }
 
-/// One lock per session ID (striped: IDs that hash alike share one), so this process's
-/// requests on one session take turns instead of conflicting.
-fn session_lock(id: &Id) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    use std::hash::{Hash, Hasher};
-    use std::sync::{Arc, OnceLock};
-    const STRIPES: usize = 4096;
-    static LOCKS: OnceLock<Vec<Arc<tokio::sync::Mutex<()>>>> = OnceLock::new();
-    let locks = LOCKS.get_or_init(|| (0..STRIPES).map(|_| Default::default()).collect());
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut hasher);
-    locks[(hasher.finish() as usize) % STRIPES].clone()
-}
+impl SessionWrites {
+    pub fn new(db: SqlitePool) -> SessionWrites {
+        SessionWrites {
+            db,
+            locks: (0..SESSION_LOCK_STRIPES)
+                .map(|_| Default::default())
+                .collect(),
+            gate: Default::default(),
+        }
+    }
 
-/// The in-process queue of session writers, one per database file (see [`SessionTx::begin`]),
-/// with the connection the session-only writes use: SQLite has one writer at a time, so the
-/// writer whose turn it is has its connection at once instead of queueing for a pooled one
-/// behind every reader.
-fn write_gate(db: &SqlitePool) -> std::sync::Arc<tokio::sync::Mutex<Writer>> {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    type Gates = Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<Writer>>>>;
-    static GATES: OnceLock<Gates> = OnceLock::new();
-    let file = db.connect_options().get_filename().to_path_buf();
-    let mut gates = GATES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    gates.entry(file).or_default().clone()
-}
+    pub fn db(&self) -> &SqlitePool {
+        &self.db
+    }
 
-/// Closes the writer connection of `db`'s file, if open (at shutdown, before the pool: the
-/// last connection to close checkpoints the write-ahead log). A later write opens it again.
-pub async fn close_writer(db: &SqlitePool) {
-    use sqlx::Connection;
-    // A write still running after the drain keeps its connection; it closes with the process.
-    let gate = write_gate(db);
-    let Ok(mut writer) = tokio::time::timeout(std::time::Duration::from_secs(1), gate.lock()).await
-    else {
-        return;
-    };
-    if let Some(conn) = writer.conn.take() {
-        if let Err(error) = conn.close().await {
-            tracing::warn!(%error, "closing the session writer connection");
+    fn session_lock(&self, id: &Id) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        self.locks[(hasher.finish() as usize) % self.locks.len()].clone()
+    }
+
+    /// Closes the writer connection, if open (at shutdown, before the pool: the last
+    /// connection to close checkpoints the write-ahead log). A later write opens it again.
+    pub async fn close_writer(&self) {
+        use sqlx::Connection;
+        // A write still running after the drain keeps its connection; it closes with the
+        // process.
+        let Ok(mut writer) =
+            tokio::time::timeout(std::time::Duration::from_secs(1), self.gate.lock()).await
+        else {
+            return;
+        };
+        if let Some(conn) = writer.conn.take() {
+            if let Err(error) = conn.close().await {
+                tracing::warn!(%error, "closing the session writer connection");
+            }
         }
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Writer {
     conn: Option<SqliteConnection>,
 }
@@ -201,8 +215,11 @@ const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 impl SessionTx {
     /// Starts a write transaction and re-reads the session's stored record: for changes that
     /// must be atomic with other tables (checkout, the registry).
-    pub async fn begin(db: &SqlitePool, session: &Session) -> Result<SessionTx, SessionError> {
-        SessionTx::start(db, session, true).await
+    pub async fn begin(
+        writes: &SessionWrites,
+        session: &Session,
+    ) -> Result<SessionTx, SessionError> {
+        SessionTx::start(writes, session, true).await
     }
 
     /// For changes to the session's data alone (cart, flash): no SQLite transaction, and the
@@ -211,20 +228,21 @@ impl SessionTx {
     /// it is still byte-for-byte what was read (compare-and-swap): a change by anyone else —
     /// another process on the same file, a checkout — is never overwritten, the caller retries.
     pub async fn begin_session_only(
-        db: &SqlitePool,
+        writes: &SessionWrites,
         session: &Session,
     ) -> Result<SessionTx, SessionError> {
-        SessionTx::start(db, session, false).await
+        SessionTx::start(writes, session, false).await
     }
 
     async fn start(
-        db: &SqlitePool,
+        writes: &SessionWrites,
         session: &Session,
         transaction: bool,
     ) -> Result<SessionTx, SessionError> {
+        let db = &writes.db;
         let session_lock = match session.id() {
             Some(id) => Some(
-                tokio::time::timeout(WRITE_WAIT, session_lock(&id).lock_owned())
+                tokio::time::timeout(WRITE_WAIT, writes.session_lock(&id).lock_owned())
                     .await
                     .map_err(|_| SessionError::Busy)?,
             ),
@@ -241,7 +259,7 @@ impl SessionTx {
                 original: None,
                 session_lock,
                 catalog_version: None,
-                db: db.clone(),
+                writes: writes.clone(),
             };
             if let Some(id) = session.id() {
                 let mut conn = db.acquire().await?;
@@ -257,7 +275,7 @@ impl SessionTx {
         // SQLite has one writer at a time. Queueing here, before taking a pooled connection,
         // keeps waiting writers from holding every connection (which would starve the readers
         // and the commit's own reload); BEGIN IMMEDIATE still excludes other processes.
-        let gate = tokio::time::timeout(WRITE_WAIT, write_gate(db).lock_owned())
+        let gate = tokio::time::timeout(WRITE_WAIT, writes.gate.clone().lock_owned())
             .await
             .map_err(|_| SessionError::Busy)?;
         let conn = db.acquire().await?;
@@ -275,7 +293,7 @@ impl SessionTx {
             original: None,
             session_lock,
             catalog_version: None,
-            db: db.clone(),
+            writes: writes.clone(),
         };
         sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()).await?;
         if let Some(id) = session.id() {
@@ -323,8 +341,8 @@ impl SessionTx {
         cache: &super::catalog::CatalogCache,
     ) -> Result<std::sync::Arc<super::catalog::Catalog>, sqlx::Error> {
         match self.catalog_version {
-            Some(version) => cache.get_at(&self.db, version).await,
-            None => cache.get(&self.db).await,
+            Some(version) => cache.get_at(&self.writes.db, version).await,
+            None => cache.get(&self.writes.db).await,
         }
     }
 
@@ -386,10 +404,12 @@ impl SessionTx {
             } else {
                 // The gate, with the writer connection: waiting writers hold no connection.
                 let mut writer =
-                    tokio::time::timeout(WRITE_WAIT, write_gate(&self.db).lock_owned())
+                    tokio::time::timeout(WRITE_WAIT, self.writes.gate.clone().lock_owned())
                         .await
                         .map_err(|_| SessionError::Busy)?;
-                writer.save(&self.db, &record, original.as_deref()).await
+                writer
+                    .save(&self.writes.db, &record, original.as_deref())
+                    .await
             };
             self.record = Some(record);
             match saved {
@@ -402,7 +422,7 @@ impl SessionTx {
                         (Some(id), true) => {
                             load_record(self.conn(), &id).await.map(|r| r.is_some())
                         }
-                        (Some(id), false) => match self.db.acquire().await {
+                        (Some(id), false) => match self.writes.db.acquire().await {
                             Ok(mut conn) => load_record(&mut conn, &id).await.map(|r| r.is_some()),
                             Err(error) => Err(error.into()),
                         },
@@ -538,7 +558,10 @@ async fn save_record(
 }
 
 /// Takes the flash message out of the session (atomically, so it cannot undo a cart write).
-pub async fn take_flash(db: &SqlitePool, session: &Session) -> Result<Option<Flash>, SessionError> {
+pub async fn take_flash(
+    writes: &SessionWrites,
+    session: &Session,
+) -> Result<Option<Flash>, SessionError> {
     // Most requests have no flash: check the in-memory copy before taking a write lock.
     if session.get_value(FLASH_KEY).await?.is_none() {
         return Ok(None);
@@ -548,7 +571,7 @@ pub async fn take_flash(db: &SqlitePool, session: &Session) -> Result<Option<Fla
     if session.id().is_none() {
         return Ok(session.remove::<Flash>(FLASH_KEY).await.ok().flatten());
     }
-    let mut tx = SessionTx::begin_session_only(db, session).await?;
+    let mut tx = SessionTx::begin_session_only(writes, session).await?;
     let flash: Option<Flash> = tx.get(FLASH_KEY);
     tx.remove(FLASH_KEY);
     tx.commit(session).await?;
@@ -557,11 +580,11 @@ pub async fn take_flash(db: &SqlitePool, session: &Session) -> Result<Option<Fla
 
 /// Sets a flash message atomically.
 pub async fn set_flash(
-    db: &SqlitePool,
+    writes: &SessionWrites,
     session: &Session,
     flash: &Flash,
 ) -> Result<(), SessionError> {
-    let mut tx = SessionTx::begin_session_only(db, session).await?;
+    let mut tx = SessionTx::begin_session_only(writes, session).await?;
     tx.set_flash(flash)?;
     tx.commit(session).await
 }

@@ -4,13 +4,12 @@
 
 use super::policy::SessionPolicy;
 use super::registry::{self, EndReason};
-use super::session::{self, SessionError, SessionTx, SEEN_KEY, USER_KEY};
+use super::session::{self, SessionError, SessionTx, SessionWrites, SEEN_KEY, USER_KEY};
 use crate::model::Flash;
-use sqlx::SqlitePool;
 use tower_sessions::Session;
 
 pub async fn enforce(
-    db: &SqlitePool,
+    db: &SessionWrites,
     policy: &SessionPolicy,
     session: &Session,
 ) -> Result<(), SessionError> {
@@ -46,7 +45,7 @@ pub async fn enforce(
 
 /// Drops the login but keeps the cart, with a new session ID.
 async fn demote(
-    db: &SqlitePool,
+    db: &SessionWrites,
     session: &Session,
     handle: &str,
     now: i64,
@@ -57,8 +56,9 @@ async fn demote(
     tx.set_flash(&Flash::error(
         "You were signed out after a period of inactivity. Please log in again.",
     ))?;
+    // The row ends in the same transaction that removes the login from the stored record.
+    registry::end_in(tx.conn(), handle, EndReason::Timeout).await?;
     tx.commit(session).await?;
-    registry::end(db, handle, EndReason::Timeout).await?;
     session.cycle_id().await?;
     tracing::info!(%handle, "session demoted: login timed out");
     Ok(())

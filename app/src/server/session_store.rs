@@ -1,5 +1,11 @@
-//! The session store: tower-sessions-sqlx-store's `SqliteStore`, with one change — saving never
-//! brings back a session that was deleted while a request was in flight (logout, revocation).
+//! The session store: tower-sessions-sqlx-store's `SqliteStore` for loading, deleting and
+//! sweeping, with our own `create` and `save`, which keep one invariant together with the
+//! session registry: **a stored record carries a login only while that login's registry row
+//! is live and points at the record.** Revocation ends the row and deletes the record in one
+//! write transaction (`registry::end_where`); `create` and `save` check the row in the same
+//! transaction or statement as their write. So whichever of the two commits first, a revoked
+//! login can never be stored again — not by an ID rotation, a login, a password change or a
+//! slow request that finishes after a logout.
 
 use async_trait::async_trait;
 use sqlx::SqlitePool;
@@ -8,7 +14,7 @@ use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
 use tower_sessions_sqlx_store::SqliteStore;
 
-use super::session::SESSION_TABLE;
+use super::session::{AuthUser, FLASH_KEY, SESSION_TABLE, USER_KEY};
 
 #[derive(Clone, Debug)]
 pub struct ShopSessionStore {
@@ -34,35 +40,95 @@ fn backend(error: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
 }
 
+fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
+    rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+/// The login a record carries, if any.
+fn login_of(record: &Record) -> Option<AuthUser> {
+    record
+        .data
+        .get(USER_KEY)
+        .and_then(|v| serde_json::from_value::<AuthUser>(v.clone()).ok())
+}
+
 #[async_trait]
 impl SessionStore for ShopSessionStore {
-    /// Creates the record and, for a logged-in session, points its registry row at the new
-    /// ID: this is where login and every ID rotation meet the registry.
+    /// Inserts a new record (a first cart write, a login, an ID rotation) and, for a login,
+    /// points its registry row at the new ID — in one write transaction. A login whose row has
+    /// ended meanwhile (revoked, logged out, ended by a password change) is not stored: the
+    /// record is kept without it (cart included), with a message for the shopper.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        self.inner.create(record).await?;
-        let user = record
-            .data
-            .get(super::session::USER_KEY)
-            .and_then(|v| serde_json::from_value::<super::session::AuthUser>(v.clone()).ok());
-        if let Some(user) = user {
-            super::registry::link_session(&self.db, &user.handle, &record.id.to_string())
+        let mut tx = self
+            .db
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let insert = format!(
+            "INSERT INTO {SESSION_TABLE} (id, data, expiry_date) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO NOTHING"
+        );
+        loop {
+            let inserted = sqlx::query(&insert)
+                .bind(record.id.to_string())
+                .bind(encode(record)?)
+                .bind(record.expiry_date)
+                .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
-            tracing::info!(handle = %user.handle, "session created for login");
+            if inserted.rows_affected() == 1 {
+                break;
+            }
+            record.id = Id::default();
         }
+        if let Some(user) = login_of(record) {
+            let linked = super::registry::link_session(
+                &mut tx,
+                &user.handle,
+                user.id,
+                &record.id.to_string(),
+            )
+            .await
+            .map_err(backend)?;
+            if linked {
+                tracing::info!(handle = %user.handle, "session created for login");
+            } else {
+                record.data.remove(USER_KEY);
+                let flash = crate::model::Flash::error(
+                    "You were signed out. Please log in again.",
+                );
+                if let Ok(value) = serde_json::to_value(&flash) {
+                    record.data.insert(FLASH_KEY.to_string(), value);
+                }
+                let update = format!("UPDATE {SESSION_TABLE} SET data = ?1 WHERE id = ?2");
+                sqlx::query(&update)
+                    .bind(encode(record)?)
+                    .bind(record.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                tracing::warn!(handle = %user.handle, "not storing a login whose session has ended");
+            }
+        }
+        tx.commit().await.map_err(backend)?;
         Ok(())
     }
 
     /// An UPDATE, not the upsert of `SqliteStore`: a session deleted by logout or revocation
-    /// while this request was running stays deleted.
+    /// while this request was running stays deleted. A record with a login is written only
+    /// while its registry row is live and points at it (checked in the same statement).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let sql = format!("UPDATE {SESSION_TABLE} SET data = ?, expiry_date = ? WHERE id = ?");
-        let data =
-            rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let sql = format!(
+            "UPDATE {SESSION_TABLE} SET data = ?1, expiry_date = ?2 WHERE id = ?3
+               AND (?4 IS NULL OR EXISTS (SELECT 1 FROM session_registry
+                    WHERE handle = ?4 AND session_id = ?3 AND ended_at IS NULL))"
+        );
+        let handle = login_of(record).map(|user| user.handle);
         let result = sqlx::query(&sql)
-            .bind(data)
+            .bind(encode(record)?)
             .bind(record.expiry_date)
             .bind(record.id.to_string())
+            .bind(handle)
             .execute(&self.db)
             .await
             .map_err(backend)?;

@@ -1,6 +1,9 @@
 //! Login throttling: exponential back-off on failed attempts only, per account-and-client and
 //! per client IP. A client that has not been failing is never slowed, so an attacker cannot
 //! lock a real user out; the back-off is capped and failures are forgotten after an hour.
+//! An attempt is counted *before* its password is checked (and given back when it was right),
+//! so a burst of concurrent guesses is limited exactly like the same guesses one by one.
+//! Registrations are throttled per IP the same way (every attempt counts).
 
 use sqlx::SqlitePool;
 
@@ -31,66 +34,111 @@ pub fn backoff(failures: i64, free: i64) -> i64 {
     (FIRST_WAIT_SECS * 2_i64.pow(exponent)).min(MAX_WAIT_SECS)
 }
 
-/// How many seconds this client must still wait before trying this account again.
-pub async fn wait_seconds(
-    db: &SqlitePool,
-    email: &str,
-    ip: &str,
-    now: i64,
-) -> Result<i64, sqlx::Error> {
-    let mut wait = 0;
-    for (key, free) in [
-        (account_key(email, ip), ACCOUNT_FREE_FAILURES),
-        (ip_key(ip), IP_FREE_FAILURES),
-    ] {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT failures, last_failed_at FROM login_failures WHERE key = ?")
-                .bind(&key)
-                .fetch_optional(db)
-                .await?;
-        if let Some((failures, last)) = row {
-            if now - last < FORGET_AFTER_SECS {
-                wait = wait.max(backoff(failures, free) - (now - last));
-            }
-        }
-    }
-    Ok(wait.max(0))
+/// Registration attempts allowed per client IP before back-off starts (each attempt counts,
+/// whether the email was free or taken: a taken email is what would enumerate accounts).
+const REGISTER_FREE_ATTEMPTS: i64 = 10;
+
+pub fn register_key(ip: &str) -> String {
+    format!("register:{ip}")
 }
 
-pub async fn record_failure(
-    db: &SqlitePool,
-    email: &str,
-    ip: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    for key in [account_key(email, ip), ip_key(ip)] {
+/// Seconds still to wait for one counter, `None` when it allows another attempt.
+fn wait_for(row: Option<(i64, i64)>, free: i64, now: i64) -> i64 {
+    match row {
+        Some((failures, last)) if now - last < FORGET_AFTER_SECS => {
+            (backoff(failures, free) - (now - last)).max(0)
+        }
+        _ => 0,
+    }
+}
+
+/// Takes one attempt from every counter in `keys` (key, free attempts), atomically: in one
+/// write transaction that reads the counters, and either counts the attempt on all of them
+/// or, when any of them says wait, on none. N concurrent attempts are therefore limited
+/// exactly like N sequential ones: the (free + 1)th sees the first `free` already counted.
+/// Returns the seconds to wait (0: go ahead, the attempt is counted).
+async fn reserve(db: &SqlitePool, keys: &[(String, i64)], now: i64) -> Result<i64, sqlx::Error> {
+    // BEGIN IMMEDIATE: read-then-write; see `registry::end_where`.
+    let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
+    let mut wait = 0;
+    for (key, free) in keys {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT failures, last_failed_at FROM login_failures WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        wait = wait.max(wait_for(row, *free, now));
+    }
+    if wait > 0 {
+        tx.rollback().await?;
+        return Ok(wait);
+    }
+    for (key, _) in keys {
         sqlx::query(
             "INSERT INTO login_failures (key, failures, last_failed_at) VALUES (?1, 1, ?2)
              ON CONFLICT (key) DO UPDATE SET
                failures = CASE WHEN ?2 - last_failed_at > ?3 THEN 1 ELSE failures + 1 END,
                last_failed_at = ?2",
         )
-        .bind(&key)
+        .bind(key)
         .bind(now)
         .bind(FORGET_AFTER_SECS)
-        .execute(db)
+        .execute(&mut *tx)
         .await?;
     }
+    tx.commit().await?;
+    Ok(0)
+}
+
+/// Before a password is checked: counts this login attempt as a failure of this client on
+/// this account and from this IP, unless the client must wait first (then the seconds to
+/// wait, and nothing is counted or checked). A correct password gives the count back with
+/// [`release_login`]; a wrong one leaves it.
+pub async fn reserve_login(
+    db: &SqlitePool,
+    email: &str,
+    ip: &str,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    let keys = [
+        (account_key(email, ip), ACCOUNT_FREE_FAILURES),
+        (ip_key(ip), IP_FREE_FAILURES),
+    ];
+    reserve(db, &keys, now).await
+}
+
+/// A successful login: forgets this client's failures on the account and gives back the
+/// attempt reserved on the IP.
+pub async fn release_login(db: &SqlitePool, email: &str, ip: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("DELETE FROM login_failures WHERE key = ?")
+        .bind(account_key(email, ip))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE login_failures SET failures = failures - 1 WHERE key = ? AND failures > 0")
+        .bind(ip_key(ip))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
-/// A successful login clears this client's failures for the account.
-pub async fn record_success(db: &SqlitePool, email: &str, ip: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM login_failures WHERE key = ?")
-        .bind(account_key(email, ip))
-        .execute(db)
-        .await?;
-    Ok(())
+/// Before a registration is tried: counts it for this IP, unless the IP must wait first.
+pub async fn reserve_registration(db: &SqlitePool, ip: &str, now: i64) -> Result<i64, sqlx::Error> {
+    reserve(db, &[(register_key(ip), REGISTER_FREE_ATTEMPTS)], now).await
 }
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, wait_for};
+
+    #[test]
+    fn counters_forget_after_an_hour() {
+        assert_eq!(wait_for(None, 5, 1000), 0);
+        assert_eq!(wait_for(Some((4, 1000)), 5, 1000), 0);
+        assert_eq!(wait_for(Some((5, 1000)), 5, 1010), 20);
+        assert_eq!(wait_for(Some((50, 1000)), 5, 1000 + 3600), 0);
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {
