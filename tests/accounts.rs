@@ -263,3 +263,70 @@ async fn user_create_cli() {
             .unwrap();
     assert!(is_admin);
 }
+
+#[tokio::test]
+async fn a_form_is_never_sent_back_to_another_site_through_its_referer() {
+    let app = spawn_app().await;
+    let scarf = product_id(&app, "merino-scarf").await.to_string();
+    for (referer_path, expected) in [
+        ("/products/merino-scarf", "/products/merino-scarf"),
+        // This host in the Referer, but a path that browsers read as another host.
+        ("//evil.test/x", "/"),
+        ("/\\evil.test/x", "/"),
+    ] {
+        let mut shopper = Shopper::new(&app);
+        let reply = shopper
+            .post_form(
+                "/api/cart/add",
+                &[("product_id", &scarf), ("quantity", "1")],
+                referer_path,
+            )
+            .await;
+        assert_eq!(reply.status, 303, "{referer_path}");
+        assert_eq!(reply.location.as_deref(), Some(expected), "{referer_path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn registrations_are_throttled_per_client_address() {
+    let app = spawn_app().await;
+    let mut statuses = Vec::new();
+    let mut waiting_message = None;
+    for i in 0..12 {
+        let mut shopper = Shopper::new(&app);
+        // Taken and new emails mixed: what an enumeration would send.
+        let email = if i % 2 == 0 {
+            "taken@example.com".to_string()
+        } else {
+            format!("new{i}@example.com")
+        };
+        let reply = shopper.register(&email, PASSWORD).await;
+        if reply.status == 429 {
+            waiting_message = reply.set_cookie.is_empty().then(|| reply.body.clone());
+        }
+        statuses.push(reply.status);
+    }
+    // Ten attempts per address are free; the eleventh must wait, whatever the email.
+    assert!(
+        statuses[..10].iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
+    assert!(waiting_message.is_some_and(|body| body.contains("wait")));
+    // Another address is not affected.
+    let mut elsewhere = Shopper::new(&app);
+    elsewhere.client = reqwest::Client::builder()
+        .local_address(common::client_ip(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    assert_eq!(
+        elsewhere
+            .register("someone@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
+    app.stop().await;
+}

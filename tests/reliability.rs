@@ -516,3 +516,58 @@ async fn pages_keep_rendering_while_other_servers_start_in_the_same_process() {
     assert!(renders >= 8, "pages were rendered meanwhile ({renders})");
     app.stop().await;
 }
+
+/// Slowloris: a client that sends its headers a byte at a time must not hold a connection
+/// (and its memory) for ever; nor may an idle keep-alive connection.
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = common::spawn_app_with(|config| {
+        config.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let started = Instant::now();
+    let mut trickle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = b"GET / HTTP/1.1\r\nHost: shop.test\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut closed = false;
+    for byte in request {
+        if trickle.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if started.elapsed() > Duration::from_secs(6) {
+            break;
+        }
+    }
+    if !closed {
+        // The server gave up on us: it answers with nothing (or an error) and closes.
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(3), trickle.read_to_end(&mut rest)).await;
+        closed = matches!(read, Ok(Ok(_)) | Ok(Err(_)));
+        if let Ok(Ok(_)) = read {
+            let text = String::from_utf8_lossy(&rest);
+            assert!(
+                !text.contains("200 OK"),
+                "the trickled request was served: {text}"
+            );
+        }
+    }
+    assert!(closed, "a connection trickling its headers is still open");
+
+    // A keep-alive connection with nothing more to say is closed after the same limit.
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: shop.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        read.is_ok(),
+        "an idle keep-alive connection is still open after 5 s"
+    );
+    app.stop().await;
+}

@@ -441,7 +441,48 @@ async fn secure_cookies_use_the_host_prefix() {
         .next()
         .unwrap();
     assert!(id.len() >= 22, "at least 128 bits of ID");
+    // HTTPS only from now on, for as long as configured.
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+
+    // Logout clears the cookie with the attributes it was set with: a `__Host-` cookie
+    // without `Secure` would be ignored by the browser, which would keep the dead one.
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(app.url("/api/register"))
+        .form(&[("email", "sec@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 200);
+    let login = registered.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let logout = client
+        .post(app.url("/api/logout"))
+        .header("cookie", &login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    let clearing = logout.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(clearing.starts_with("__Host-id=;"), "{clearing}");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=0"] {
+        assert!(clearing.contains(attribute), "{clearing} has {attribute}");
+    }
     app.stop().await;
+
+    // Not over plain HTTP (the default on loopback): no HSTS.
+    let plain = spawn_app().await;
+    let response = reqwest::get(plain.url("/")).await.unwrap();
+    assert!(!response.headers().contains_key("strict-transport-security"));
+    plain.stop().await;
 }
 
 #[tokio::test]

@@ -18,6 +18,12 @@ pub struct Config {
     pub public_origin: Option<String>,
     /// Session and login timeouts.
     pub policy: app::server::policy::SessionPolicy,
+    /// How long a client may take to send a request's headers; also how long an idle
+    /// keep-alive connection is kept (`COATCHECK_HEADER_READ_TIMEOUT`, default 15 s).
+    pub header_read_timeout: std::time::Duration,
+    /// `Strict-Transport-Security` max-age, sent when cookies are `Secure`
+    /// (`COATCHECK_HSTS_MAX_AGE`, default 365 days).
+    pub hsts_max_age: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,8 +92,18 @@ impl Config {
             )?,
             touch_interval: defaults.touch_interval,
         };
+        let header_read_timeout = duration(
+            "COATCHECK_HEADER_READ_TIMEOUT",
+            std::time::Duration::from_secs(15),
+        )?;
+        let hsts_max_age = duration(
+            "COATCHECK_HSTS_MAX_AGE",
+            std::time::Duration::from_secs(365 * 24 * 3600),
+        )?;
         Ok(Config {
             policy,
+            header_read_timeout,
+            hsts_max_age,
             addr,
             site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.to_string()),
             database_url: lookup("DATABASE_URL")

@@ -1,5 +1,6 @@
 //! How server-function answers are shaped for their two kinds of callers.
 
+use app::model::is_same_site_path;
 use app::server::request::FORM_LOCATION_HEADER;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -30,7 +31,10 @@ pub fn same_site_referer(headers: &HeaderMap) -> Option<String> {
     if !authority.eq_ignore_ascii_case(host) {
         return None;
     }
-    Some(strip_error_query(path))
+    // `http://host//evil.test/x` has this host, and the path `//evil.test/x`, which a browser
+    // would follow to evil.test.
+    let path = strip_error_query(path);
+    is_same_site_path(&path).then_some(path)
 }
 
 /// Leptos appends the error of a failed form call to the URL; our pages show it as a flash.
@@ -62,7 +66,7 @@ pub fn redirect_form(response: Response, back_to: Option<String>) -> Response {
         .headers()
         .get(FORM_LOCATION_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| v.starts_with('/') && !v.starts_with("//"))
+        .filter(|v| is_same_site_path(v))
         .map(str::to_string);
     let target = chosen.or(back_to).unwrap_or_else(|| "/".to_string());
     let (mut parts, _) = response.into_parts();
@@ -134,6 +138,14 @@ mod tests {
         assert_eq!(same_site_referer(&h), None);
         let h = headers(&[("host", "shop.test"), ("referer", "https://shop.test")]);
         assert_eq!(same_site_referer(&h).as_deref(), Some("/"));
+        // This host, but a path a browser reads as another host.
+        for referer in [
+            "http://shop.test//evil.test/x",
+            "http://shop.test/\\evil.test/x",
+        ] {
+            let h = headers(&[("host", "shop.test"), ("referer", referer)]);
+            assert_eq!(same_site_referer(&h), None, "{referer}");
+        }
     }
 
     #[test]

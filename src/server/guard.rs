@@ -159,10 +159,25 @@ pub async fn page_nonce(mut request: Request<Body>, next: Next) -> Response {
 const DEFAULT_CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'";
 
-pub async fn security_headers(request: Request<Body>, next: Next) -> Response {
+/// `Strict-Transport-Security` for a site served over HTTPS (cookies `Secure`): browsers then
+/// never try plain HTTP again, where a cookie-less first request could be intercepted.
+pub fn hsts(secure: bool, max_age: std::time::Duration) -> Option<HeaderValue> {
+    secure
+        .then(|| HeaderValue::from_str(&format!("max-age={}", max_age.as_secs())).ok())
+        .flatten()
+}
+
+pub async fn security_headers(
+    State(hsts): State<Option<HeaderValue>>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
     let static_file = is_static(request.uri().path());
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if let Some(hsts) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -5,6 +5,7 @@ mod forms;
 mod guard;
 mod page_cache;
 pub mod router;
+mod serve;
 mod sessions;
 
 pub use config::{Config, ConfigError};
@@ -36,8 +37,6 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A migrated database with its session store, ready to serve.
@@ -47,6 +46,7 @@ pub struct Application {
     store: ShopSessionStore,
     pool: sqlx::SqlitePool,
     sessions: app::server::session::SessionWrites,
+    header_read_timeout: std::time::Duration,
 }
 
 /// Opens the database and applies migrations (the shop's and the session store's).
@@ -89,6 +89,7 @@ impl Application {
             store,
             pool,
             sessions,
+            header_read_timeout: config.header_read_timeout,
         })
     }
 
@@ -112,9 +113,6 @@ impl Application {
                 .clone()
                 .continuously_delete_expired(EXPIRED_SESSION_SWEEP),
         );
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
         let shutdown = {
             let signalled = signalled.clone();
@@ -123,9 +121,14 @@ impl Application {
                 signalled.notify_one();
             }
         };
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(shutdown);
+        let serve = serve::serve(
+            self.listener,
+            self.router,
+            self.header_read_timeout,
+            shutdown,
+        );
         let result = tokio::select! {
-            result = serve => result.map_err(StartError::Serve),
+            _ = serve => Ok(()),
             _ = async {
                 signalled.notified().await;
                 tokio::time::sleep(DRAIN_TIMEOUT).await;

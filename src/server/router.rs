@@ -86,6 +86,10 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             config.cookie_secure,
             context.policy.idle_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            config.cookie_secure,
+            sessions::clear_with_the_same_attributes,
+        ))
         // Outside the session layer: a cached anonymous page costs no session work.
         .layer(axum::middleware::from_fn_with_state(
             page_cache,
@@ -97,7 +101,10 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             guard::cross_site_check,
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(guard::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            guard::hsts(config.cookie_secure, config.hsts_max_age),
+            guard::security_headers,
+        ))
         // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())

@@ -1,7 +1,11 @@
 //! The session layer, configured in one place: cookie name and attributes, expiry.
 
 use app::server::session_store::ShopSessionStore;
-use tower_sessions::cookie::{time::Duration, SameSite};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use tower_sessions::cookie::{time::Duration, Cookie, SameSite};
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 /// The cookie name: `__Host-` pins a secure cookie to this exact host and path `/`.
@@ -28,4 +32,78 @@ pub fn layer(
         .with_same_site(SameSite::Lax)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(idle))
+}
+
+/// The cookie that clears the session cookie, with the attributes it was set with.
+fn clearing_cookie(secure: bool) -> String {
+    Cookie::build((cookie_name(secure), ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .max_age(Duration::ZERO)
+        .expires(tower_sessions::cookie::time::OffsetDateTime::UNIX_EPOCH)
+        .build()
+        .to_string()
+}
+
+/// tower-sessions clears the cookie with its name and path only (`__Host-id=; Path=/;
+/// Max-Age=0`). Browsers ignore a `__Host-` cookie without `Secure` — the dead cookie would
+/// stay — so the clearing cookie is sent with the same attributes as the one it clears.
+/// Runs around the session layer.
+pub async fn clear_with_the_same_attributes(
+    State(secure): State<bool>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let clearing_prefix = format!("{}=;", cookie_name(secure));
+    let is_clearing = |value: &HeaderValue| {
+        value.to_str().is_ok_and(|v| {
+            v.starts_with(&clearing_prefix) || v == clearing_prefix.trim_end_matches(';')
+        })
+    };
+    if !response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(is_clearing)
+    {
+        return response;
+    }
+    let values: Vec<HeaderValue> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    response.headers_mut().remove(header::SET_COOKIE);
+    for value in values {
+        let value = if is_clearing(&value) {
+            HeaderValue::from_str(&clearing_cookie(secure)).unwrap_or(value)
+        } else {
+            value
+        };
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clearing_cookie_has_the_attributes_of_the_cookie() {
+        let secure = clearing_cookie(true);
+        assert!(secure.starts_with("__Host-id=;"), "{secure}");
+        for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=0"] {
+            assert!(secure.contains(attribute), "{secure} has {attribute}");
+        }
+        let plain = clearing_cookie(false);
+        assert!(
+            plain.starts_with("id=;") && !plain.contains("Secure"),
+            "{plain}"
+        );
+    }
 }

@@ -398,3 +398,80 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A form POST sent over a raw connection with the last bytes of its body held back: the
+/// server has the headers (and has loaded the session) but cannot run the action until
+/// [`HeldRequest::finish`]. For racing a slow request against something else.
+pub struct HeldRequest {
+    stream: tokio::net::TcpStream,
+    rest: Vec<u8>,
+}
+
+/// What came back on a raw connection.
+pub struct RawReply {
+    pub status: u16,
+    /// The session IDs set by `Set-Cookie: id=…` (empty values, i.e. clearing, left out).
+    pub new_ids: Vec<String>,
+    pub body: String,
+}
+
+impl HeldRequest {
+    pub async fn start(addr: SocketAddr, path: &str, cookie: &str, body: &str) -> HeldRequest {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connects");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: id={cookie}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let split = body.len().saturating_sub(3);
+        stream.write_all(head.as_bytes()).await.expect("writes");
+        stream
+            .write_all(&body.as_bytes()[..split])
+            .await
+            .expect("writes");
+        stream.flush().await.expect("flushes");
+        // Let the server read the headers and run everything that comes before the body.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        HeldRequest {
+            stream,
+            rest: body.as_bytes()[split..].to_vec(),
+        }
+    }
+
+    pub async fn finish(mut self) -> RawReply {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(&self.rest).await.expect("writes");
+        let mut raw = Vec::new();
+        self.stream
+            .read_to_end(&mut raw)
+            .await
+            .expect("reads the answer");
+        let text = String::from_utf8_lossy(&raw).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let new_ids = head
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("set-cookie")
+                    .then_some(value.trim())
+            })
+            .filter_map(|value| value.strip_prefix("id="))
+            .map(|value| value.split(';').next().unwrap_or("").to_string())
+            .filter(|id| !id.is_empty())
+            .collect();
+        RawReply {
+            status,
+            new_ids,
+            body: body.to_string(),
+        }
+    }
+}

@@ -64,6 +64,20 @@ async fn reply_after_revocation(
     Ok(ActionReply::message(message))
 }
 
+/// The answer to a request whose own login ended while it was in flight (revoked, logged out):
+/// nothing was done; the session is cleared and the caller told to log in again.
+#[cfg(feature = "ssr")]
+async fn login_ended(session: &Session) -> ServerFnError {
+    if let Err(error) = session::destroy_session(session).await {
+        tracing::error!(%error, "cannot clear an ended session");
+    }
+    reject(
+        StatusCode::UNAUTHORIZED,
+        "Your session has ended. Please log in again.",
+    )
+    .await
+}
+
 /// The caller's live sessions, the current one marked.
 #[server(endpoint = "account/sessions", input = GetUrl)]
 pub async fn my_sessions() -> Result<Vec<SessionInfo>, ServerFnError> {
@@ -102,10 +116,12 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
 pub async fn revoke_other_sessions() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    let ended =
-        registry::revoke_user_sessions(&ctx.db, me.id, Some(&me.handle), EndReason::Revoked)
-            .await
-            .map_err(internal)?;
+    let ended = registry::end_other_sessions(&ctx.db, me.id, &me.handle, EndReason::Revoked, None)
+        .await
+        .map_err(internal)?;
+    let Some(ended) = ended else {
+        return Err(login_ended(&session).await);
+    };
     tracing::info!(by = %me.handle, sessions = ended, "signed out everywhere else");
     let message = match ended {
         0 => "There were no other sessions.".to_string(),
@@ -126,7 +142,10 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
         .fetch_optional(&ctx.db)
         .await
         .map_err(internal)?;
-    let Ok(slot) = ctx.passwords.client_slot(&crate::server::request::client_ip()) else {
+    let Ok(slot) = ctx
+        .passwords
+        .client_slot(&crate::server::request::client_ip())
+    else {
         crate::server::request::set_retry_after(1);
         return Err(reject(
             StatusCode::TOO_MANY_REQUESTS,
@@ -152,16 +171,21 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     }
     let hash = ctx.passwords.hash(new).await.map_err(internal)?;
     drop(slot);
-    sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
-        .bind(&hash)
-        .bind(me.id)
-        .execute(&ctx.db)
-        .await
-        .map_err(internal)?;
-    let ended =
-        registry::revoke_user_sessions(&ctx.db, me.id, Some(&me.handle), EndReason::PasswordChange)
-            .await
-            .map_err(internal)?;
+    // The password, the other sessions and the check that this login is still live: one
+    // transaction. The new ID is linked to the registry by the store, which refuses a login
+    // whose row has ended meanwhile (see `session_store`).
+    let ended = registry::end_other_sessions(
+        &ctx.db,
+        me.id,
+        &me.handle,
+        EndReason::PasswordChange,
+        Some(&hash),
+    )
+    .await
+    .map_err(internal)?;
+    let Some(ended) = ended else {
+        return Err(login_ended(&session).await);
+    };
     session::rotate_id(&session).await.map_err(internal)?;
     tracing::info!(handle = %me.handle, other_sessions_ended = ended, "password changed; session rotated");
     let message = "Your password is changed, and every other session is signed out.".to_string();
@@ -260,7 +284,7 @@ pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, 
     let Some(email) = email else {
         return Err(reject(StatusCode::NOT_FOUND, "That user does not exist.").await);
     };
-    let ended = registry::revoke_user_sessions(&ctx.db, user_id, None, EndReason::Revoked)
+    let ended = registry::revoke_user_sessions(&ctx.db, user_id, EndReason::Revoked)
         .await
         .map_err(internal)?;
     registry::audit(

@@ -146,16 +146,23 @@ mod tests {
 /// ```
 pub fn safe_next(next: &str) -> String {
     let next = next.trim();
-    let acceptable = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && next.len() <= 2048
-        && !next.chars().any(|c| c.is_control() || c == '\\');
-    if acceptable && !next.starts_with("/api/") && !next.starts_with("/login") {
+    if is_same_site_path(next) && !next.starts_with("/api/") && !next.starts_with("/login") {
         next.to_string()
     } else {
         "/".to_string()
     }
+}
+
+/// Whether `path` is a path of this site and nothing else: it starts with one `/` and no
+/// browser can read it as another host (`//host`, `/\\host`, control characters). Every
+/// redirect target — `next=`, the form's return address taken from `Referer`, an action's
+/// chosen page — goes through this one check.
+pub fn is_same_site_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && path.len() <= 2048
+        && !path.chars().any(|c| c.is_control() || c == '\\')
 }
 
 #[cfg(test)]

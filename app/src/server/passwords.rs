@@ -263,20 +263,15 @@ mod tests {
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
             "{hash}"
         );
-        assert!(
-            hasher
-                .verify("correct horse battery".into(), Some(hash.clone()))
-                .await
-                .unwrap()
-        );
+        assert!(hasher
+            .verify("correct horse battery".into(), Some(hash.clone()))
+            .await
+            .unwrap());
         assert!(!hasher
             .verify("wrong horse battery".into(), Some(hash))
             .await
             .unwrap());
-        assert!(!hasher
-            .verify("anything at all".into(), None)
-            .await
-            .unwrap());
+        assert!(!hasher.verify("anything at all".into(), None).await.unwrap());
     }
 
     #[test]

@@ -126,7 +126,11 @@ pub async fn end_in(
 
 /// Ends one login: its row closed and its stored session deleted, in one transaction (logout,
 /// a new login on the same browser).
-pub async fn end_login(db: &SqlitePool, handle: &str, reason: EndReason) -> Result<(), sqlx::Error> {
+pub async fn end_login(
+    db: &SqlitePool,
+    handle: &str,
+    reason: EndReason,
+) -> Result<(), sqlx::Error> {
     end_where(db, "handle = ?", &[SqlParam::Text(handle)], reason).await?;
     Ok(())
 }
@@ -145,6 +149,18 @@ async fn end_where(
     // fail at once with SQLITE_BUSY_SNAPSHOT ("database is locked", code 517), which no busy
     // timeout can wait out.
     let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
+    let ended = end_where_in(&mut tx, condition, params, reason).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// [`end_where`] inside the caller's write transaction.
+async fn end_where_in(
+    tx: &mut SqliteConnection,
+    condition: &str,
+    params: &[SqlParam<'_>],
+    reason: EndReason,
+) -> Result<Vec<String>, sqlx::Error> {
     let sql = format!(
         "SELECT handle, session_id FROM session_registry WHERE ended_at IS NULL AND {condition}"
     );
@@ -173,8 +189,49 @@ async fn end_where(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
     Ok(rows.into_iter().map(|(handle, _)| handle).collect())
+}
+
+/// Ends every other live session of `user_id` — and, with `new_password_hash`, changes the
+/// password — *only if the acting login `actor` is itself still live*, checked in the same
+/// write transaction. A request that was in flight while its own session was revoked or
+/// logged out can then neither sign the real owner out elsewhere nor change the password.
+/// `None`: the actor's login has ended, nothing was done.
+pub async fn end_other_sessions(
+    db: &SqlitePool,
+    user_id: i64,
+    actor: &str,
+    reason: EndReason,
+    new_password_hash: Option<&str>,
+) -> Result<Option<usize>, sqlx::Error> {
+    let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
+    let live: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM session_registry WHERE handle = ? AND user_id = ? AND ended_at IS NULL",
+    )
+    .bind(actor)
+    .bind(user_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if live.is_none() {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    if let Some(hash) = new_password_hash {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let ended = end_where_in(
+        &mut tx,
+        "user_id = ? AND handle <> ?",
+        &[SqlParam::Int(user_id), SqlParam::Text(actor)],
+        reason,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(ended.len()))
 }
 
 enum SqlParam<'a> {
@@ -211,25 +268,13 @@ pub async fn revoke(
     Ok(!ended.is_empty())
 }
 
-/// Ends every live session of a user, except `keep` (the caller's own) when given.
+/// Ends every live session of a user (an admin's "revoke all").
 pub async fn revoke_user_sessions(
     db: &SqlitePool,
     user_id: i64,
-    keep: Option<&str>,
     reason: EndReason,
 ) -> Result<usize, sqlx::Error> {
-    let ended = match keep {
-        Some(keep) => {
-            end_where(
-                db,
-                "user_id = ? AND handle <> ?",
-                &[SqlParam::Int(user_id), SqlParam::Text(keep)],
-                reason,
-            )
-            .await?
-        }
-        None => end_where(db, "user_id = ?", &[SqlParam::Int(user_id)], reason).await?,
-    };
+    let ended = end_where(db, "user_id = ?", &[SqlParam::Int(user_id)], reason).await?;
     Ok(ended.len())
 }
 

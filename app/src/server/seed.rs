@@ -39,7 +39,9 @@ const CATALOG: &[(&str, &str, &[SeedProduct])] = &[
 /// Inserts the demo catalog in one transaction if there are no products yet.
 /// Returns the number of products inserted (0 when the catalog already had some).
 pub async fn seed_if_empty(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    // BEGIN IMMEDIATE: read, then write (two servers starting on one file at once must not
+    // both seed, nor fail with SQLITE_BUSY_SNAPSHOT; see `registry::end_where`).
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
         .fetch_one(&mut *tx)
         .await?;

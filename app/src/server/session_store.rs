@@ -94,9 +94,7 @@ impl SessionStore for ShopSessionStore {
                 tracing::info!(handle = %user.handle, "session created for login");
             } else {
                 record.data.remove(USER_KEY);
-                let flash = crate::model::Flash::error(
-                    "You were signed out. Please log in again.",
-                );
+                let flash = crate::model::Flash::error("You were signed out. Please log in again.");
                 if let Ok(value) = serde_json::to_value(&flash) {
                     record.data.insert(FLASH_KEY.to_string(), value);
                 }
