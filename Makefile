@@ -18,7 +18,7 @@ export PATH := $(TOOLS_DIR)/binaryen/node_modules/.bin:$(CARGO_BIN):$(PATH)
 
 TIMED := .ci/timed
 
-.PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium e2e-deps \
+.PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium e2e-deps nextest \
         build run test test-rust test-e2e lint clean bench wrk soak
 
 help:
@@ -63,6 +63,16 @@ wasm-opt:
 	  npm install --prefix $(TOOLS_DIR)/binaryen --no-audit --no-fund binaryen@$(BINARYEN_VERSION); \
 	fi
 
+# cargo-nextest runs each test in a process of its own, all in parallel, and names and kills
+# a test that hangs (.config/nextest.toml) instead of eating CI's time limit.
+nextest:
+	@if cargo nextest --version >/dev/null 2>&1; then \
+	  echo "cargo-nextest present"; \
+	else \
+	  echo "installing cargo-nextest"; \
+	  cargo install cargo-nextest --locked; \
+	fi
+
 chromium:
 	@if [ -x /usr/bin/chromium ]; then \
 	  echo "chromium present"; \
@@ -87,15 +97,17 @@ run: build
 
 ## ---- tests --------------------------------------------------------------------------------------
 
-test: tools e2e-deps
+test: tools nextest e2e-deps
 	@$(TIMED) "lint" $(MAKE) --no-print-directory lint
 	@$(TIMED) "rust tests" $(MAKE) --no-print-directory test-rust
 	@$(TIMED) "release build" $(MAKE) --no-print-directory build
 	@$(TIMED) "playwright" $(MAKE) --no-print-directory test-e2e
 
-test-rust:
-	# One test at a time: each test runs its own server and runtime; see the README.
-	cargo test --workspace --features ssr -- --test-threads=1
+# Every test in parallel, no retries (.config/nextest.toml); then the doc examples, which
+# nextest does not run.
+test-rust: nextest
+	cargo nextest run --workspace --features ssr
+	cargo test --workspace --features ssr --doc
 
 test-e2e:
 	cd end2end && npx playwright test
@@ -124,7 +136,7 @@ bench: build wrk
 # The reliability tests, repeated: kill -9 rounds, SIGTERM rounds, thousands of cart sequences.
 soak:
 	SOAK_ROUNDS=$${SOAK_ROUNDS:-25} PROPTEST_CASES=$${PROPTEST_CASES:-2000} \
-	  cargo test --features ssr --test reliability --test cart_properties --test hostile -- --test-threads=1
+	  cargo test --features ssr --test reliability --test cart_properties --test hostile
 
 clean:
 	cargo clean

@@ -181,7 +181,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let store = ShopSessionStore::new(app.pool.clone());
+    let store = ShopSessionStore::new(app.pool.clone(), &Default::default());
     let record_for = |handle: &str| {
         let mut record = Record {
             id: Id::default(),

@@ -18,7 +18,8 @@ async fn sixty_four_concurrent_writers_never_see_a_locked_database() {
         .unwrap();
     let mut tasks = Vec::new();
     for writer in 0..64usize {
-        let mut shopper = Shopper::new(&app);
+        // 64 shoppers, each on an address of its own (one address may start only a few).
+        let mut shopper = Shopper::from_address(&app, writer);
         let products = products.clone();
         tasks.push(tokio::spawn(async move {
             let mut statuses = Vec::new();

@@ -363,7 +363,7 @@ async fn expired_sessions_are_swept_and_their_rows_closed() {
         .await
         .unwrap();
     use tower_sessions::ExpiredDeletion;
-    let store = app::server::session_store::ShopSessionStore::new(db.clone());
+    let store = app::server::session_store::ShopSessionStore::new(db.clone(), &Default::default());
     store.delete_expired().await.unwrap();
     let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
         .fetch_one(&db)

@@ -36,6 +36,8 @@ pub enum ConfigError {
     PublicOrigin(String),
     #[error("{0} {1:?} must be a duration like 30m, 12h or 7d")]
     Duration(&'static str, String),
+    #[error("{0} {1:?} must be a whole number above zero")]
+    Number(&'static str, String),
 }
 
 impl Config {
@@ -79,6 +81,21 @@ impl Config {
                 .filter(|d| !d.is_zero())
                 .ok_or(ConfigError::Duration(key, text)),
         };
+        fn number<T: std::str::FromStr + PartialOrd + Default>(
+            key: &'static str,
+            default: T,
+            lookup: &impl Fn(&str) -> Option<String>,
+        ) -> Result<T, ConfigError> {
+            match lookup(key) {
+                None => Ok(default),
+                Some(text) => text
+                    .trim()
+                    .parse::<T>()
+                    .ok()
+                    .filter(|n| *n > T::default())
+                    .ok_or(ConfigError::Number(key, text)),
+            }
+        }
         let defaults = app::server::policy::SessionPolicy::default();
         let policy = app::server::policy::SessionPolicy {
             idle_timeout: duration("COATCHECK_SESSION_IDLE_TIMEOUT", defaults.idle_timeout)?,
@@ -89,6 +106,29 @@ impl Config {
             login_absolute_timeout: duration(
                 "COATCHECK_LOGIN_ABSOLUTE_TIMEOUT",
                 defaults.login_absolute_timeout,
+            )?,
+            anonymous_first_idle_timeout: duration(
+                "COATCHECK_ANONYMOUS_FIRST_IDLE_TIMEOUT",
+                defaults.anonymous_first_idle_timeout,
+            )?,
+            max_anonymous_sessions: number(
+                "COATCHECK_MAX_ANONYMOUS_SESSIONS",
+                defaults.max_anonymous_sessions,
+                &lookup,
+            )?,
+            new_sessions_burst: number(
+                "COATCHECK_NEW_SESSIONS_BURST",
+                defaults.new_sessions_burst,
+                &lookup,
+            )?,
+            registrations_per_address: number(
+                "COATCHECK_REGISTRATIONS_PER_ADDRESS",
+                defaults.registrations_per_address,
+                &lookup,
+            )?,
+            new_session_interval: duration(
+                "COATCHECK_NEW_SESSION_INTERVAL",
+                defaults.new_session_interval,
             )?,
             touch_interval: defaults.touch_interval,
         };

@@ -3,6 +3,7 @@
 pub mod config;
 mod forms;
 mod guard;
+mod new_sessions;
 mod page_cache;
 pub mod router;
 mod serve;
@@ -55,8 +56,12 @@ pub async fn open_database(
 ) -> Result<(sqlx::SqlitePool, ShopSessionStore), StartError> {
     let pool = db::connect(&config.database_url).await?;
     db::migrate(&pool).await?;
-    let store = ShopSessionStore::new(pool.clone());
+    let store = ShopSessionStore::new(pool.clone(), &config.policy);
     store.migrate().await.map_err(StartError::SessionStore)?;
+    store
+        .evict_anonymous()
+        .await
+        .map_err(StartError::SessionStore)?;
     Ok((pool, store))
 }
 

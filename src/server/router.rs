@@ -77,6 +77,14 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             page_cache.clone(),
             super::page_cache::serve_personal,
         ))
+        // Inside the login timeouts, which load the session first.
+        .layer(axum::middleware::from_fn_with_state(
+            super::new_sessions::NewSessionBudget::new(
+                context.policy.new_sessions_burst,
+                context.policy.new_session_interval,
+            ),
+            super::new_sessions::budget_new_sessions,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             guard_state.clone(),
             guard::session_timeouts,

@@ -198,6 +198,20 @@ impl Shopper {
         }
     }
 
+    /// A shopper on client address number `n` (see [`client_ip`]).
+    pub fn from_address(app: &TestApp, n: usize) -> Shopper {
+        let client = reqwest::Client::builder()
+            .local_address(client_ip(n))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client builds");
+        Shopper {
+            base: app.base.clone(),
+            client,
+            cookie: None,
+        }
+    }
+
     pub fn with_cookie(&self, cookie: Option<String>) -> Shopper {
         Shopper {
             cookie,

@@ -129,7 +129,8 @@ pub async fn register(
     // answer (README: "Registration and account enumeration").
     let ip = client_ip();
     let slot = hashing_slot(&ctx, &ip, &email).await?;
-    let wait = throttle::reserve_registration(&ctx.db, &ip, registry::now())
+    let free = ctx.policy.registrations_per_address;
+    let wait = throttle::reserve_registration(&ctx.db, &ip, free, registry::now())
         .await
         .map_err(internal)?;
     if wait > 0 {

@@ -9,6 +9,8 @@
 
 use async_trait::async_trait;
 use sqlx::SqlitePool;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
@@ -20,19 +22,71 @@ use super::session::{AuthUser, FLASH_KEY, SESSION_TABLE, USER_KEY};
 pub struct ShopSessionStore {
     inner: SqliteStore,
     db: SqlitePool,
+    /// How long a new anonymous session is kept if it never comes back.
+    anonymous_first_idle: time::Duration,
+    /// The most anonymous sessions kept.
+    max_anonymous: u64,
+    /// Anonymous sessions stored, as last counted plus those this server created since: when
+    /// it passes `max_anonymous`, the store counts again and evicts.
+    anonymous: Arc<AtomicU64>,
 }
 
+/// Anonymous sessions: stored records that no live registry row points at.
+const ANONYMOUS: &str = "FROM tower_sessions s WHERE NOT EXISTS
+     (SELECT 1 FROM session_registry r WHERE r.session_id = s.id AND r.ended_at IS NULL)";
+
 impl ShopSessionStore {
-    pub fn new(db: SqlitePool) -> ShopSessionStore {
+    pub fn new(db: SqlitePool, policy: &super::policy::SessionPolicy) -> ShopSessionStore {
         ShopSessionStore {
             inner: SqliteStore::new(db.clone()),
             db,
+            anonymous_first_idle: time::Duration::try_from(policy.anonymous_first_idle_timeout)
+                .unwrap_or(time::Duration::DAY),
+            max_anonymous: policy.max_anonymous_sessions.max(1),
+            anonymous: Default::default(),
         }
     }
 
-    /// Creates the session table if missing.
+    /// Creates the session table if missing (our migrations create it; this is a no-op then).
     pub async fn migrate(&self) -> sqlx::Result<()> {
         self.inner.migrate().await
+    }
+
+    /// Counts the stored anonymous sessions and, past the ceiling, evicts the least recently
+    /// used of them — down to 90 % of the ceiling, so that a steady stream of new sessions
+    /// at the ceiling costs one count per tenth of it, not one per session. A logged-in
+    /// session is never evicted (the count and the eviction skip every session a live
+    /// registry row points at, in the same write transaction as the delete).
+    pub async fn evict_anonymous(&self) -> sqlx::Result<u64> {
+        let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
+        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {ANONYMOUS}"))
+            .fetch_one(&mut *tx)
+            .await?;
+        let count = u64::try_from(count).unwrap_or(0);
+        let mut evicted = 0;
+        if count > self.max_anonymous {
+            let keep = self.max_anonymous - self.max_anonymous / 10;
+            let excess = i64::try_from(count - keep).unwrap_or(i64::MAX);
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM tower_sessions WHERE id IN
+                   (SELECT s.id {ANONYMOUS} ORDER BY s.expiry_date LIMIT ?1)"
+            ))
+            .bind(excess)
+            .execute(&mut *tx)
+            .await?;
+            evicted = deleted.rows_affected();
+        }
+        tx.commit().await?;
+        self.anonymous
+            .store(count.saturating_sub(evicted), Ordering::Relaxed);
+        if evicted > 0 {
+            tracing::warn!(
+                evicted,
+                ceiling = self.max_anonymous,
+                "evicted the least recently used anonymous sessions"
+            );
+        }
+        Ok(evicted)
     }
 }
 
@@ -59,6 +113,12 @@ impl SessionStore for ShopSessionStore {
     /// ended meanwhile (revoked, logged out, ended by a password change) is not stored: the
     /// record is kept without it (cart included), with a message for the shopper.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let anonymous = login_of(record).is_none();
+        if anonymous {
+            // Until it comes back (its next request writes it with the full idle timeout).
+            let first_idle = time::OffsetDateTime::now_utc() + self.anonymous_first_idle;
+            record.expiry_date = record.expiry_date.min(first_idle);
+        }
         let mut tx = self
             .db
             .begin_with("BEGIN IMMEDIATE")
@@ -109,6 +169,9 @@ impl SessionStore for ShopSessionStore {
             }
         }
         tx.commit().await.map_err(backend)?;
+        if anonymous && self.anonymous.fetch_add(1, Ordering::Relaxed) + 1 > self.max_anonymous {
+            self.evict_anonymous().await.map_err(backend)?;
+        }
         Ok(())
     }
 
@@ -149,6 +212,8 @@ impl SessionStore for ShopSessionStore {
 impl ExpiredDeletion for ShopSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         self.inner.delete_expired().await?;
+        // Counted afresh now and then: other processes create sessions too.
+        self.evict_anonymous().await.map_err(backend)?;
         let closed = super::registry::close_orphans(&self.db)
             .await
             .map_err(backend)?;

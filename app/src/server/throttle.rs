@@ -34,10 +34,6 @@ pub fn backoff(failures: i64, free: i64) -> i64 {
     (FIRST_WAIT_SECS * 2_i64.pow(exponent)).min(MAX_WAIT_SECS)
 }
 
-/// Registration attempts allowed per client IP before back-off starts (each attempt counts,
-/// whether the email was free or taken: a taken email is what would enumerate accounts).
-const REGISTER_FREE_ATTEMPTS: i64 = 10;
-
 pub fn register_key(ip: &str) -> String {
     format!("register:{ip}")
 }
@@ -124,8 +120,15 @@ pub async fn release_login(db: &SqlitePool, email: &str, ip: &str) -> Result<(),
 }
 
 /// Before a registration is tried: counts it for this IP, unless the IP must wait first.
-pub async fn reserve_registration(db: &SqlitePool, ip: &str, now: i64) -> Result<i64, sqlx::Error> {
-    reserve(db, &[(register_key(ip), REGISTER_FREE_ATTEMPTS)], now).await
+/// Every attempt counts, whether the email was free or taken (a taken email is what would
+/// enumerate accounts); `free` attempts an hour, then back-off.
+pub async fn reserve_registration(
+    db: &SqlitePool,
+    ip: &str,
+    free: i64,
+    now: i64,
+) -> Result<i64, sqlx::Error> {
+    reserve(db, &[(register_key(ip), free)], now).await
 }
 
 #[cfg(test)]

@@ -1,0 +1,183 @@
+//! The budget of new sessions per client address: a token bucket per IP. Every visitor that
+//! adds to a cart without a session gets one stored for days, so without a bound one client
+//! could fill the disk (wrk from one address: 45,662 sessions in 10 s). A client past its
+//! budget gets 429 with `Retry-After`, before anything runs, and nothing is stored.
+//!
+//! Hand-written rather than `governor`'s keyed limiter: a request that turns out not to
+//! start a session (a rejected input) gives its token back, which `governor` cannot do.
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tower_sessions::Session;
+
+/// Buckets kept at most; past it, full ones (clients that have been quiet) are dropped.
+const MAX_CLIENTS: usize = 100_000;
+
+/// One server's new-session budgets.
+#[derive(Clone)]
+pub struct NewSessionBudget {
+    buckets: Arc<Mutex<HashMap<IpAddr, Bucket>>>,
+    burst: f64,
+    interval: Duration,
+}
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl NewSessionBudget {
+    /// `burst` new sessions at once, one more every `interval`.
+    pub fn new(burst: u32, interval: Duration) -> NewSessionBudget {
+        NewSessionBudget {
+            buckets: Default::default(),
+            burst: f64::from(burst.max(1)),
+            interval: interval.max(Duration::from_millis(1)),
+        }
+    }
+
+    fn refilled(&self, bucket: Bucket, now: Instant) -> Bucket {
+        let earned = now.duration_since(bucket.at).as_secs_f64() / self.interval.as_secs_f64();
+        Bucket {
+            tokens: (bucket.tokens + earned).min(self.burst),
+            at: now,
+        }
+    }
+
+    /// Takes a token, or says how long until there is one.
+    fn take(&self, client: IpAddr) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_CLIENTS {
+            let full = self.burst;
+            let this = self.clone();
+            buckets.retain(|_, bucket| this.refilled(*bucket, now).tokens < full);
+        }
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        *bucket = self.refilled(*bucket, now);
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(self.interval.mul_f64(1.0 - bucket.tokens))
+        }
+    }
+
+    /// Takes a token whatever the balance (a session was started by a request that was not
+    /// expected to start one).
+    fn charge(&self, client: IpAddr) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let refilled = self.refilled(*bucket, now);
+        *bucket = Bucket {
+            tokens: (refilled.tokens - 1.0).max(0.0),
+            ..refilled
+        };
+    }
+
+    /// Gives back a token taken by a request that started no session after all.
+    fn give_back(&self, client: IpAddr) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bucket) = buckets.get_mut(&client) {
+            bucket.tokens = (bucket.tokens + 1.0).min(self.burst);
+        }
+    }
+}
+
+/// Runs inside the session layer, after the login timeouts (which loaded the session: its ID
+/// is set only if it is stored). A request without a stored session that may start one
+/// takes a token first.
+pub async fn budget_new_sessions(
+    State(budget): State<NewSessionBudget>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let session = request.extensions().get::<Session>().cloned();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let (Some(session), Some(client)) = (session, client) else {
+        return next.run(request).await;
+    };
+    if super::guard::is_static(request.uri().path()) || session.id().is_some() {
+        return next.run(request).await;
+    }
+    // Only a state-changing request can start a session; such a request waits its turn.
+    let may_start = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if may_start {
+        if let Err(wait) = budget.take(client) {
+            tracing::warn!(%client, "new-session budget exhausted");
+            let seconds = wait.as_secs().max(1);
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_str(&seconds.to_string())
+                        .unwrap_or(HeaderValue::from_static("30")),
+                )],
+                format!(
+                    "Too many new visits from your network. Please try again in {seconds} seconds."
+                ),
+            )
+                .into_response();
+        }
+    }
+    let response = next.run(request).await;
+    // The session layer stores a session that has an ID of none yet and holds data.
+    let starts = session.id().is_none() && !session.is_empty().await;
+    match (may_start, starts) {
+        (true, false) => budget.give_back(client),
+        (false, true) => budget.charge(client),
+        _ => {}
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bucket_empties_refills_and_belongs_to_one_client() {
+        let budget = NewSessionBudget::new(3, Duration::from_secs(3600));
+        let one: IpAddr = "192.0.2.1".parse().unwrap();
+        let two: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..3 {
+            assert!(budget.take(one).is_ok());
+        }
+        let wait = budget.take(one).unwrap_err();
+        assert!(wait > Duration::from_secs(3500), "{wait:?}");
+        assert!(
+            budget.take(two).is_ok(),
+            "another client has its own budget"
+        );
+        budget.give_back(one);
+        assert!(
+            budget.take(one).is_ok(),
+            "a token given back can be taken again"
+        );
+        let fast = NewSessionBudget::new(1, Duration::from_millis(20));
+        assert!(fast.take(one).is_ok());
+        assert!(fast.take(one).is_err());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(fast.take(one).is_ok(), "refilled after the interval");
+    }
+}
