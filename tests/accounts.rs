@@ -315,12 +315,7 @@ async fn registrations_are_throttled_per_client_address() {
     assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
     assert!(waiting_message.is_some_and(|body| body.contains("wait")));
     // Another address is not affected.
-    let mut elsewhere = Shopper::new(&app);
-    elsewhere.client = reqwest::Client::builder()
-        .local_address(common::client_ip(3))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let mut elsewhere = Shopper::from_address(&app, 3);
     assert_eq!(
         elsewhere
             .register("someone@example.com", PASSWORD)

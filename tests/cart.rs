@@ -320,13 +320,7 @@ async fn concurrent_adds_across_two_server_processes_are_all_kept() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = common::first_cookie(&response);
     let adds = (0..30).map(|i| {
         let base = if i % 2 == 0 {
             first.base.clone()

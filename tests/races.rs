@@ -5,7 +5,7 @@
 #![cfg(feature = "ssr")]
 
 mod common;
-use common::{client_ip, spawn_app, HeldRequest, Shopper, TestApp, PASSWORD};
+use common::{spawn_app, HeldRequest, Shopper, TestApp, PASSWORD};
 
 const EMAIL: &str = "ann@example.com";
 const PASSWORD_FORM: &str = "current=correct+horse+battery+staple&new=correct+horse+battery+staple";
@@ -32,6 +32,16 @@ async fn my_sessions(shopper: &mut Shopper) -> Vec<(String, bool)> {
             )
         })
         .collect()
+}
+
+/// The handle of the caller's own session.
+async fn own_handle(shopper: &mut Shopper) -> String {
+    my_sessions(shopper)
+        .await
+        .into_iter()
+        .find(|(_, current)| *current)
+        .expect("the caller's own session is listed")
+        .0
 }
 
 /// Stored sessions that carry a login, and live registry rows: after any race, every stored
@@ -67,12 +77,7 @@ async fn assert_registry_consistent(app: &TestApp) {
 async fn a_password_change_held_across_its_revocation_brings_no_ghost_back() {
     let app = spawn_app().await;
     let (mut a, mut b) = two_sessions(&app).await;
-    let a_handle = my_sessions(&mut a)
-        .await
-        .into_iter()
-        .find(|(_, current)| *current)
-        .unwrap()
-        .0;
+    let a_handle = own_handle(&mut a).await;
     let held = HeldRequest::start(
         app.addr,
         "/api/account/password",
@@ -139,12 +144,7 @@ async fn a_password_change_held_across_a_logout_brings_no_login_back() {
 async fn sign_out_everywhere_else_held_across_its_revocation_signs_nobody_out() {
     let app = spawn_app().await;
     let (mut a, mut b) = two_sessions(&app).await;
-    let a_handle = my_sessions(&mut a)
-        .await
-        .into_iter()
-        .find(|(_, current)| *current)
-        .unwrap()
-        .0;
+    let a_handle = own_handle(&mut a).await;
     let held = HeldRequest::start(
         app.addr,
         "/api/account/sessions/revoke-others",
@@ -303,12 +303,7 @@ async fn a_burst_of_guesses_is_throttled_like_the_same_guesses_in_a_row() {
     // The right password from this client now waits too; from another client it does not.
     let mut same_client = Shopper::new(&app);
     assert_eq!(same_client.login(EMAIL, PASSWORD).await.status, 429);
-    let mut elsewhere = Shopper::new(&app);
-    elsewhere.client = reqwest::Client::builder()
-        .local_address(client_ip(7))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let mut elsewhere = Shopper::from_address(&app, 7);
     assert_eq!(elsewhere.login(EMAIL, PASSWORD).await.status, 200);
     app.stop().await;
 }
@@ -332,12 +327,7 @@ async fn one_clients_flood_holds_only_its_share_of_the_hashing_queue() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     // Meanwhile a real user logs in from elsewhere: at most the flood's share
     // (`MAX_JOBS_PER_CLIENT`) of hashes is ahead of them, so they are not refused.
-    let mut user = Shopper::new(&app);
-    user.client = reqwest::Client::builder()
-        .local_address(client_ip(9))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let mut user = Shopper::from_address(&app, 9);
     assert_eq!(user.login(EMAIL, PASSWORD).await.status, 200);
     let statuses = flood.await.unwrap();
     let hashed = statuses.iter().filter(|s| **s == 401).count();
@@ -357,12 +347,7 @@ async fn one_clients_flood_holds_only_its_share_of_the_hashing_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocations_among_shopper_writes_never_meet_a_locked_database() {
     let app = spawn_app().await;
-    let mut boss = Shopper::new(&app);
-    boss.client = reqwest::Client::builder()
-        .local_address(client_ip(100))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let mut boss = Shopper::from_address(&app, 100);
     assert_eq!(
         boss.register("boss@example.com", PASSWORD).await.status,
         200
@@ -374,12 +359,7 @@ async fn revocations_among_shopper_writes_never_meet_a_locked_database() {
     let scarf = common::product_id(&app, "merino-scarf").await;
     let mut shoppers = Vec::new();
     for n in 0..6 {
-        let mut shopper = Shopper::new(&app);
-        shopper.client = reqwest::Client::builder()
-            .local_address(client_ip(n))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let mut shopper = Shopper::from_address(&app, n);
         let email = format!("shopper{n}@example.com");
         assert_eq!(shopper.register(&email, PASSWORD).await.status, 200);
         shoppers.push((shopper, email));

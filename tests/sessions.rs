@@ -457,13 +457,7 @@ async fn secure_cookies_use_the_host_prefix() {
         .await
         .unwrap();
     assert_eq!(registered.status(), 200);
-    let login = registered.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let login = common::first_cookie(&registered);
     let logout = client
         .post(app.url("/api/logout"))
         .header("cookie", &login)

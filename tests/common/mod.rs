@@ -187,21 +187,16 @@ impl Reply {
 
 impl Shopper {
     pub fn new(app: &TestApp) -> Shopper {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client builds");
-        Shopper {
-            base: app.base.clone(),
-            client,
-            cookie: None,
-        }
+        Shopper::with_client(app, reqwest::Client::builder())
     }
 
     /// A shopper on client address number `n` (see [`client_ip`]).
     pub fn from_address(app: &TestApp, n: usize) -> Shopper {
-        let client = reqwest::Client::builder()
-            .local_address(client_ip(n))
+        Shopper::with_client(app, reqwest::Client::builder().local_address(client_ip(n)))
+    }
+
+    fn with_client(app: &TestApp, builder: reqwest::ClientBuilder) -> Shopper {
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client builds");
@@ -329,6 +324,17 @@ pub async fn product_id(app: &TestApp, slug: &str) -> i64 {
 }
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The first cookie an answer sets, as `name=value` (for a `Cookie` header).
+pub fn first_cookie(response: &reqwest::Response) -> String {
+    response.headers()["set-cookie"]
+        .to_str()
+        .expect("a text header")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string()
+}
 
 /// `GET url` with the `Cookie` header `cookie` (`id=…`), answered with JSON.
 pub async fn get_json(client: &reqwest::Client, url: &str, cookie: &str) -> serde_json::Value {
