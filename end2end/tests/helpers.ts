@@ -11,14 +11,41 @@ export function uniqueEmail(prefix: string, testInfo: TestInfo): string {
   return `${prefix}-${testInfo.project.name}-${stamp}@example.com`;
 }
 
-/** Waits until the wasm has hydrated the page. */
+/** What a page said and failed to load, kept per page so a failure can say what went wrong. */
+const pageEvents = new WeakMap<Page, string[]>();
+
+/** Starts recording a page's console messages, failed requests and error answers. */
+export function watch(page: Page) {
+  if (pageEvents.has(page)) return;
+  const events: string[] = [];
+  pageEvents.set(page, events);
+  const at = () => new Date().toISOString().slice(11, 23);
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') events.push(`${at()} console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => events.push(`${at()} page error: ${e.message}`));
+  page.on('requestfailed', (r) => events.push(`${at()} request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => {
+    if (r.status() >= 500) events.push(`${at()} ${r.status()} ${r.request().method()} ${r.url()}`);
+  });
+}
+
+/** Waits until the wasm has hydrated the page; if it does not, says what the page saw. */
 export async function waitForHydration(page: Page) {
-  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1, { timeout: 20_000 });
+  try {
+    await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1, { timeout: 20_000 });
+  } catch (error) {
+    const events = pageEvents.get(page) ?? ['(page not watched)'];
+    throw new Error(`${page.url()} did not hydrate. What the page saw:\n${events.join('\n')}\n${error}`);
+  }
 }
 
 /** Opens a page and, with JavaScript on, waits until it is interactive. */
 export async function open(page: Page, path: string, testInfo: TestInfo) {
+  watch(page);
   const response = await page.goto(path);
+  // A server error page has no app to hydrate: say so, rather than wait for hydration.
+  expect(response?.status() ?? 0, `GET ${path}`).toBeLessThan(500);
   if (!noJs(testInfo)) await waitForHydration(page);
   return response;
 }

@@ -82,7 +82,11 @@ async fn complete_login(
 #[cfg(feature = "ssr")]
 async fn too_many(wait_seconds: i64, what: &str, email: &str) -> ServerFnError {
     crate::server::request::set_retry_after(wait_seconds);
-    let message = format!("Too many {what}. Please wait {wait_seconds} seconds and try again.");
+    let wait = match wait_seconds {
+        1 => "a second".to_string(),
+        n => format!("{n} seconds"),
+    };
+    let message = format!("Too many {what}. Please wait {wait} and try again.");
     reject_keeping_email(StatusCode::TOO_MANY_REQUESTS, message, email).await
 }
 
