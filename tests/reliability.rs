@@ -387,8 +387,11 @@ async fn crash_round() {
     drop(server);
 }
 
-fn run_binary(envs: &[(&str, &str)]) -> std::process::Output {
+/// Runs the server binary in `dir` (a start-up that goes wrong must not leave files in the
+/// repository).
+fn run_binary(dir: &std::path::Path, envs: &[(&str, &str)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_coatcheck"))
+        .current_dir(dir)
         .arg("serve")
         .env("RUST_LOG", "warn")
         .envs(envs.iter().copied())
@@ -448,7 +451,7 @@ async fn start_up_errors_are_one_line_and_a_failing_exit() {
         ),
     ];
     for (name, envs, mentions) in cases {
-        let output = run_binary(&envs);
+        let output = run_binary(dir.path(), &envs);
         let stderr = String::from_utf8_lossy(&output.stderr);
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert!(

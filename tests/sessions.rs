@@ -600,3 +600,63 @@ async fn the_admin_list_pages_and_filters_a_thousand_sessions() {
     assert!(emails.iter().all(|e| e.starts_with("user012")));
     app.stop().await;
 }
+
+/// A client with `X-Forwarded-For: forwarded` on every request, as a load balancer sends.
+fn behind_proxy(app: &TestApp, forwarded: &'static str) -> Shopper {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-forwarded-for",
+        reqwest::header::HeaderValue::from_static(forwarded),
+    );
+    let mut shopper = Shopper::new(app);
+    shopper.client = reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    shopper
+}
+
+#[tokio::test]
+async fn the_client_address_comes_from_trusted_proxies_only() {
+    // Behind a trusted load balancer (the test client's loopback address).
+    let app = spawn_app_with(|config| {
+        config.trusted_proxies =
+            coatcheck::server::proxies::TrustedProxies::parse("127.0.0.0/8").unwrap();
+        config.policy.new_sessions_burst = 1;
+    })
+    .await;
+    let mut ann = behind_proxy(&app, "203.0.113.5, 198.51.100.7");
+    assert_eq!(ann.register("ann@example.com", PASSWORD).await.status, 200);
+    let sessions = ann.get("/api/account/sessions").await.json();
+    assert_eq!(
+        sessions[0]["ip"], "198.51.100.7",
+        "the right-most forwarded address"
+    );
+    // Budgets are per forwarded client: another client behind the same balancer has its own.
+    let scarf = product_id(&app, "merino-scarf").await;
+    assert_eq!(
+        behind_proxy(&app, "192.0.2.1").add(scarf, "1").await.status,
+        200
+    );
+    assert_eq!(
+        behind_proxy(&app, "192.0.2.1").add(scarf, "1").await.status,
+        429
+    );
+    assert_eq!(
+        behind_proxy(&app, "192.0.2.2").add(scarf, "1").await.status,
+        200
+    );
+    app.stop().await;
+
+    // Nobody trusted (the default): a forwarded address is a client's claim, ignored.
+    let app = spawn_app().await;
+    let mut spoofer = behind_proxy(&app, "198.51.100.7");
+    assert_eq!(
+        spoofer.register("eve@example.com", PASSWORD).await.status,
+        200
+    );
+    let sessions = spoofer.get("/api/account/sessions").await.json();
+    assert_eq!(sessions[0]["ip"], "127.0.0.1");
+    app.stop().await;
+}

@@ -21,6 +21,9 @@ pub struct Config {
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection is kept (`COATCHECK_HEADER_READ_TIMEOUT`, default 15 s).
     pub header_read_timeout: std::time::Duration,
+    /// Load balancers whose `X-Forwarded-For` gives the client's address
+    /// (`COATCHECK_TRUSTED_PROXIES`, default none).
+    pub trusted_proxies: super::proxies::TrustedProxies,
     /// `Strict-Transport-Security` max-age, sent when cookies are `Secure`
     /// (`COATCHECK_HSTS_MAX_AGE`, default 365 days).
     pub hsts_max_age: std::time::Duration,
@@ -38,6 +41,8 @@ pub enum ConfigError {
     Duration(&'static str, String),
     #[error("{0} {1:?} must be a whole number above zero")]
     Number(&'static str, String),
+    #[error("COATCHECK_TRUSTED_PROXIES {1:?}: {0:?} is not an address or network like 10.0.0.0/8")]
+    TrustedProxies(String, String),
 }
 
 impl Config {
@@ -140,8 +145,14 @@ impl Config {
             "COATCHECK_HSTS_MAX_AGE",
             std::time::Duration::from_secs(365 * 24 * 3600),
         )?;
+        let trusted_proxies = match lookup("COATCHECK_TRUSTED_PROXIES") {
+            None => Default::default(),
+            Some(text) => super::proxies::TrustedProxies::parse(&text)
+                .map_err(|entry| ConfigError::TrustedProxies(entry, text.clone()))?,
+        };
         Ok(Config {
             policy,
+            trusted_proxies,
             header_read_timeout,
             hsts_max_age,
             addr,
@@ -219,6 +230,14 @@ mod tests {
             |k| (k == "COATCHECK_LOGIN_IDLE_TIMEOUT").then(|| "soon".to_string())
         )
         .is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_of_networks() {
+        assert_eq!(config(&[]).unwrap().trusted_proxies, Default::default());
+        let config_ok = config(&[("COATCHECK_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.1")]);
+        assert_ne!(config_ok.unwrap().trusted_proxies, Default::default());
+        assert!(config(&[("COATCHECK_TRUSTED_PROXIES", "10.0.0.0/8, lb.internal")]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod forms;
 mod guard;
 mod new_sessions;
 mod page_cache;
+pub mod proxies;
 pub mod router;
 mod serve;
 mod sessions;

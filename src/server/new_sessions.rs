@@ -6,6 +6,7 @@
 //! Hand-written rather than `governor`'s keyed limiter: a request that turns out not to
 //! start a session (a rejected input) gives its token back, which `governor` cannot do.
 
+use app::server::request::ClientIp;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -109,8 +110,14 @@ pub async fn budget_new_sessions(
     let session = request.extensions().get::<Session>().cloned();
     let client = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
+        .get::<ClientIp>()
+        .map(|client| client.0)
+        .or_else(|| {
+            request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip())
+        });
     let (Some(session), Some(client)) = (session, client) else {
         return next.run(request).await;
     };

@@ -115,6 +115,11 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         ))
         // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
         .layer(CompressionLayer::new())
+        // Before everything that counts or records clients.
+        .layer(axum::middleware::from_fn_with_state(
+            config.trusted_proxies.clone(),
+            super::proxies::resolve_client,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

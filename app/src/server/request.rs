@@ -99,15 +99,26 @@ pub async fn require_user(session: &Session) -> Result<session::AuthUser, Server
     }
 }
 
-/// The client's IP address (the TCP peer; a proxy in front is not trusted here).
+/// The client's address, as the server found it for this request: the TCP peer, or, when
+/// that is a trusted proxy, the address the proxies forwarded (`COATCHECK_TRUSTED_PROXIES`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+/// The client's IP address (see [`ClientIp`]).
 pub fn client_ip() -> String {
     use_context::<http::request::Parts>()
         .and_then(|parts| {
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip().to_string())
+            let extensions = &parts.extensions;
+            extensions
+                .get::<ClientIp>()
+                .map(|client| client.0)
+                .or_else(|| {
+                    extensions
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                        .map(|info| info.0.ip())
+                })
         })
+        .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }
 
