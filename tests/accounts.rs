@@ -116,7 +116,9 @@ async fn login_rotates_the_id_and_logout_destroys_the_session() {
     assert_eq!(replay.me().await["user"], serde_json::Value::Null);
     assert_eq!(replay.cart_count().await, 0);
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = ?")
-        .bind(&logged_in_id)
+        .bind(app::server::session::storage_key(
+            &logged_in_id.parse().unwrap(),
+        ))
         .fetch_one(&app.db().await)
         .await
         .unwrap();

@@ -441,8 +441,8 @@ async fn a_stored_session_without_data_keeps_its_cookie_and_its_first_cart_line(
         expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
     };
     sqlx::query("INSERT INTO tower_sessions (id, data, expiry_date) VALUES (?, ?, ?)")
-        .bind(record.id.to_string())
-        .bind(rmp_serde::to_vec(&record).unwrap())
+        .bind(app::server::session::storage_key(&record.id))
+        .bind(app::server::session::encode_record(&record).unwrap())
         .bind(record.expiry_date)
         .execute(&app.db().await)
         .await

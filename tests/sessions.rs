@@ -660,3 +660,80 @@ async fn the_client_address_comes_from_trusted_proxies_only() {
     assert_eq!(sessions[0]["ip"], "127.0.0.1");
     app.stop().await;
 }
+
+/// The store and the registry keep SHA-256 of the session ID, never the ID: nothing in the
+/// database works as a cookie. Sessions stored the old way are carried over at start-up.
+#[tokio::test]
+async fn session_ids_are_hashed_at_rest_and_old_sessions_carried_over() {
+    use app::server::session::storage_key;
+    let app = spawn_app().await;
+    let mut ann = Shopper::new(&app);
+    assert_eq!(ann.register("ann@example.com", PASSWORD).await.status, 200);
+    ann.add(product_id(&app, "merino-scarf").await, "1").await;
+    let cookie = ann.cookie.clone().unwrap();
+    let id: tower_sessions::session::Id = cookie.parse().unwrap();
+    let rows: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT id, data FROM tower_sessions")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, storage_key(&id), "keyed by the hash");
+    assert_eq!(rows[0].0.len(), 64);
+    let record: tower_sessions::session::Record = rmp_serde::from_slice(&rows[0].1).unwrap();
+    assert_ne!(record.id, id, "no ID inside the stored record");
+    let linked: Option<String> =
+        sqlx::query_scalar("SELECT session_id FROM session_registry WHERE ended_at IS NULL")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        linked,
+        Some(storage_key(&id)),
+        "the registry keeps the hash"
+    );
+    // A stored key used as a cookie is nobody.
+    let mut thief = ann.with_cookie(Some(rows[0].0.clone()));
+    assert_eq!(thief.me().await["user"], serde_json::Value::Null);
+
+    // A session stored before the upgrade (keyed by its ID, the ID inside): after a restart on
+    // the same database it still works, and is stored the new way.
+    let old_id = tower_sessions::session::Id::default();
+    let old = tower_sessions::session::Record {
+        id: old_id,
+        data: [(
+            "cart".to_string(),
+            serde_json::json!({"lines": [{"product_id": 1, "quantity": 2}]}),
+        )]
+        .into_iter()
+        .collect(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+    };
+    sqlx::query("INSERT INTO tower_sessions (id, data, expiry_date) VALUES (?, ?, ?)")
+        .bind(old_id.to_string())
+        .bind(rmp_serde::to_vec(&old).unwrap())
+        .bind(old.expiry_date)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let database_url = app.database_url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let restarted = common::spawn_app_with(|config| {
+        config.database_url = database_url;
+        config.site_root = dir.path().display().to_string();
+    })
+    .await;
+    let mut returning = Shopper::new(&restarted).with_cookie(Some(old_id.to_string()));
+    assert_eq!(
+        returning.cart_count().await,
+        2,
+        "the old session survives the upgrade"
+    );
+    let keys: Vec<String> = sqlx::query_scalar("SELECT id FROM tower_sessions")
+        .fetch_all(&restarted.pool)
+        .await
+        .unwrap();
+    assert!(keys.iter().all(|k| k.len() == 64), "{keys:?}");
+    assert!(keys.contains(&storage_key(&old_id)));
+    restarted.stop().await;
+    app.stop().await;
+}

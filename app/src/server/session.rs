@@ -24,6 +24,33 @@ pub const SEEN_KEY: &str = "seen";
 /// The session table of tower-sessions-sqlx-store.
 pub const SESSION_TABLE: &str = "tower_sessions";
 
+/// The key a session is stored under: SHA-256 of its ID (hex). The store and the registry
+/// keep only this — never the ID, neither as the key nor inside the stored record — so a
+/// leaked database or backup holds no cookie that works.
+pub fn storage_key(id: &Id) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(id.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A record as stored: its ID blanked (the key is the ID's hash).
+pub fn encode_record(record: &Record) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    rmp_serde::to_vec(&Record {
+        id: Id(0),
+        data: record.data.clone(),
+        expiry_date: record.expiry_date,
+    })
+}
+
+/// A stored record, given back the ID it was looked up with.
+pub fn decode_record(id: Id, bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
+    let mut record: Record = rmp_serde::from_slice(bytes)?;
+    record.id = id;
+    Ok(record)
+}
+
 /// The login stored in the session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthUser {
@@ -506,13 +533,13 @@ async fn load_record(
 ) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
     let sql = format!("SELECT data FROM {SESSION_TABLE} WHERE id = ? AND expiry_date > ?");
     let row: Option<(Vec<u8>,)> = sqlx::query_as(&sql)
-        .bind(id.to_string())
+        .bind(storage_key(id))
         .bind(OffsetDateTime::now_utc())
         .fetch_optional(&mut *conn)
         .await?;
     match row {
         None => Ok(None),
-        Some((bytes,)) => Ok(Some((rmp_serde::from_slice(&bytes)?, bytes))),
+        Some((bytes,)) => Ok(Some((decode_record(*id, &bytes)?, bytes))),
     }
 }
 
@@ -527,13 +554,13 @@ async fn load_record_and_catalog_version(
                 (SELECT data FROM {SESSION_TABLE} WHERE id = ?1 AND expiry_date > ?2)"
     );
     let (version, bytes): (i64, Option<Vec<u8>>) = sqlx::query_as(&sql)
-        .bind(id.to_string())
+        .bind(storage_key(id))
         .bind(OffsetDateTime::now_utc())
         .fetch_one(&mut *conn)
         .await?;
     match bytes {
         None => Ok((version, None)),
-        Some(bytes) => Ok((version, Some((rmp_serde::from_slice(&bytes)?, bytes)))),
+        Some(bytes) => Ok((version, Some((decode_record(*id, &bytes)?, bytes)))),
     }
 }
 
@@ -548,9 +575,9 @@ async fn save_record(
         "UPDATE {SESSION_TABLE} SET data = ?1, expiry_date = ?2 WHERE id = ?3 AND (?4 IS NULL OR data = ?4)"
     );
     let result = sqlx::query(&sql)
-        .bind(rmp_serde::to_vec(record)?)
+        .bind(encode_record(record)?)
         .bind(record.expiry_date)
-        .bind(record.id.to_string())
+        .bind(storage_key(&record.id))
         .bind(expected)
         .execute(&mut *conn)
         .await?;

@@ -16,7 +16,9 @@ use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
 use tower_sessions_sqlx_store::SqliteStore;
 
-use super::session::{AuthUser, FLASH_KEY, SESSION_TABLE, USER_KEY};
+use super::session::{
+    decode_record, encode_record, storage_key, AuthUser, FLASH_KEY, SESSION_TABLE, USER_KEY,
+};
 
 #[derive(Clone, Debug)]
 pub struct ShopSessionStore {
@@ -47,9 +49,53 @@ impl ShopSessionStore {
         }
     }
 
-    /// Creates the session table if missing (our migrations create it; this is a no-op then).
+    /// Creates the session table if missing (our migrations create it; this is a no-op then),
+    /// and re-keys sessions stored before IDs were hashed at rest (see
+    /// [`storage_key`]): each is stored again under the hash of its ID, without the ID inside,
+    /// and its registry row follows — so an upgrade signs nobody out.
     pub async fn migrate(&self) -> sqlx::Result<()> {
-        self.inner.migrate().await
+        self.inner.migrate().await?;
+        let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
+        // A hashed key is 64 hex digits; an ID as it was stored is 22 base64 characters.
+        let old: Vec<(String, Vec<u8>)> = sqlx::query_as(&format!(
+            "SELECT id, data FROM {SESSION_TABLE} WHERE length(id) <> 64"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        for (key, bytes) in &old {
+            let decoded = key
+                .parse::<Id>()
+                .ok()
+                .and_then(|id| decode_record(id, bytes).ok());
+            let Some(record) = decoded else {
+                // Not a session this store ever wrote: unusable, so removed.
+                sqlx::query(&format!("DELETE FROM {SESSION_TABLE} WHERE id = ?1"))
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            };
+            let hashed = storage_key(&record.id);
+            let data = encode_record(&record).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            sqlx::query(&format!(
+                "UPDATE {SESSION_TABLE} SET id = ?1, data = ?2 WHERE id = ?3"
+            ))
+            .bind(&hashed)
+            .bind(data)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE session_registry SET session_id = ?1 WHERE session_id = ?2")
+                .bind(&hashed)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if !old.is_empty() {
+            tracing::info!(sessions = old.len(), "session IDs hashed at rest");
+        }
+        Ok(())
     }
 
     /// Counts the stored anonymous sessions and, past the ceiling, evicts the least recently
@@ -95,7 +141,7 @@ fn backend(error: impl std::fmt::Display) -> session_store::Error {
 }
 
 fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
-    rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))
+    encode_record(record).map_err(|e| session_store::Error::Encode(e.to_string()))
 }
 
 /// The login a record carries, if any.
@@ -130,7 +176,7 @@ impl SessionStore for ShopSessionStore {
         );
         loop {
             let inserted = sqlx::query(&insert)
-                .bind(record.id.to_string())
+                .bind(storage_key(&record.id))
                 .bind(encode(record)?)
                 .bind(record.expiry_date)
                 .execute(&mut *tx)
@@ -146,7 +192,7 @@ impl SessionStore for ShopSessionStore {
                 &mut tx,
                 &user.handle,
                 user.id,
-                &record.id.to_string(),
+                &storage_key(&record.id),
             )
             .await
             .map_err(backend)?;
@@ -161,7 +207,7 @@ impl SessionStore for ShopSessionStore {
                 let update = format!("UPDATE {SESSION_TABLE} SET data = ?1 WHERE id = ?2");
                 sqlx::query(&update)
                     .bind(encode(record)?)
-                    .bind(record.id.to_string())
+                    .bind(storage_key(&record.id))
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
@@ -188,7 +234,7 @@ impl SessionStore for ShopSessionStore {
         let result = sqlx::query(&sql)
             .bind(encode(record)?)
             .bind(record.expiry_date)
-            .bind(record.id.to_string())
+            .bind(storage_key(&record.id))
             .bind(handle)
             .execute(&self.db)
             .await
@@ -200,11 +246,26 @@ impl SessionStore for ShopSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.inner.load(id).await
+        let sql = format!("SELECT data FROM {SESSION_TABLE} WHERE id = ?1 AND expiry_date > ?2");
+        let data: Option<Vec<u8>> = sqlx::query_scalar(&sql)
+            .bind(storage_key(id))
+            .bind(time::OffsetDateTime::now_utc())
+            .fetch_optional(&self.db)
+            .await
+            .map_err(backend)?;
+        data.map(|bytes| decode_record(*id, &bytes))
+            .transpose()
+            .map_err(|e| session_store::Error::Decode(e.to_string()))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        self.inner.delete(id).await
+        let sql = format!("DELETE FROM {SESSION_TABLE} WHERE id = ?1");
+        sqlx::query(&sql)
+            .bind(storage_key(id))
+            .execute(&self.db)
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }
 
