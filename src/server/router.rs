@@ -115,12 +115,13 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         ))
         // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
         .layer(CompressionLayer::new())
-        // Before everything that counts or records clients.
+        // Every log line of a request carries its client's address (never a session ID).
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Outermost: everything that counts, limits or logs clients sees the resolved address.
         .layer(axum::middleware::from_fn_with_state(
             config.trusted_proxies.clone(),
             super::proxies::resolve_client,
         ))
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
@@ -137,6 +138,22 @@ fn routes() -> Vec<leptos_axum::AxumRouteListing> {
     static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
         std::sync::OnceLock::new();
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
+/// The span of one request's log lines: method, path and query, the client's address.
+fn request_span(request: &Request<Body>) -> tracing::Span {
+    let client = request
+        .extensions()
+        .get::<app::server::request::ClientIp>()
+        .map(|client| client.0.to_string())
+        .unwrap_or_default();
+    // INFO: with the default filter, every warning or error of a request names it.
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        client = %client,
+    )
 }
 
 /// Shapes server-function answers (Leptos registers their routes itself): a plain HTML form
