@@ -96,6 +96,12 @@ async fn a_password_change_held_across_its_revocation_brings_no_ghost_back() {
         "the revoked session acts no more: {}",
         reply.body
     );
+    // Refused because its login ended while it waited (not because it never had one).
+    assert!(
+        reply.body.contains("Your session has ended"),
+        "{}",
+        reply.body
+    );
     for id in &reply.new_ids {
         let mut ghost = a.with_cookie(Some(id.clone()));
         assert_eq!(
@@ -127,6 +133,11 @@ async fn a_password_change_held_across_a_logout_brings_no_login_back() {
     assert_eq!(other_tab.post("/api/logout", &[]).await.status, 200);
     let reply = held.finish().await;
     assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply.body.contains("Your session has ended"),
+        "{}",
+        reply.body
+    );
     for id in &reply.new_ids {
         let mut ghost = a.with_cookie(Some(id.clone()));
         assert_eq!(
@@ -158,6 +169,11 @@ async fn sign_out_everywhere_else_held_across_its_revocation_signs_nobody_out() 
     assert_eq!(revoked.status, 200);
     let reply = held.finish().await;
     assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply.body.contains("Your session has ended"),
+        "{}",
+        reply.body
+    );
     assert_eq!(b.me().await["user"]["email"], EMAIL, "B was not signed out");
     assert_registry_consistent(&app).await;
     app.stop().await;

@@ -454,8 +454,10 @@ impl HeldRequest {
             .await
             .expect("writes");
         stream.flush().await.expect("flushes");
-        // Let the server read the headers and run everything that comes before the body.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Let the server read the headers and run everything that comes before the body (the
+        // login-timeout guard loads the session). Tests check that it did: a request whose
+        // session was never loaded is refused with a different message.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         HeldRequest {
             stream,
             rest: body.as_bytes()[split..].to_vec(),
