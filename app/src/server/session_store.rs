@@ -104,10 +104,17 @@ impl ShopSessionStore {
     /// session is never evicted (the count and the eviction skip every session a live
     /// registry row points at, in the same write transaction as the delete).
     pub async fn evict_anonymous(&self) -> sqlx::Result<u64> {
+        let count_sql = format!("SELECT COUNT(*) {ANONYMOUS}");
+        // Counted first without the write lock: under the ceiling (the usual case), writers
+        // are never held up by the count.
+        let count: i64 = sqlx::query_scalar(&count_sql).fetch_one(&self.db).await?;
+        if u64::try_from(count).unwrap_or(0) <= self.max_anonymous {
+            self.anonymous
+                .store(u64::try_from(count).unwrap_or(0), Ordering::Relaxed);
+            return Ok(0);
+        }
         let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
-        let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {ANONYMOUS}"))
-            .fetch_one(&mut *tx)
-            .await?;
+        let count: i64 = sqlx::query_scalar(&count_sql).fetch_one(&mut *tx).await?;
         let count = u64::try_from(count).unwrap_or(0);
         let mut evicted = 0;
         if count > self.max_anonymous {
@@ -216,7 +223,11 @@ impl SessionStore for ShopSessionStore {
         }
         tx.commit().await.map_err(backend)?;
         if anonymous && self.anonymous.fetch_add(1, Ordering::Relaxed) + 1 > self.max_anonymous {
-            self.evict_anonymous().await.map_err(backend)?;
+            // The new session is stored either way; a failed eviction is tried again by the
+            // next creation or the sweeper.
+            if let Err(error) = self.evict_anonymous().await {
+                tracing::error!(%error, "evicting anonymous sessions failed");
+            }
         }
         Ok(())
     }
