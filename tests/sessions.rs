@@ -608,13 +608,7 @@ fn behind_proxy(app: &TestApp, forwarded: &'static str) -> Shopper {
         "x-forwarded-for",
         reqwest::header::HeaderValue::from_static(forwarded),
     );
-    let mut shopper = Shopper::new(app);
-    shopper.client = reqwest::Client::builder()
-        .default_headers(headers)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    shopper
+    Shopper::with_client(app, reqwest::Client::builder().default_headers(headers))
 }
 
 #[tokio::test]

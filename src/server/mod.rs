@@ -59,10 +59,6 @@ pub async fn open_database(
     db::migrate(&pool).await?;
     let store = ShopSessionStore::new(pool.clone(), &config.policy);
     store.migrate().await.map_err(StartError::SessionStore)?;
-    store
-        .evict_anonymous()
-        .await
-        .map_err(StartError::SessionStore)?;
     Ok((pool, store))
 }
 
@@ -70,6 +66,12 @@ impl Application {
     /// Migrates, seeds an empty catalog, binds the listener. Port 0 picks a free port.
     pub async fn build(config: Config) -> Result<Application, StartError> {
         let (pool, store) = open_database(&config).await?;
+        // The store's count of anonymous sessions starts from the database (the sweeper's
+        // first pass is a minute away); only a server needs it, not `migrate` or `user create`.
+        store
+            .evict_anonymous()
+            .await
+            .map_err(StartError::SessionStore)?;
         let seeded = seed::seed_if_empty(&pool).await.map_err(StartError::Seed)?;
         if seeded > 0 {
             tracing::info!(products = seeded, "seeded the demo catalog");

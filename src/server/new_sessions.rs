@@ -6,13 +6,13 @@
 //! Hand-written rather than `governor`'s keyed limiter: a request that turns out not to
 //! start a session (a rejected input) gives its token back, which `governor` cannot do.
 
-use app::server::request::ClientIp;
-use axum::extract::{ConnectInfo, Request, State};
+use app::server::request::client_addr;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower_sessions::Session;
@@ -52,42 +52,39 @@ impl NewSessionBudget {
         }
     }
 
-    /// Takes a token, or says how long until there is one.
-    fn take(&self, client: IpAddr) -> Result<(), Duration> {
+    /// Runs `change` on `client`'s bucket, refilled up to now (a new client's is full).
+    fn with_bucket<T>(&self, client: IpAddr, change: impl FnOnce(&mut Bucket) -> T) -> T {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_CLIENTS {
-            let full = self.burst;
-            let this = self.clone();
-            buckets.retain(|_, bucket| this.refilled(*bucket, now).tokens < full);
+            buckets.retain(|_, bucket| self.refilled(*bucket, now).tokens < self.burst);
         }
         let bucket = buckets.entry(client).or_insert(Bucket {
             tokens: self.burst,
             at: now,
         });
         *bucket = self.refilled(*bucket, now);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(self.interval.mul_f64(1.0 - bucket.tokens))
-        }
+        change(bucket)
+    }
+
+    /// Takes a token, or says how long until there is one.
+    fn take(&self, client: IpAddr) -> Result<(), Duration> {
+        self.with_bucket(client, |bucket| {
+            if bucket.tokens >= 1.0 {
+                bucket.tokens -= 1.0;
+                Ok(())
+            } else {
+                Err(self.interval.mul_f64(1.0 - bucket.tokens))
+            }
+        })
     }
 
     /// Takes a token whatever the balance (a session was started by a request that was not
     /// expected to start one).
     fn charge(&self, client: IpAddr) {
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let bucket = buckets.entry(client).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
+        self.with_bucket(client, |bucket| {
+            bucket.tokens = (bucket.tokens - 1.0).max(0.0)
         });
-        let refilled = self.refilled(*bucket, now);
-        *bucket = Bucket {
-            tokens: (refilled.tokens - 1.0).max(0.0),
-            ..refilled
-        };
     }
 
     /// Gives back a token taken by a request that started no session after all.
@@ -108,16 +105,7 @@ pub async fn budget_new_sessions(
     next: Next,
 ) -> Response {
     let session = request.extensions().get::<Session>().cloned();
-    let client = request
-        .extensions()
-        .get::<ClientIp>()
-        .map(|client| client.0)
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|info| info.0.ip())
-        });
+    let client = client_addr(request.extensions());
     let (Some(session), Some(client)) = (session, client) else {
         return next.run(request).await;
     };

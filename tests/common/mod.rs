@@ -195,7 +195,8 @@ impl Shopper {
         Shopper::with_client(app, reqwest::Client::builder().local_address(client_ip(n)))
     }
 
-    fn with_client(app: &TestApp, builder: reqwest::ClientBuilder) -> Shopper {
+    /// A shopper on a client made by `builder` (redirects are never followed).
+    pub fn with_client(app: &TestApp, builder: reqwest::ClientBuilder) -> Shopper {
         let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -7,9 +7,10 @@ use leptos::server_fn::codec::GetUrl;
 use {
     crate::model::{check_new_password, safe_next, Email, Flash, UserView},
     crate::server::{
-        internal, passwords,
+        internal,
         request::{
-            client_ip, context_and_session, flash_for_form, form_redirect, reject_with, user_agent,
+            client_ip, context_and_session, flash_for_form, form_redirect, hashing_slot,
+            reject_with, too_many, user_agent,
         },
         session::{self, AuthUser},
         users,
@@ -78,32 +79,6 @@ async fn complete_login(
     })
 }
 
-/// Answers a client that must wait: 429 with `Retry-After` and a readable message.
-#[cfg(feature = "ssr")]
-async fn too_many(wait_seconds: i64, what: &str, email: &str) -> ServerFnError {
-    crate::server::request::set_retry_after(wait_seconds);
-    let wait = match wait_seconds {
-        1 => "a second".to_string(),
-        n => format!("{n} seconds"),
-    };
-    let message = format!("Too many {what}. Please wait {wait} and try again.");
-    reject_keeping_email(StatusCode::TOO_MANY_REQUESTS, message, email).await
-}
-
-/// A place in the password hashing queue for this client, or a 429 when it already has its
-/// share queued (see `passwords::MAX_JOBS_PER_CLIENT`).
-#[cfg(feature = "ssr")]
-async fn hashing_slot(
-    ctx: &crate::server::AppContext,
-    ip: &str,
-    email: &str,
-) -> Result<passwords::ClientSlot, ServerFnError> {
-    match ctx.passwords.client_slot(ip) {
-        Ok(slot) => Ok(slot),
-        Err(_) => Err(too_many(1, "attempts at once", email).await),
-    }
-}
-
 /// `POST /api/register` — `email`, `password`. Logs the new user in.
 #[server(endpoint = "register")]
 pub async fn register(
@@ -132,13 +107,13 @@ pub async fn register(
     // Every attempt that could tell whether an email is taken is counted per IP, before the
     // answer (README: "Registration and account enumeration").
     let ip = client_ip();
-    let slot = hashing_slot(&ctx, &ip, &email).await?;
+    let slot = hashing_slot(&ctx, Some(&email)).await?;
     let free = ctx.policy.registrations_per_address;
     let wait = throttle::reserve_registration(&ctx.db, &ip, free, registry::now())
         .await
         .map_err(internal)?;
     if wait > 0 {
-        return Err(too_many(wait, "registrations from your network", &email).await);
+        return Err(too_many(wait, "registrations from your network", Some(&email)).await);
     }
     let hash = ctx.passwords.hash(password).await.map_err(internal)?;
     drop(slot);
@@ -173,7 +148,7 @@ pub async fn login(
             reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await,
         );
     }
-    let slot = hashing_slot(&ctx, &ip, &email).await?;
+    let slot = hashing_slot(&ctx, Some(&email)).await?;
     // The attempt is counted before the password is checked (and given back if it was right):
     // concurrent guesses are throttled exactly like sequential ones. Only clients that have
     // been failing wait; the check costs no password hashing.
@@ -181,7 +156,7 @@ pub async fn login(
         .await
         .map_err(internal)?;
     if wait > 0 {
-        return Err(too_many(wait, "failed attempts", &email).await);
+        return Err(too_many(wait, "failed attempts", Some(&email)).await);
     }
     let user = match Email::parse(&email) {
         Ok(parsed) => users::find_by_email(&ctx.db, &parsed)

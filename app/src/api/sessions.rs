@@ -142,17 +142,7 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
         .fetch_optional(&ctx.db)
         .await
         .map_err(internal)?;
-    let Ok(slot) = ctx
-        .passwords
-        .client_slot(&crate::server::request::client_ip())
-    else {
-        crate::server::request::set_retry_after(1);
-        return Err(reject(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts at once. Please try again in a moment.",
-        )
-        .await);
-    };
+    let slot = crate::server::request::hashing_slot(&ctx, None).await?;
     if current.len() > crate::model::MAX_PASSWORD_BYTES
         || !ctx
             .passwords

@@ -44,6 +44,34 @@ pub fn form_redirect(path: &str) {
     }
 }
 
+/// Answers a client that must wait: 429 with `Retry-After` and a readable message (with
+/// `email` refilled into a plain form's login or register page).
+pub async fn too_many(wait_seconds: i64, what: &str, email: Option<&str>) -> ServerFnError {
+    set_retry_after(wait_seconds);
+    let wait = match wait_seconds {
+        1 => "a second".to_string(),
+        n => format!("{n} seconds"),
+    };
+    let mut flash = Flash::error(format!(
+        "Too many {what}. Please wait {wait} and try again."
+    ));
+    flash.email = email.map(|email| email.chars().take(254).collect());
+    reject_with(StatusCode::TOO_MANY_REQUESTS, flash).await
+}
+
+/// A place in this server's password hashing queue for the caller's address, or a 429 when
+/// the address already has its share queued (see `passwords::MAX_JOBS_PER_CLIENT`). Hold it
+/// while hashing.
+pub async fn hashing_slot(
+    ctx: &AppContext,
+    email: Option<&str>,
+) -> Result<super::passwords::ClientSlot, ServerFnError> {
+    match ctx.passwords.client_slot(&client_ip()) {
+        Ok(slot) => Ok(slot),
+        Err(_) => Err(too_many(1, "attempts at once", email).await),
+    }
+}
+
 /// Tells the caller when to try again (`Retry-After`, seconds).
 pub fn set_retry_after(seconds: i64) {
     if let (Some(options), Ok(value)) = (
@@ -104,20 +132,23 @@ pub async fn require_user(session: &Session) -> Result<session::AuthUser, Server
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub std::net::IpAddr);
 
-/// The client's IP address (see [`ClientIp`]).
+/// The client's address of a request: its [`ClientIp`], or the TCP peer when the server's
+/// outer layer did not run (a router assembled without it).
+pub fn client_addr(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
+    extensions
+        .get::<ClientIp>()
+        .map(|client| client.0)
+        .or_else(|| {
+            extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip())
+        })
+}
+
+/// The client's IP address of the current request (see [`client_addr`]).
 pub fn client_ip() -> String {
     use_context::<http::request::Parts>()
-        .and_then(|parts| {
-            let extensions = &parts.extensions;
-            extensions
-                .get::<ClientIp>()
-                .map(|client| client.0)
-                .or_else(|| {
-                    extensions
-                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                        .map(|info| info.0.ip())
-                })
-        })
+        .and_then(|parts| client_addr(&parts.extensions))
         .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }

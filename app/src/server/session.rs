@@ -179,10 +179,6 @@ impl SessionWrites {
         }
     }
 
-    pub fn db(&self) -> &SqlitePool {
-        &self.db
-    }
-
     fn session_lock(&self, id: &Id) -> std::sync::Arc<tokio::sync::Mutex<()>> {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -449,10 +445,9 @@ impl SessionTx {
                         (Some(id), true) => {
                             load_record(self.conn(), &id).await.map(|r| r.is_some())
                         }
-                        (Some(id), false) => match self.writes.db.acquire().await {
-                            Ok(mut conn) => load_record(&mut conn, &id).await.map(|r| r.is_some()),
-                            Err(error) => Err(error.into()),
-                        },
+                        (Some(id), false) => {
+                            load_record(&self.writes.db, &id).await.map(|r| r.is_some())
+                        }
                         (None, _) => Ok(false),
                     };
                     if !matches!(exists, Ok(false)) {
@@ -527,15 +522,15 @@ enum Refresh {
 }
 
 /// The stored record and its bytes.
-async fn load_record(
-    conn: &mut SqliteConnection,
+pub(crate) async fn load_record<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
     id: &Id,
 ) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
     let sql = format!("SELECT data FROM {SESSION_TABLE} WHERE id = ? AND expiry_date > ?");
     let row: Option<(Vec<u8>,)> = sqlx::query_as(&sql)
         .bind(storage_key(id))
         .bind(OffsetDateTime::now_utc())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(executor)
         .await?;
     match row {
         None => Ok(None),

@@ -257,16 +257,10 @@ impl SessionStore for ShopSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let sql = format!("SELECT data FROM {SESSION_TABLE} WHERE id = ?1 AND expiry_date > ?2");
-        let data: Option<Vec<u8>> = sqlx::query_scalar(&sql)
-            .bind(storage_key(id))
-            .bind(time::OffsetDateTime::now_utc())
-            .fetch_optional(&self.db)
+        let stored = super::session::load_record(&self.db, id)
             .await
             .map_err(backend)?;
-        data.map(|bytes| decode_record(*id, &bytes))
-            .transpose()
-            .map_err(|e| session_store::Error::Decode(e.to_string()))
+        Ok(stored.map(|(record, _)| record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {

@@ -38,7 +38,7 @@ pub fn register_key(ip: &str) -> String {
     format!("register:{ip}")
 }
 
-/// Seconds still to wait for one counter, `None` when it allows another attempt.
+/// Seconds still to wait for one counter (0 when it allows another attempt).
 fn wait_for(row: Option<(i64, i64)>, free: i64, now: i64) -> i64 {
     match row {
         Some((failures, last)) if now - last < FORGET_AFTER_SECS => {
