@@ -18,7 +18,7 @@ export PATH := $(TOOLS_DIR)/binaryen/node_modules/.bin:$(CARGO_BIN):$(PATH)
 
 TIMED := .ci/timed
 
-.PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium e2e-deps nextest \
+.PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium postgres nginx e2e-deps nextest \
         build run test test-rust test-e2e lint clean bench wrk soak
 
 help:
@@ -82,6 +82,16 @@ chromium:
 	  echo "Chromium is missing: run 'sudo apt-get install -y chromium' (Debian's package)"; exit 1; \
 	fi
 
+# The PostgreSQL server binaries for the tests (.ci/with-postgres starts a throw-away server).
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "postgresql present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	else \
+	  echo "PostgreSQL is missing: run 'sudo apt-get install -y postgresql' (Debian's package)"; exit 1; \
+	fi
+
 e2e-deps: chromium
 	@cd end2end && npm ci --no-audit --no-fund
 
@@ -97,20 +107,36 @@ run: build
 
 ## ---- tests --------------------------------------------------------------------------------------
 
-test: tools nextest e2e-deps
+test: tools nextest postgres nginx e2e-deps
 	@$(TIMED) "lint" $(MAKE) --no-print-directory lint
 	@$(TIMED) "rust tests" $(MAKE) --no-print-directory test-rust
 	@$(TIMED) "release build" $(MAKE) --no-print-directory build
 	@$(TIMED) "playwright" $(MAKE) --no-print-directory test-e2e
 
-# Every test in parallel, no retries (.config/nextest.toml); then the doc examples, which
-# nextest does not run.
-test-rust: nextest
+# Every test in parallel, no retries (.config/nextest.toml): once on SQLite, once on a private,
+# throw-away PostgreSQL server (each test on a database of its own; .ci/with-postgres); then
+# the doc examples, which nextest does not run.
+test-rust: nextest postgres
 	cargo nextest run --workspace --features ssr
+	.ci/with-postgres cargo nextest run --workspace --features ssr -E "kind(test)"
 	cargo test --workspace --features ssr --doc
 
-test-e2e:
-	cd end2end && npx playwright test
+# The suite against the release server on SQLite, and its shopper and admin journeys again
+# against two instances on a throw-away PostgreSQL behind nginx (project js-cluster).
+E2E_ADMIN_EMAIL    := admin@example.com
+E2E_ADMIN_PASSWORD := admin password for the e2e suite
+test-e2e: postgres nginx
+	COATCHECK_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' COATCHECK_PASSWORD='$(E2E_ADMIN_PASSWORD)' \
+	  .ci/with-postgres .ci/cluster 2 bash -c 'cd end2end && npx playwright test'
+
+nginx:
+	@if [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null; then \
+	  echo "nginx present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light; \
+	else \
+	  echo "nginx is missing: run 'sudo apt-get install -y nginx-light' (Debian's package)"; exit 1; \
+	fi
 
 lint:
 	cargo fmt --all -- --check

@@ -4,9 +4,18 @@ import { defineConfig } from '@playwright/test';
 const port = Number(process.env.E2E_PORT ?? 3210);
 const baseURL = `http://127.0.0.1:${port}`;
 
-// The shop admin created before the server starts (see webServer).
-export const ADMIN_EMAIL = 'admin@example.com';
-export const ADMIN_PASSWORD = 'admin password for the e2e suite';
+// The shop admin created before the servers start (see webServer, and `make test-e2e`, which
+// hands the same two values to .ci/cluster).
+export const ADMIN_EMAIL = process.env.COATCHECK_ADMIN_EMAIL ?? 'admin@example.com';
+export const ADMIN_PASSWORD = process.env.COATCHECK_PASSWORD ?? 'admin password for the e2e suite';
+
+// Two instances on PostgreSQL behind nginx in round robin (.ci/cluster, which `make test`
+// runs the suite under): the shopper and admin journeys again, each request of one browser on
+// whichever instance nginx picks.
+const clusterURL = process.env.E2E_CLUSTER_URL;
+if (!clusterURL) {
+  console.warn('E2E_CLUSTER_URL is not set: the js-cluster project is left out (make test-e2e runs it)');
+}
 
 const chromium = {
   browserName: 'chromium' as const,
@@ -37,6 +46,15 @@ export default defineConfig({
   projects: [
     { name: 'js', use: { ...chromium, javaScriptEnabled: true } },
     { name: 'nojs', use: { ...chromium, javaScriptEnabled: false } },
+    ...(clusterURL
+      ? [
+          {
+            name: 'js-cluster',
+            testMatch: /(shopper|sessions)\.spec\.ts/,
+            use: { ...chromium, javaScriptEnabled: true, baseURL: clusterURL },
+          },
+        ]
+      : []),
   ],
   webServer: {
     cwd: '..',
@@ -55,6 +73,7 @@ export default defineConfig({
       DATABASE_URL: 'sqlite://target/e2e/coatcheck.db',
       RUST_LOG: 'warn',
       COATCHECK_PASSWORD: ADMIN_PASSWORD,
+      COATCHECK_TRUSTED_PROXIES: '',
       // Every browser of the suite comes from 127.0.0.1: per-address budgets that a whole
       // shop's worth of visitors fits in (the budgets have their own Rust tests).
       COATCHECK_NEW_SESSIONS_BURST: '100000',

@@ -31,11 +31,11 @@ async fn register_logs_in_with_a_new_session_id_and_keeps_the_cart() {
     assert_eq!(replay.me().await["user"], serde_json::Value::Null);
     assert_eq!(replay.cart_count().await, 0);
 
-    let stored: String = sqlx::query_scalar(
+    let stored: String = app::on_db!(&app.db().await, p => sqlx::query_scalar(
         "SELECT password_hash FROM users WHERE email = 'new.shopper@example.com'",
     )
-    .fetch_one(&app.db().await)
-    .await
+    .fetch_one(p)
+    .await)
     .unwrap();
     assert!(
         stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
@@ -115,13 +115,14 @@ async fn login_rotates_the_id_and_logout_destroys_the_session() {
     let mut replay = shopper.with_cookie(Some(logged_in_id.clone()));
     assert_eq!(replay.me().await["user"], serde_json::Value::Null);
     assert_eq!(replay.cart_count().await, 0);
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions WHERE id = ?")
-        .bind(app::server::session::storage_key(
-            &logged_in_id.parse().unwrap(),
-        ))
-        .fetch_one(&app.db().await)
-        .await
-        .unwrap();
+    let key = app::server::session::storage_key(&logged_in_id.parse().unwrap());
+    let stored: i64 = app::on_db!(&app.db().await, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tower_sessions WHERE id = $1"
+    )
+    .bind(&key)
+    .fetch_one(p)
+    .await)
+    .unwrap();
     assert_eq!(stored, 0, "the session is gone from the store");
     app.stop().await;
 }
@@ -209,7 +210,7 @@ async fn plain_form_login_error_keeps_the_email() {
 #[tokio::test]
 async fn user_create_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cli.db").display());
+    let url = common::fresh_database_url(&dir).await;
     let run = |args: &[&str], password: Option<&str>| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coatcheck"));
         command
@@ -258,11 +259,12 @@ async fn user_create_cli() {
         String::from_utf8_lossy(&promoted.stderr)
     );
     let db = app::server::db::connect(&url).await.unwrap();
-    let is_admin: bool =
-        sqlx::query_scalar("SELECT is_admin FROM users WHERE email = 'boss@example.com'")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let is_admin: bool = app::on_db!(&db, p => sqlx::query_scalar(
+        "SELECT is_admin FROM users WHERE email = 'boss@example.com'"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
     assert!(is_admin);
 }
 

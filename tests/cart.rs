@@ -86,11 +86,14 @@ async fn price_changes_show_at_once() {
     let mut shopper = Shopper::new(&app);
     let scarf = product_id(&app, "merino-scarf").await;
     shopper.add(scarf, "2").await;
-    sqlx::query("UPDATE products SET price_cents = 1000 WHERE id = ?")
-        .bind(scarf)
-        .execute(&app.db().await)
-        .await
-        .unwrap();
+    app::on_db!(&app.db().await, p => sqlx::query(
+        "UPDATE products SET price_cents = 1000 WHERE id = $1"
+    )
+    .bind(scarf)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
     let cart = shopper.cart().await;
     assert_eq!(cart["lines"][0]["unit_price_cents"], 1000);
     assert_eq!(cart["total_cents"], 2000);
@@ -104,10 +107,13 @@ async fn bad_input_is_rejected_and_changes_nothing() {
     let scarf = product_id(&app, "merino-scarf").await;
     let parka = product_id(&app, "alpine-down-parka").await; // stock 30
     let hat = product_id(&app, "knit-beanie").await; // stock 100: limited by 99 per line
-    sqlx::query("UPDATE products SET stock = 0 WHERE slug = 'cashmere-wrap'")
-        .execute(&app.db().await)
-        .await
-        .unwrap();
+    app::on_db!(&app.db().await, p => sqlx::query(
+        "UPDATE products SET stock = 0 WHERE slug = 'cashmere-wrap'"
+    )
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
     let sold_out = product_id(&app, "cashmere-wrap").await;
     shopper.add(scarf, "2").await;
     let before = shopper.cart().await;
@@ -262,10 +268,12 @@ async fn browsing_creates_no_session_but_the_first_cart_write_does() {
         !reply.body.contains(shopper.cookie.as_deref().unwrap()),
         "no session id in the body"
     );
-    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(&app.db().await)
-        .await
-        .unwrap();
+    let sessions: i64 = app::on_db!(&app.db().await, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tower_sessions"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
     assert_eq!(sessions, 1);
     app.stop().await;
 }
@@ -298,16 +306,19 @@ async fn concurrent_adds_on_one_session_are_all_kept() {
 #[tokio::test]
 async fn concurrent_adds_across_two_server_processes_are_all_kept() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}", dir.path().join("shared.db").display());
+    // One database shared by both processes (a file, or a PostgreSQL database).
+    let database_url = common::fresh_database_url(&dir).await;
     let first = common::ServerProcess::start(&database_url).await;
     let second = common::ServerProcess::start(&database_url).await;
     let client = reqwest::Client::new();
     let hat: i64 = {
         let db = app::server::db::connect(&database_url).await.unwrap();
-        sqlx::query_scalar("SELECT id FROM products WHERE slug = 'knit-beanie'")
-            .fetch_one(&db)
-            .await
-            .unwrap()
+        app::on_db!(&db, p => sqlx::query_scalar(
+            "SELECT id FROM products WHERE slug = 'knit-beanie'"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap()
     };
     // One session, created through the first process.
     let response = client
@@ -440,13 +451,18 @@ async fn a_stored_session_without_data_keeps_its_cookie_and_its_first_cart_line(
         data: Default::default(),
         expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
     };
-    sqlx::query("INSERT INTO tower_sessions (id, data, expiry_date) VALUES (?, ?, ?)")
-        .bind(app::server::session::storage_key(&record.id))
-        .bind(app::server::session::encode_record(&record).unwrap())
-        .bind(record.expiry_date)
-        .execute(&app.db().await)
-        .await
-        .unwrap();
+    let key = app::server::session::storage_key(&record.id);
+    let data = app::server::session::encode_record(&record).unwrap();
+    app::on_db!(&app.db().await, p => sqlx::query(
+        "INSERT INTO tower_sessions (id, data, expiry_date) VALUES ($1, $2, $3)"
+    )
+    .bind(&key)
+    .bind(&data)
+    .bind(record.expiry_date)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
     let cookie = record.id.to_string();
     let mut shopper = Shopper::new(&app).with_cookie(Some(cookie.clone()));
 

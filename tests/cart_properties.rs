@@ -123,19 +123,22 @@ fn any_sequence_of_cart_operations_keeps_the_invariants() {
         // per address that they all fit in (the budget has its own tests).
         let app = spawn_app_with(|config| config.policy.new_sessions_burst = 1_000_000).await;
         // One product sold out, one with little stock, so the stock rules are exercised.
-        sqlx::query("UPDATE products SET stock = 0 WHERE slug = 'cashmere-wrap'")
-            .execute(&app.pool)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE products SET stock = 3 WHERE slug = 'felt-fedora'")
-            .execute(&app.pool)
-            .await
-            .unwrap();
-        let catalog: Catalog =
-            sqlx::query_as("SELECT id, stock, price_cents FROM products ORDER BY id")
-                .fetch_all(&app.pool)
+        for sql in [
+            "UPDATE products SET stock = 0 WHERE slug = 'cashmere-wrap'",
+            "UPDATE products SET stock = 3 WHERE slug = 'felt-fedora'",
+        ] {
+            app::on_db!(&app.pool, p => sqlx::query(sql)
+                .execute(p)
                 .await
-                .unwrap();
+                .map(|r| r.rows_affected()))
+            .unwrap();
+        }
+        let catalog: Catalog = app::on_db!(&app.pool, p => sqlx::query_as(
+            "SELECT id, stock, price_cents FROM products ORDER BY id"
+        )
+        .fetch_all(p)
+        .await)
+        .unwrap();
         (app, catalog)
     });
     // 32 sequences in `make test`; `make soak` sets PROPTEST_CASES.

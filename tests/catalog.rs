@@ -32,16 +32,19 @@ async fn catalog_lists_the_seeded_products() {
 async fn seeded_catalog_has_categories_prices_stock_and_images() {
     let app = spawn_app().await;
     let db = app.db().await;
-    let categories: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT category_id) FROM products")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let categories: i64 = app::on_db!(&db, p => sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT category_id) FROM products"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
     assert!(categories >= 3);
-    let rows: Vec<(String, i64, i64, String)> =
-        sqlx::query_as("SELECT slug, price_cents, stock, image FROM products")
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let rows: Vec<(String, i64, i64, String)> = app::on_db!(&db, p => sqlx::query_as(
+        "SELECT slug, price_cents, stock, image FROM products"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
     for (slug, price, stock, image) in rows {
         assert!(price > 0, "{slug} has a price");
         assert!(stock >= 25, "{slug} has stock");
@@ -142,10 +145,12 @@ async fn browsing_creates_no_session() {
         );
     }
     let db = app.db().await;
-    let sessions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let sessions: i64 = app::on_db!(&db, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM tower_sessions"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
     assert_eq!(sessions, 0);
     app.stop().await;
 }
@@ -191,10 +196,13 @@ async fn anonymous_pages_are_cached_with_fresh_nonces_and_follow_the_catalog() {
     );
 
     // A change made outside this server shows within the cache's check interval.
-    sqlx::query("UPDATE products SET price_cents = 1234, stock = 2 WHERE slug = 'merino-scarf'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app::on_db!(&app.pool, p => sqlx::query(
+        "UPDATE products SET price_cents = 1234, stock = 2 WHERE slug = 'merino-scarf'"
+    )
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
     tokio::time::sleep(app::server::catalog::VERSION_CHECK_INTERVAL * 2).await;
     let (_, changed) = page("/products/merino-scarf").await;
     assert!(changed.contains("$12.34"), "the new price shows");
@@ -296,10 +304,13 @@ async fn pages_with_a_session_are_kept_per_viewer_and_follow_login_cart_and_cata
 
     // A catalog change made outside this server shows within the check interval.
     let kept_cookie = alice.cookie.clone();
-    sqlx::query("UPDATE products SET price_cents = 4321 WHERE slug = 'merino-scarf'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app::on_db!(&app.pool, p => sqlx::query(
+        "UPDATE products SET price_cents = 4321 WHERE slug = 'merino-scarf'"
+    )
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
     tokio::time::sleep(app::server::catalog::VERSION_CHECK_INTERVAL * 2).await;
     let page = alice.get("/products/merino-scarf").await;
     assert!(page.body.contains("$43.21"), "the new price shows");

@@ -55,20 +55,22 @@ async fn placing_an_order_takes_stock_records_prices_and_empties_the_cart() {
     );
 
     let db = app.db().await;
-    let stock: Vec<i64> =
-        sqlx::query_scalar("SELECT stock FROM products WHERE id IN (?, ?) ORDER BY id")
-            .bind(scarf)
-            .bind(hat)
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    let stock: Vec<i64> = app::on_db!(&db, p => sqlx::query_scalar(
+        "SELECT stock FROM products WHERE id IN ($1, $2) ORDER BY id"
+    )
+    .bind(scarf)
+    .bind(hat)
+    .fetch_all(p)
+    .await)
+    .unwrap();
     assert_eq!(stock, [78, 97]);
     // Later price changes do not change the order.
-    sqlx::query("UPDATE products SET price_cents = 1 WHERE id = ?")
+    app::on_db!(&db, p => sqlx::query("UPDATE products SET price_cents = 1 WHERE id = $1")
         .bind(scarf)
-        .execute(&db)
+        .execute(p)
         .await
-        .unwrap();
+        .map(|r| r.rows_affected()))
+    .unwrap();
 
     let page = shopper.get(&target).await;
     assert_eq!(page.status, 200);
@@ -114,11 +116,12 @@ async fn two_shoppers_race_for_the_last_item() {
         assert_eq!(shopper.add(fedora, "1").await.status, 200);
         shoppers.push(shopper);
     }
-    sqlx::query("UPDATE products SET stock = 1 WHERE id = ?")
+    app::on_db!(&app.db().await, p => sqlx::query("UPDATE products SET stock = 1 WHERE id = $1")
         .bind(fedora)
-        .execute(&app.db().await)
+        .execute(p)
         .await
-        .unwrap();
+        .map(|r| r.rows_affected()))
+    .unwrap();
     let attempts = shoppers.into_iter().map(|mut shopper| {
         tokio::spawn(async move {
             let reply = shopper.post("/api/checkout", &[]).await;
@@ -142,16 +145,18 @@ async fn two_shoppers_race_for_the_last_item() {
         assert_eq!(*cart, 1, "a loser keeps the cart");
     }
     let db = app.db().await;
-    let stock: i64 = sqlx::query_scalar("SELECT stock FROM products WHERE id = ?")
-        .bind(fedora)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let stock: i64 = app::on_db!(&db, p => sqlx::query_scalar(
+        "SELECT stock FROM products WHERE id = $1"
+    )
+    .bind(fedora)
+    .fetch_one(p)
+    .await)
+    .unwrap();
     assert_eq!(stock, 0);
-    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let orders: i64 = app::on_db!(&db, p => sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(p)
+        .await)
+    .unwrap();
     assert_eq!(orders, 1);
     app.stop().await;
 }

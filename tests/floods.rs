@@ -7,10 +7,10 @@ mod common;
 use common::{product_id, spawn_app, spawn_app_with, Shopper, TestApp, PASSWORD};
 
 async fn stored_sessions(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    app::on_db!(&app.pool, p => sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(p)
+        .await)
+    .unwrap()
 }
 
 #[tokio::test]
@@ -125,12 +125,12 @@ async fn past_the_ceiling_the_least_recently_used_anonymous_sessions_go_never_a_
         assert_eq!(visitor.add(scarf, "1").await.status, 200);
         visitors.push(visitor);
     }
-    let anonymous: i64 = sqlx::query_scalar(
+    let anonymous: i64 = app::on_db!(&app.pool, p => sqlx::query_scalar(
         "SELECT COUNT(*) FROM tower_sessions s WHERE NOT EXISTS
            (SELECT 1 FROM session_registry r WHERE r.session_id = s.id AND r.ended_at IS NULL)",
     )
-    .fetch_one(&app.pool)
-    .await
+    .fetch_one(p)
+    .await)
     .unwrap();
     assert!(anonymous <= 20, "{anonymous} anonymous sessions stored");
     // The login was never evicted, and still has its cart.
@@ -149,11 +149,12 @@ async fn an_anonymous_session_that_never_comes_back_goes_sooner() {
     let mut visitor = Shopper::new(&app);
     assert_eq!(visitor.add(scarf, "1").await.status, 200);
     let expiry = || async {
-        let expiry: time::OffsetDateTime =
-            sqlx::query_scalar("SELECT expiry_date FROM tower_sessions")
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
+        let expiry: time::OffsetDateTime = app::on_db!(&app.pool, p => sqlx::query_scalar(
+            "SELECT expiry_date FROM tower_sessions"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap();
         expiry - time::OffsetDateTime::now_utc()
     };
     let first = expiry().await;

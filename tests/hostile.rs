@@ -7,13 +7,14 @@ use common::{product_id, spawn_app, Shopper, PASSWORD};
 use std::io::{Read, Write};
 
 /// Everything a request could damage: stock and prices, users, orders, sessions and their data.
-async fn snapshot(pool: &sqlx::SqlitePool) -> String {
+async fn snapshot(db: &app::server::db::Db) -> String {
     let mut out = String::new();
-    let products: Vec<(i64, i64, i64)> =
-        sqlx::query_as("SELECT id, price_cents, stock FROM products ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let products: Vec<(i64, i64, i64)> = app::on_db!(db, p => sqlx::query_as(
+        "SELECT id, price_cents, stock FROM products ORDER BY id"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
     out.push_str(&format!("{products:?}\n"));
     for table in [
         "users",
@@ -23,17 +24,16 @@ async fn snapshot(pool: &sqlx::SqlitePool) -> String {
         "session_audit",
         "categories",
     ] {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(pool)
-            .await
-            .unwrap();
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let n: i64 = app::on_db!(db, p => sqlx::query_scalar(&sql).fetch_one(p).await).unwrap();
         out.push_str(&format!("{table}: {n}\n"));
     }
-    let sessions: Vec<(String, Vec<u8>)> =
-        sqlx::query_as("SELECT id, data FROM tower_sessions ORDER BY id")
-            .fetch_all(pool)
-            .await
-            .unwrap();
+    let sessions: Vec<(String, Vec<u8>)> = app::on_db!(db, p => sqlx::query_as(
+        "SELECT id, data FROM tower_sessions ORDER BY id"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
     out.push_str(&format!("{sessions:?}\n"));
     out
 }
@@ -117,11 +117,12 @@ async fn hostile_requests_get_a_4xx_and_change_nothing() {
     let mut shopper = Shopper::new(&app);
     let scarf = product_id(&app, "merino-scarf").await;
     let wrap = product_id(&app, "cashmere-wrap").await;
-    sqlx::query("UPDATE products SET stock = 0 WHERE id = ?")
+    app::on_db!(&app.pool, p => sqlx::query("UPDATE products SET stock = 0 WHERE id = $1")
         .bind(wrap)
-        .execute(&app.pool)
+        .execute(p)
         .await
-        .unwrap();
+        .map(|r| r.rows_affected()))
+    .unwrap();
     // A second shopper with an account, whose order history and password must survive.
     let mut member = Shopper::new(&app);
     assert_eq!(

@@ -48,20 +48,22 @@ async fn own_handle(shopper: &mut Shopper) -> String {
 /// login must have a live row pointing at it, and no live row may point nowhere.
 async fn assert_registry_consistent(app: &TestApp) {
     let db = app.db().await;
-    let records: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT id, data FROM tower_sessions")
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let records: Vec<(String, Vec<u8>)> = app::on_db!(&db, p => sqlx::query_as(
+        "SELECT id, data FROM tower_sessions"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
     for (id, data) in records {
         let record: tower_sessions::session::Record = rmp_serde::from_slice(&data).unwrap();
         if let Some(user) = record.data.get("user") {
             let handle = user["handle"].as_str().unwrap();
-            let linked: Option<String> = sqlx::query_scalar(
-                "SELECT session_id FROM session_registry WHERE handle = ? AND ended_at IS NULL",
+            let linked: Option<String> = app::on_db!(&db, p => sqlx::query_scalar(
+                "SELECT session_id FROM session_registry WHERE handle = $1 AND ended_at IS NULL",
             )
             .bind(handle)
-            .fetch_optional(&db)
-            .await
+            .fetch_optional(p)
+            .await)
             .unwrap()
             .flatten();
             assert_eq!(
@@ -192,11 +194,13 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
     let app = spawn_app().await;
     let mut shopper = Shopper::new(&app);
     assert_eq!(shopper.register(EMAIL, PASSWORD).await.status, 200);
-    let user_id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE email = ?")
-        .bind(EMAIL)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let user_id: i64 = app::on_db!(&app.pool, p => sqlx::query_scalar(
+        "SELECT id FROM users WHERE email = $1"
+    )
+    .bind(EMAIL)
+    .fetch_one(p)
+    .await)
+    .unwrap();
     let store = ShopSessionStore::new(app.pool.clone(), &Default::default());
     let record_for = |handle: &str| {
         let mut record = Record {
@@ -368,10 +372,14 @@ async fn revocations_among_shopper_writes_never_meet_a_locked_database() {
         boss.register("boss@example.com", PASSWORD).await.status,
         200
     );
-    sqlx::query("UPDATE users SET is_admin = 1 WHERE email = 'boss@example.com'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app::on_db!(&app.pool, p => sqlx::query(
+        "UPDATE users SET is_admin = $1 WHERE email = 'boss@example.com'"
+    )
+    .bind(true)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
     let scarf = common::product_id(&app, "merino-scarf").await;
     let mut shoppers = Vec::new();
     for n in 0..6 {
@@ -380,10 +388,13 @@ async fn revocations_among_shopper_writes_never_meet_a_locked_database() {
         assert_eq!(shopper.register(&email, PASSWORD).await.status, 200);
         shoppers.push((shopper, email));
     }
-    let user_ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM users WHERE is_admin = 0")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    let user_ids: Vec<i64> = app::on_db!(&app.pool, p => sqlx::query_scalar(
+        "SELECT id FROM users WHERE is_admin = $1"
+    )
+    .bind(false)
+    .fetch_all(p)
+    .await)
+    .unwrap();
     let shopping = shoppers.into_iter().map(|(mut shopper, email)| {
         tokio::spawn(async move {
             let mut statuses = Vec::new();

@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn sixty_four_concurrent_writers_never_see_a_locked_database() {
     let app = spawn_app().await;
-    let products: Vec<i64> = sqlx::query_scalar("SELECT id FROM products ORDER BY id")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap();
+    let products: Vec<i64> = app::on_db!(&app.pool, p => sqlx::query_scalar(
+        "SELECT id FROM products ORDER BY id"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
     let mut tasks = Vec::new();
     for writer in 0..64usize {
         // 64 shoppers, each on an address of its own (one address may start only a few).
@@ -138,7 +140,7 @@ const ACCEPT_GRACE: Duration = Duration::from_millis(100);
 
 async fn sigterm_round() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+    let url = common::fresh_database_url(&dir).await;
     let mut server = ServerProcess::start(&url).await;
     let base = server.base.clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -242,21 +244,24 @@ async fn kill_9_under_write_load_loses_nothing_acknowledged() {
 
 async fn crash_round() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("shop.db").display());
+    let url = common::fresh_database_url(&dir).await;
     let server = ServerProcess::start(&url).await;
     let base = server.base.clone();
     let pool = app::server::db::connect(&url).await.unwrap();
     // Plenty of stock: nothing may be refused during the run.
-    sqlx::query("UPDATE products SET stock = 100000")
-        .execute(&pool)
+    app::on_db!(&pool, p => sqlx::query("UPDATE products SET stock = 100000")
+        .execute(p)
         .await
-        .unwrap();
-    let initial: HashMap<i64, i64> = sqlx::query_as("SELECT id, stock FROM products")
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
+        .map(|r| r.rows_affected()))
+    .unwrap();
+    let initial: HashMap<i64, i64> = app::on_db!(&pool, p => sqlx::query_as(
+        "SELECT id, stock FROM products"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap()
+    .into_iter()
+    .collect();
     let expected: Arc<std::sync::Mutex<HashMap<usize, Expected>>> = Default::default();
     let mut cookies = Vec::new();
     let mut tasks = Vec::new();
@@ -321,35 +326,43 @@ async fn crash_round() {
     }
     drop(server);
 
-    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(integrity, "ok");
+    // The file survived the crash intact (PostgreSQL's server was never killed: no file of
+    // its own to check).
+    if let Some(file) = pool.as_sqlite() {
+        let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(file)
+            .await
+            .unwrap();
+        assert_eq!(integrity, "ok");
+    }
     // No order is half-written: each has lines, and its total is the sum of its lines.
-    let broken: i64 = sqlx::query_scalar(
+    let broken: i64 = app::on_db!(&pool, p => sqlx::query_scalar(
         "SELECT COUNT(*) FROM orders o WHERE total_cents != COALESCE(
-             (SELECT SUM(quantity * unit_price_cents) FROM order_lines l WHERE l.order_id = o.id), -1)",
+             (SELECT CAST(SUM(quantity * unit_price_cents) AS BIGINT)
+                FROM order_lines l WHERE l.order_id = o.id), -1)",
     )
-    .fetch_one(&pool)
-    .await
+    .fetch_one(p)
+    .await)
     .unwrap();
     assert_eq!(
         broken, 0,
         "orders without their lines or with a wrong total"
     );
     // Stock is the initial stock minus everything ordered.
-    let ordered: HashMap<i64, i64> =
-        sqlx::query_as("SELECT product_id, SUM(quantity) FROM order_lines GROUP BY product_id")
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
-    let stock: Vec<(i64, i64)> = sqlx::query_as("SELECT id, stock FROM products")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let ordered: HashMap<i64, i64> = app::on_db!(&pool, p => sqlx::query_as(
+        "SELECT product_id, CAST(SUM(quantity) AS BIGINT) FROM order_lines GROUP BY product_id"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap()
+    .into_iter()
+    .collect();
+    let stock: Vec<(i64, i64)> = app::on_db!(&pool, p => sqlx::query_as(
+        "SELECT id, stock FROM products"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
     for (id, now) in stock {
         let sold = ordered.get(&id).copied().unwrap_or(0);
         assert_eq!(now, initial[&id] - sold, "stock of product {id}");
@@ -404,15 +417,32 @@ async fn start_up_errors_are_one_line_and_a_failing_exit() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, "not a directory").unwrap();
-    let unwritable = format!("sqlite://{}/shop.db", file.display());
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let taken_addr = taken.local_addr().unwrap().to_string();
-    let good_db = format!("sqlite://{}", dir.path().join("ok.db").display());
-    let cases = [
+    // A database that cannot be opened: on SQLite a file under a file, on PostgreSQL a server
+    // that is not there (a port nothing listens on).
+    let (unopenable_case, unopenable) = if common::on_postgres() {
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        (
+            "unreachable database server",
+            format!("postgres://coatcheck@127.0.0.1:{closed_port}/shop"),
+        )
+    } else {
         (
             "unwritable database path",
+            format!("sqlite://{}/shop.db", file.display()),
+        )
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let good_db = common::fresh_database_url(&dir).await;
+    let cases = [
+        (
+            unopenable_case,
             vec![
-                ("DATABASE_URL", unwritable.as_str()),
+                ("DATABASE_URL", unopenable.as_str()),
                 ("LEPTOS_SITE_ADDR", "127.0.0.1:0"),
             ],
             "database",
@@ -489,7 +519,8 @@ async fn pages_keep_rendering_while_other_servers_start_in_the_same_process() {
         runtime.block_on(async {
             for _ in 0..25 {
                 let dir = tempfile::tempdir().unwrap();
-                let config = common::test_config(&dir);
+                let mut config = common::test_config(&dir);
+                config.database_url = common::fresh_database_url(&dir).await;
                 let started = coatcheck::server::Application::build(config).await;
                 assert!(started.is_ok(), "another server starts");
             }

@@ -46,15 +46,13 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     store: ShopSessionStore,
-    pool: sqlx::SqlitePool,
+    pool: db::Db,
     sessions: app::server::session::SessionWrites,
     header_read_timeout: std::time::Duration,
 }
 
 /// Opens the database and applies migrations (the shop's and the session store's).
-pub async fn open_database(
-    config: &Config,
-) -> Result<(sqlx::SqlitePool, ShopSessionStore), StartError> {
+pub async fn open_database(config: &Config) -> Result<(db::Db, ShopSessionStore), StartError> {
     let pool = db::connect(&config.database_url).await?;
     db::migrate(&pool).await?;
     let store = ShopSessionStore::new(pool.clone(), &config.policy);
@@ -106,7 +104,7 @@ impl Application {
     }
 
     /// The server's connection pool (closing it makes the database unavailable to the server).
-    pub fn pool(&self) -> sqlx::SqlitePool {
+    pub fn pool(&self) -> db::Db {
         self.pool.clone()
     }
 

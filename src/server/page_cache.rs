@@ -24,13 +24,13 @@
 
 use super::guard::{fresh_nonce, page_csp, PageNonce};
 use app::server::catalog::CatalogCache;
+use app::server::db::Db;
 use app::server::session::{CART_KEY, FLASH_KEY, USER_KEY};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sqlx::SqlitePool;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use tower_sessions::Session;
@@ -52,7 +52,7 @@ const MAX_READ_BYTES: usize = 8 * 1024 * 1024;
 pub struct PageCache {
     inner: Arc<Mutex<Pages>>,
     catalog: CatalogCache,
-    db: SqlitePool,
+    db: Db,
 }
 
 #[derive(Default)]
@@ -104,7 +104,7 @@ impl Pages {
 }
 
 impl PageCache {
-    pub fn new(db: SqlitePool, catalog: CatalogCache) -> PageCache {
+    pub fn new(db: Db, catalog: CatalogCache) -> PageCache {
         PageCache {
             inner: Default::default(),
             catalog,

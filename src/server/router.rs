@@ -176,10 +176,10 @@ async fn shape_server_fn_responses(request: Request<Body>, next: Next) -> Respon
 
 /// 200 with `{"status":"ok"}` when the database answers, 503 otherwise.
 async fn healthz(State(state): State<AppState>) -> Response {
-    match sqlx::query_scalar::<_, i64>("SELECT 1")
-        .fetch_one(&state.context.db)
-        .await
-    {
+    let answered = app::on_db!(&state.context.db, pool => sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(pool)
+        .await);
+    match answered {
         Ok(_) => Json(serde_json::json!({ "status": "ok", "database": "ok" })).into_response(),
         Err(error) => {
             tracing::error!(%error, "health check: database unavailable");

@@ -26,9 +26,7 @@ pub const SESSIONS_PER_PAGE: i64 = 50;
 #[cfg(feature = "ssr")]
 async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, ServerFnError> {
     let user = require_user(session).await?;
-    let is_admin: Option<bool> = sqlx::query_scalar("SELECT is_admin FROM users WHERE id = ?")
-        .bind(user.id)
-        .fetch_optional(&ctx.db)
+    let is_admin = crate::server::users::is_admin(&ctx.db, user.id)
         .await
         .map_err(internal)?;
     if is_admin == Some(true) {
@@ -137,9 +135,7 @@ pub async fn revoke_other_sessions() -> Result<ActionReply, ServerFnError> {
 pub async fn change_password(current: String, new: String) -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    let stored: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = ?")
-        .bind(me.id)
-        .fetch_optional(&ctx.db)
+    let stored = crate::server::users::password_hash(&ctx.db, me.id)
         .await
         .map_err(internal)?;
     let slot = crate::server::request::hashing_slot(&ctx, None).await?;
@@ -266,9 +262,7 @@ pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, 
     let Ok(user_id) = user_id.trim().parse::<i64>() else {
         return Err(reject(StatusCode::BAD_REQUEST, "That user does not exist.").await);
     };
-    let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = ?")
-        .bind(user_id)
-        .fetch_optional(&ctx.db)
+    let email = crate::server::users::email_of(&ctx.db, user_id)
         .await
         .map_err(internal)?;
     let Some(email) = email else {

@@ -1,9 +1,9 @@
 //! Cart rules, applied inside a [`SessionTx`] so each change is atomic with its checks.
 
 use super::catalog::{Catalog, CatalogCache};
+use super::db::Db;
 use super::session::{SessionError, SessionTx};
 use crate::model::{CartLine, CartView, Quantity, StoredCart, MAX_CART_LINES, MAX_LINE_QUANTITY};
-use sqlx::SqlitePool;
 
 /// A change the shopper asked for that the rules do not allow. The message is for the shopper.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +127,7 @@ pub fn update(
 
 /// Renders stored lines with today's names and prices; lines whose product is gone are dropped.
 pub async fn view(
-    db: &SqlitePool,
+    db: &Db,
     catalog: &CatalogCache,
     cart: &StoredCart,
 ) -> Result<CartView, sqlx::Error> {

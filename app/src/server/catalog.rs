@@ -1,7 +1,10 @@
 //! The catalog: read from the database into memory, listed with search and category filter.
 
+use super::db::Conn;
+use super::db::Db;
 use crate::model::{Category, Cents, ProductDetail, ProductSummary};
-use sqlx::{FromRow, SqlitePool};
+use crate::{on_conn, on_db};
+use sqlx::FromRow;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -56,38 +59,57 @@ pub struct Catalog {
 }
 
 /// The catalog's change counter.
-pub async fn version(db: &SqlitePool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT version FROM catalog_version WHERE id = 1")
-        .fetch_one(db)
-        .await
+pub async fn version(db: &Db) -> Result<i64, sqlx::Error> {
+    on_db!(db, pool => sqlx::query_scalar("SELECT version FROM catalog_version WHERE id = 1")
+        .fetch_one(pool)
+        .await)
 }
 
 impl CatalogCache {
     /// The current catalog: the cached copy if the database has not changed since it was read.
-    pub async fn get(&self, db: &SqlitePool) -> Result<Arc<Catalog>, sqlx::Error> {
+    pub async fn get(&self, db: &Db) -> Result<Arc<Catalog>, sqlx::Error> {
         let version = version(db).await?;
         self.get_at(db, version).await
     }
 
     /// The catalog at `version`, just read from the database by the caller: the cached copy
     /// if it is that version, otherwise read again.
-    pub async fn get_at(&self, db: &SqlitePool, version: i64) -> Result<Arc<Catalog>, sqlx::Error> {
+    pub async fn get_at(&self, db: &Db, version: i64) -> Result<Arc<Catalog>, sqlx::Error> {
+        if let Some(catalog) = self.cached().filter(|c| c.version == version) {
+            return Ok(catalog);
+        }
+        let mut conn = db.acquire().await?;
+        self.get_at_in(&mut conn.conn(), version).await
+    }
+
+    /// [`CatalogCache::get_at`] on the caller's connection (one inside a transaction that
+    /// holds a lock: taking a second connection from the pool there could wait for ever on
+    /// connections held by transactions that wait for that lock).
+    pub async fn get_at_in(
+        &self,
+        conn: &mut Conn<'_>,
+        version: i64,
+    ) -> Result<Arc<Catalog>, sqlx::Error> {
         if let Some(catalog) = self.cached().filter(|c| c.version == version) {
             return Ok(catalog);
         }
         // Read after the version: the rows are at least that new, so a change that lands in
         // between only causes one more reload.
-        let products: Vec<ProductRow> =
-            sqlx::query_as(&format!("{SELECT_PRODUCT} ORDER BY c.id, p.id"))
-                .fetch_all(db)
-                .await?;
-        let categories =
-            sqlx::query_as::<_, (String, String)>("SELECT slug, name FROM categories ORDER BY id")
-                .fetch_all(db)
-                .await?
-                .into_iter()
-                .map(|(slug, name)| Category { slug, name })
-                .collect();
+        let (products, categories) = on_conn!(conn, c => {
+            let products: Vec<ProductRow> =
+                sqlx::query_as(&format!("{SELECT_PRODUCT} ORDER BY c.id, p.id"))
+                    .fetch_all(&mut *c)
+                    .await?;
+            let categories: Vec<(String, String)> =
+                sqlx::query_as("SELECT slug, name FROM categories ORDER BY id")
+                    .fetch_all(&mut *c)
+                    .await?;
+            (products, categories)
+        });
+        let categories = categories
+            .into_iter()
+            .map(|(slug, name)| Category { slug, name })
+            .collect();
         let catalog = Arc::new(Catalog {
             version,
             products,
@@ -104,7 +126,7 @@ impl CatalogCache {
     /// The catalog version as read at most [`VERSION_CHECK_INTERVAL`] ago (or just now, after
     /// [`CatalogCache::mark_changed`]): for caches that may trail another process's change by
     /// that much.
-    pub async fn recent_version(&self, db: &SqlitePool) -> Result<i64, sqlx::Error> {
+    pub async fn recent_version(&self, db: &Db) -> Result<i64, sqlx::Error> {
         let seen = self.probe.lock().ok().and_then(|p| *p);
         if let Some((at, version)) = seen {
             if at.elapsed() < VERSION_CHECK_INTERVAL {

@@ -1,12 +1,26 @@
-//! The SQLite pool: connection options tuned for one writer and many readers, and migrations.
+//! The database: embedded SQLite (the default) or PostgreSQL, chosen at run time by the
+//! scheme of `DATABASE_URL`, with both sqlx drivers compiled in.
+//!
+//! Not `sqlx::Any`: it sends `?` placeholders to PostgreSQL unchanged and has no timestamp
+//! type. Instead [`Db`] is an enum of the two pools, and [`on_db!`](crate::on_db) /
+//! [`on_conn!`](crate::on_conn) run one piece of query code against whichever it holds (the code
+//! is written once and type-checked once per driver). The SQL is shared wherever it means the
+//! same on both — `$1`-style placeholders, which SQLite reads too — and differs only where the
+//! databases do: locking, and a few functions (see [`Kind`]).
 
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
 /// How long a connection waits for another writer before giving up with "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request waits for a pooled PostgreSQL connection (or for a new one to open)
+/// before it is answered 503: a database that is down must not hold requests for long.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -14,7 +28,9 @@ pub enum DbError {
     BadUrl { url: String, source: sqlx::Error },
     #[error("cannot create the database directory {dir}: {source}")]
     CreateDir { dir: String, source: std::io::Error },
-    #[error("DATABASE_URL {0:?} is not supported: use sqlite://path/to/file.db")]
+    #[error(
+        "DATABASE_URL {0:?} is not supported: use sqlite://path/to/file.db or postgres://user@host/database"
+    )]
     Unsupported(String),
     #[error("cannot open the database {file}: {source}")]
     Open { file: String, source: sqlx::Error },
@@ -22,12 +38,205 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// Opens (creating if missing) the SQLite database at `url` with WAL and a busy timeout.
-pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
-    // sqlx reads anything else as a file name ("postgres://…" would create a directory).
+/// Which database a [`Db`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// The shop's database: a pool of one driver or the other.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the pool of whichever database `$db` (a `&Db`) is.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::server::db::Db::Sqlite($pool) => $body,
+            $crate::server::db::Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to the `&mut` connection of whichever database `$c` (a
+/// `&mut Conn`) is on; use it as `&mut *$conn`.
+#[macro_export]
+macro_rules! on_conn {
+    ($c:expr, $conn:ident => $body:expr) => {
+        match $c {
+            $crate::server::db::Conn::Sqlite($conn) => {
+                let $conn: &mut ::sqlx::SqliteConnection = &mut **$conn;
+                $body
+            }
+            $crate::server::db::Conn::Postgres($conn) => {
+                let $conn: &mut ::sqlx::PgConnection = &mut **$conn;
+                $body
+            }
+        }
+    };
+}
+
+/// A connection of either database, borrowed (from a transaction or a pooled connection).
+pub enum Conn<'c> {
+    Sqlite(&'c mut SqliteConnection),
+    Postgres(&'c mut PgConnection),
+}
+
+impl Conn<'_> {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Conn::Sqlite(_) => Kind::Sqlite,
+            Conn::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    /// Within a write transaction ([`Db::begin_write`]): serialises this transaction with every
+    /// other one that locks the same `key`, until it ends. SQLite has a single writer, so its
+    /// write transactions are serialised already; PostgreSQL takes a transaction-scoped
+    /// advisory lock on the key's hash (a hash collision only makes two keys wait for each
+    /// other).
+    pub async fn lock_key(&mut self, key: &str) -> sqlx::Result<()> {
+        if let Conn::Postgres(conn) = self {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .execute(&mut **conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Kind {
+    /// The locking clause for a read whose rows the transaction goes on to change: PostgreSQL
+    /// locks them (a concurrent change waits, then sees this one's result); SQLite's write
+    /// transaction holds the one write lock already, and has no such clause.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Kind::Sqlite => "",
+            Kind::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+/// A write transaction: `BEGIN IMMEDIATE` on SQLite (the write lock taken at once, so a read
+/// followed by a write cannot fail halfway with a stale snapshot); on PostgreSQL a
+/// read-committed transaction, in which what is read in order to be changed is locked
+/// ([`Kind::for_update`], [`Conn::lock_key`]). Dropped unfinished, it rolls back.
+pub enum WriteTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl WriteTx {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            WriteTx::Sqlite(tx) => Conn::Sqlite(&mut *tx),
+            WriteTx::Postgres(tx) => Conn::Postgres(&mut *tx),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        match self {
+            WriteTx::Sqlite(_) => Kind::Sqlite,
+            WriteTx::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    pub async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            WriteTx::Sqlite(tx) => tx.commit().await,
+            WriteTx::Postgres(tx) => tx.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        match self {
+            WriteTx::Sqlite(tx) => tx.rollback().await,
+            WriteTx::Postgres(tx) => tx.rollback().await,
+        }
+    }
+}
+
+/// A connection taken from the pool of either database.
+pub enum Pooled {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Pooled {
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(conn) => Conn::Sqlite(&mut *conn),
+            Pooled::Postgres(conn) => Conn::Postgres(&mut *conn),
+        }
+    }
+
+    /// Takes the connection out of the pool for good: dropped, it closes (for a connection that
+    /// may be inside an unfinished transaction).
+    pub fn detach(self) {
+        match self {
+            Pooled::Sqlite(conn) => drop(conn.detach()),
+            Pooled::Postgres(conn) => drop(conn.detach()),
+        }
+    }
+}
+
+impl Db {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Db::Sqlite(_) => Kind::Sqlite,
+            Db::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    /// Begins a write transaction (see [`WriteTx`]).
+    pub async fn begin_write(&self) -> sqlx::Result<WriteTx> {
+        Ok(match self {
+            Db::Sqlite(pool) => WriteTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub async fn acquire(&self) -> sqlx::Result<Pooled> {
+        Ok(match self {
+            Db::Sqlite(pool) => Pooled::Sqlite(pool.acquire().await?),
+            Db::Postgres(pool) => Pooled::Postgres(pool.acquire().await?),
+        })
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, pool => pool.close().await)
+    }
+
+    /// The SQLite pool, when this is SQLite.
+    pub fn as_sqlite(&self) -> Option<&SqlitePool> {
+        match self {
+            Db::Sqlite(pool) => Some(pool),
+            Db::Postgres(_) => None,
+        }
+    }
+}
+
+/// Opens the database named by `url`: `sqlite://…` (created if missing, WAL, a busy timeout)
+/// or `postgres://…` / `postgresql://…`. Any other scheme is refused with a message naming the
+/// two supported ones.
+pub async fn connect(url: &str) -> Result<Db, DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return connect_postgres(url).await.map(Db::Postgres);
+    }
+    // sqlx reads anything else as a file name ("mysql://…" would create a directory).
     if !url.starts_with("sqlite:") {
         return Err(DbError::Unsupported(url.to_string()));
     }
+    connect_sqlite(url).await.map(Db::Sqlite)
+}
+
+async fn connect_sqlite(url: &str) -> Result<SqlitePool, DbError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|source| DbError::BadUrl {
             url: url.to_string(),
@@ -59,8 +268,61 @@ pub async fn connect(url: &str) -> Result<SqlitePool, DbError> {
         .map_err(|source| DbError::Open { file, source })
 }
 
-/// Applies the migrations under `migrations/` (embedded at compile time).
-pub async fn migrate(pool: &SqlitePool) -> Result<(), DbError> {
-    sqlx::migrate!("../migrations").run(pool).await?;
+async fn connect_postgres(url: &str) -> Result<PgPool, DbError> {
+    let options = PgConnectOptions::from_str(url).map_err(|source| DbError::BadUrl {
+        url: redact(url),
+        source,
+    })?;
+    let name = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("")
+    );
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+        // A connection to a server that restarted is found broken on its next use; the ping
+        // before handing one out keeps that use from being a request's.
+        .test_before_acquire(true)
+        .connect_with(options)
+        .await
+        .map_err(|source| DbError::Open { file: name, source })
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Applies the migrations of this database (`migrations/sqlite/` or `migrations/postgres/`,
+/// embedded at compile time). On PostgreSQL sqlx's migrator holds an advisory lock while it
+/// runs, so instances starting together apply each migration exactly once.
+pub async fn migrate(db: &Db) -> Result<(), DbError> {
+    match db {
+        Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+        Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_not_repeated_in_messages() {
+        assert_eq!(
+            super::redact("postgres://shop:s3cret@db:5432/shop"),
+            "postgres://shop:***@db:5432/shop"
+        );
+        assert_eq!(super::redact("postgres://db/shop"), "postgres://db/shop");
+    }
 }

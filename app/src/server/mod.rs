@@ -17,12 +17,11 @@ pub mod throttle;
 pub mod users;
 
 use leptos::prelude::*;
-use sqlx::SqlitePool;
 
 /// What every server function and page on the server can reach, provided as Leptos context.
 #[derive(Clone, Debug)]
 pub struct AppContext {
-    pub db: SqlitePool,
+    pub db: db::Db,
     /// This server's coordination of session writes on `db` (see `session::SessionWrites`).
     pub sessions: session::SessionWrites,
     /// This server's password hashing threads and per-client limits.

@@ -1,8 +1,9 @@
 //! The session registry: one row per authenticated session, kept in step with the store, so
 //! sessions can be listed by user and revoked by an opaque handle.
 
+use super::db::{Conn, Db};
 use crate::model::{AuditEntry, SessionInfo};
-use sqlx::{SqliteConnection, SqlitePool};
+use crate::{on_conn, on_db};
 
 /// Why a session ended, as recorded in the registry and the logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,22 +55,23 @@ pub struct NewSession<'a> {
     pub user_agent: &'a str,
 }
 
-pub async fn record_login(db: &SqlitePool, new: NewSession<'_>) -> Result<(), sqlx::Error> {
+pub async fn record_login(db: &Db, new: NewSession<'_>) -> Result<(), sqlx::Error> {
     let now = now();
     let user_agent: String = new.user_agent.chars().take(512).collect();
-    sqlx::query(
+    let device = describe_device(&user_agent);
+    on_db!(db, pool => sqlx::query(
         "INSERT INTO session_registry (handle, user_id, created_at, last_seen_at, ip, user_agent, device)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $3, $4, $5, $6)",
     )
     .bind(new.handle)
     .bind(new.user_id)
     .bind(now)
-    .bind(now)
     .bind(new.ip)
     .bind(&user_agent)
-    .bind(describe_device(&user_agent))
-    .execute(db)
-    .await?;
+    .bind(&device)
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -77,118 +79,124 @@ pub async fn record_login(db: &SqlitePool, new: NewSession<'_>) -> Result<(), sq
 /// inside the caller's write transaction (the store's `create`). False when the row has ended
 /// or does not exist: the login must then not be stored.
 pub async fn link_session(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     handle: &str,
     user_id: i64,
     session_id: &str,
 ) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "UPDATE session_registry SET session_id = ?1
-         WHERE handle = ?2 AND user_id = ?3 AND ended_at IS NULL",
+    let result = on_conn!(conn, c => sqlx::query(
+        "UPDATE session_registry SET session_id = $1
+         WHERE handle = $2 AND user_id = $3 AND ended_at IS NULL",
     )
     .bind(session_id)
     .bind(handle)
     .bind(user_id)
-    .execute(conn)
-    .await?;
-    Ok(result.rows_affected() > 0)
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(result > 0)
 }
 
-pub async fn touch(conn: &mut SqliteConnection, handle: &str, at: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE session_registry SET last_seen_at = ? WHERE handle = ? AND ended_at IS NULL",
+pub async fn touch(conn: &mut Conn<'_>, handle: &str, at: i64) -> Result<(), sqlx::Error> {
+    on_conn!(conn, c => sqlx::query(
+        "UPDATE session_registry SET last_seen_at = $1 WHERE handle = $2 AND ended_at IS NULL",
     )
     .bind(at)
     .bind(handle)
-    .execute(conn)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Marks a session's row ended inside the caller's transaction, which also removes the login
 /// from the stored record (see `session_guard::demote`).
 pub async fn end_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     handle: &str,
     reason: EndReason,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE session_registry SET ended_at = ?1, end_reason = ?2, session_id = NULL
-         WHERE handle = ?3 AND ended_at IS NULL",
+    on_conn!(conn, c => sqlx::query(
+        "UPDATE session_registry SET ended_at = $1, end_reason = $2, session_id = NULL
+         WHERE handle = $3 AND ended_at IS NULL",
     )
     .bind(now())
     .bind(reason.as_str())
     .bind(handle)
-    .execute(conn)
-    .await?;
+    .execute(c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Ends one login: its row closed and its stored session deleted, in one transaction (logout,
 /// a new login on the same browser).
-pub async fn end_login(
-    db: &SqlitePool,
-    handle: &str,
-    reason: EndReason,
-) -> Result<(), sqlx::Error> {
-    end_where(db, "handle = ?", &[SqlParam::Text(handle)], reason).await?;
+pub async fn end_login(db: &Db, handle: &str, reason: EndReason) -> Result<(), sqlx::Error> {
+    end_where(db, "handle = $1", &[SqlParam::Text(handle)], reason).await?;
     Ok(())
 }
 
 /// Ends the live sessions matching `filter` (an SQL condition on the registry row, with
-/// `?` parameters bound by `bind`): deletes them from the store and closes their rows, in one
+/// `$1`… parameters `params`): deletes them from the store and closes their rows, in one
 /// transaction. Returns the handles ended.
 async fn end_where(
-    db: &SqlitePool,
+    db: &Db,
     condition: &str,
     params: &[SqlParam<'_>],
     reason: EndReason,
 ) -> Result<Vec<String>, sqlx::Error> {
-    // BEGIN IMMEDIATE: this transaction reads, then writes. Begun deferred, it would hold a
-    // read snapshot, and if any other connection committed in between, its first write would
-    // fail at once with SQLITE_BUSY_SNAPSHOT ("database is locked", code 517), which no busy
-    // timeout can wait out.
-    let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
-    let ended = end_where_in(&mut tx, condition, params, reason).await?;
+    // A write transaction: this one reads, then writes. On SQLite, begun deferred, it would
+    // hold a read snapshot, and if any other connection committed in between, its first write
+    // would fail at once with SQLITE_BUSY_SNAPSHOT ("database is locked", code 517), which no
+    // busy timeout can wait out. On PostgreSQL the rows read are locked (`FOR UPDATE`): a
+    // concurrent re-link of one of them (the store's `create`) waits, or is seen.
+    let mut tx = db.begin_write().await?;
+    let ended = end_where_in(&mut tx.conn(), condition, params, reason).await?;
     tx.commit().await?;
     Ok(ended)
 }
 
 /// [`end_where`] inside the caller's write transaction.
 async fn end_where_in(
-    tx: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     condition: &str,
     params: &[SqlParam<'_>],
     reason: EndReason,
 ) -> Result<Vec<String>, sqlx::Error> {
     let sql = format!(
-        "SELECT handle, session_id FROM session_registry WHERE ended_at IS NULL AND {condition}"
+        "SELECT handle, session_id FROM session_registry WHERE ended_at IS NULL AND {condition}
+         ORDER BY handle{}",
+        conn.kind().for_update()
     );
-    let mut query = sqlx::query_as::<_, (String, Option<String>)>(&sql);
-    for param in params {
-        query = match param {
-            SqlParam::Int(v) => query.bind(*v),
-            SqlParam::Text(v) => query.bind(*v),
-        };
-    }
-    let rows = query.fetch_all(&mut *tx).await?;
     let now = now();
-    for (handle, session_id) in &rows {
-        if let Some(session_id) = session_id {
-            sqlx::query("DELETE FROM tower_sessions WHERE id = ?")
-                .bind(session_id)
-                .execute(&mut *tx)
-                .await?;
+    let rows = on_conn!(conn, c => {
+        let mut query = sqlx::query_as::<_, (String, Option<String>)>(&sql);
+        for param in params {
+            query = match param {
+                SqlParam::Int(v) => query.bind(*v),
+                SqlParam::Text(v) => query.bind(*v),
+            };
         }
-        sqlx::query(
-            "UPDATE session_registry SET ended_at = ?, end_reason = ?, session_id = NULL WHERE handle = ?",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(handle)
-        .execute(&mut *tx)
-        .await?;
-    }
+        let rows = query.fetch_all(&mut *c).await?;
+        for (handle, session_id) in &rows {
+            if let Some(session_id) = session_id {
+                sqlx::query("DELETE FROM tower_sessions WHERE id = $1")
+                    .bind(session_id)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            sqlx::query(
+                "UPDATE session_registry SET ended_at = $1, end_reason = $2, session_id = NULL
+                 WHERE handle = $3",
+            )
+            .bind(now)
+            .bind(reason.as_str())
+            .bind(handle)
+            .execute(&mut *c)
+            .await?;
+        }
+        rows
+    });
     Ok(rows.into_iter().map(|(handle, _)| handle).collect())
 }
 
@@ -198,34 +206,39 @@ async fn end_where_in(
 /// logged out can then neither sign the real owner out elsewhere nor change the password.
 /// `None`: the actor's login has ended, nothing was done.
 pub async fn end_other_sessions(
-    db: &SqlitePool,
+    db: &Db,
     user_id: i64,
     actor: &str,
     reason: EndReason,
     new_password_hash: Option<&str>,
 ) -> Result<Option<usize>, sqlx::Error> {
-    let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
-    let live: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM session_registry WHERE handle = ? AND user_id = ? AND ended_at IS NULL",
-    )
-    .bind(actor)
-    .bind(user_id)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let mut tx = db.begin_write().await?;
+    // Locked on PostgreSQL: a revocation of the actor running now either ends its row first
+    // (then this sees it ended) or waits for this transaction.
+    let sql = format!(
+        "SELECT handle FROM session_registry WHERE handle = $1 AND user_id = $2 AND ended_at IS NULL{}",
+        tx.kind().for_update()
+    );
+    let live: Option<String> = on_conn!(&mut tx.conn(), c => sqlx::query_scalar(&sql)
+        .bind(actor)
+        .bind(user_id)
+        .fetch_optional(c)
+        .await)?;
     if live.is_none() {
         tx.rollback().await?;
         return Ok(None);
     }
     if let Some(hash) = new_password_hash {
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        on_conn!(&mut tx.conn(), c => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
             .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
     }
     let ended = end_where_in(
-        &mut tx,
-        "user_id = ? AND handle <> ?",
+        &mut tx.conn(),
+        "user_id = $1 AND handle <> $2",
         &[SqlParam::Int(user_id), SqlParam::Text(actor)],
         reason,
     )
@@ -240,16 +253,12 @@ enum SqlParam<'a> {
 }
 
 /// Revokes one session by handle; with `owner`, only if it belongs to that user.
-pub async fn revoke(
-    db: &SqlitePool,
-    handle: &str,
-    owner: Option<i64>,
-) -> Result<bool, sqlx::Error> {
+pub async fn revoke(db: &Db, handle: &str, owner: Option<i64>) -> Result<bool, sqlx::Error> {
     let ended = match owner {
         Some(user_id) => {
             end_where(
                 db,
-                "handle = ? AND user_id = ?",
+                "handle = $1 AND user_id = $2",
                 &[SqlParam::Text(handle), SqlParam::Int(user_id)],
                 EndReason::Revoked,
             )
@@ -258,7 +267,7 @@ pub async fn revoke(
         None => {
             end_where(
                 db,
-                "handle = ?",
+                "handle = $1",
                 &[SqlParam::Text(handle)],
                 EndReason::Revoked,
             )
@@ -270,25 +279,25 @@ pub async fn revoke(
 
 /// Ends every live session of a user (an admin's "revoke all").
 pub async fn revoke_user_sessions(
-    db: &SqlitePool,
+    db: &Db,
     user_id: i64,
     reason: EndReason,
 ) -> Result<usize, sqlx::Error> {
-    let ended = end_where(db, "user_id = ?", &[SqlParam::Int(user_id)], reason).await?;
+    let ended = end_where(db, "user_id = $1", &[SqlParam::Int(user_id)], reason).await?;
     Ok(ended.len())
 }
 
 /// Closes the rows of sessions whose store record is gone (expired and swept).
-pub async fn close_orphans(db: &SqlitePool) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
-        "UPDATE session_registry SET ended_at = ?, end_reason = 'expired', session_id = NULL
+pub async fn close_orphans(db: &Db) -> Result<u64, sqlx::Error> {
+    on_db!(db, pool => sqlx::query(
+        "UPDATE session_registry SET ended_at = $1, end_reason = 'expired', session_id = NULL
          WHERE ended_at IS NULL AND session_id IS NOT NULL
-           AND session_id NOT IN (SELECT id FROM tower_sessions)",
+           AND NOT EXISTS (SELECT 1 FROM tower_sessions s WHERE s.id = session_registry.session_id)",
     )
     .bind(now())
-    .execute(db)
-    .await?;
-    Ok(result.rows_affected())
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))
 }
 
 #[derive(sqlx::FromRow)]
@@ -320,29 +329,29 @@ impl InfoRow {
 
 const LIVE: &str = "FROM session_registry r JOIN users u ON u.id = r.user_id
      JOIN tower_sessions s ON s.id = r.session_id
-     WHERE r.ended_at IS NULL AND s.expiry_date > ?1";
+     WHERE r.ended_at IS NULL AND s.expiry_date > $1";
 
 /// A user's live sessions, most recently active first.
 pub async fn list_for_user(
-    db: &SqlitePool,
+    db: &Db,
     user_id: i64,
     current: Option<&str>,
 ) -> Result<Vec<SessionInfo>, sqlx::Error> {
     let sql = format!(
         "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
-         AND r.user_id = ?2 ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
+         AND r.user_id = $2 ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
     );
-    let rows: Vec<InfoRow> = sqlx::query_as(&sql)
+    let rows: Vec<InfoRow> = on_db!(db, pool => sqlx::query_as(&sql)
         .bind(time::OffsetDateTime::now_utc())
         .bind(user_id)
-        .fetch_all(db)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
     Ok(rows.into_iter().map(|r| r.into_info(current)).collect())
 }
 
 /// One page of all live sessions, optionally filtered by (part of) the email.
 pub async fn list_live(
-    db: &SqlitePool,
+    db: &Db,
     email_filter: Option<&str>,
     page: i64,
     per_page: i64,
@@ -360,24 +369,24 @@ pub async fn list_live(
     });
     let now = time::OffsetDateTime::now_utc();
     let count_sql =
-        format!("SELECT COUNT(*) {LIVE} AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')");
-    let total: i64 = sqlx::query_scalar(&count_sql)
+        format!("SELECT COUNT(*) {LIVE} AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')");
+    let total: i64 = on_db!(db, pool => sqlx::query_scalar(&count_sql)
         .bind(now)
         .bind(pattern.as_deref())
-        .fetch_one(db)
-        .await?;
+        .fetch_one(pool)
+        .await)?;
     let list_sql = format!(
         "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
-         AND (?2 IS NULL OR u.email LIKE ?2 ESCAPE '\\')
-         ORDER BY r.last_seen_at DESC, r.created_at DESC, r.handle LIMIT ?3 OFFSET ?4"
+         AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')
+         ORDER BY r.last_seen_at DESC, r.created_at DESC, r.handle LIMIT $3 OFFSET $4"
     );
-    let rows: Vec<InfoRow> = sqlx::query_as(&list_sql)
+    let rows: Vec<InfoRow> = on_db!(db, pool => sqlx::query_as(&list_sql)
         .bind(now)
         .bind(pattern.as_deref())
         .bind(per_page)
         .bind(page.saturating_sub(1).saturating_mul(per_page))
-        .fetch_all(db)
-        .await?;
+        .fetch_all(pool)
+        .await)?;
     Ok((
         rows.into_iter().map(|r| r.into_info(current)).collect(),
         total,
@@ -393,31 +402,31 @@ pub struct AuditRecord<'a> {
     pub sessions_ended: i64,
 }
 
-pub async fn audit(db: &SqlitePool, record: AuditRecord<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub async fn audit(db: &Db, record: AuditRecord<'_>) -> Result<(), sqlx::Error> {
+    on_db!(db, pool => sqlx::query(
         "INSERT INTO session_audit (at, actor_user_id, actor_email, action, target_user_id, target_email, handle, sessions_ended)
-         VALUES (?, ?, ?, ?, ?, (SELECT email FROM users WHERE id = ?), ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, (SELECT email FROM users WHERE id = $5), $6, $7)",
     )
     .bind(now())
     .bind(record.actor_user_id)
     .bind(record.actor_email)
     .bind(record.action)
     .bind(record.target_user_id)
-    .bind(record.target_user_id)
     .bind(record.handle)
     .bind(record.sessions_ended)
-    .execute(db)
-    .await?;
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
-pub async fn recent_audit(db: &SqlitePool, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    let rows: Vec<(i64, String, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT at, actor_email, action, target_email, sessions_ended FROM session_audit ORDER BY id DESC LIMIT ?",
+pub async fn recent_audit(db: &Db, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let rows: Vec<(i64, String, String, Option<String>, i64)> = on_db!(db, pool => sqlx::query_as(
+        "SELECT at, actor_email, action, target_email, sessions_ended FROM session_audit ORDER BY id DESC LIMIT $1",
     )
     .bind(limit)
-    .fetch_all(db)
-    .await?;
+    .fetch_all(pool)
+    .await)?;
     Ok(rows
         .into_iter()
         .map(
@@ -433,11 +442,13 @@ pub async fn recent_audit(db: &SqlitePool, limit: i64) -> Result<Vec<AuditEntry>
 }
 
 /// The owner of a live session handle.
-pub async fn owner_of(db: &SqlitePool, handle: &str) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT user_id FROM session_registry WHERE handle = ? AND ended_at IS NULL")
-        .bind(handle)
-        .fetch_optional(db)
-        .await
+pub async fn owner_of(db: &Db, handle: &str) -> Result<Option<i64>, sqlx::Error> {
+    on_db!(db, pool => sqlx::query_scalar(
+        "SELECT user_id FROM session_registry WHERE handle = $1 AND ended_at IS NULL",
+    )
+    .bind(handle)
+    .fetch_optional(pool)
+    .await)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The demo catalog, inserted when the catalog is empty.
 
-use sqlx::SqlitePool;
+use super::db::Db;
+use crate::on_conn;
 
 struct SeedProduct {
     slug: &'static str,
@@ -38,41 +39,47 @@ const CATALOG: &[(&str, &str, &[SeedProduct])] = &[
 
 /// Inserts the demo catalog in one transaction if there are no products yet.
 /// Returns the number of products inserted (0 when the catalog already had some).
-pub async fn seed_if_empty(pool: &SqlitePool) -> Result<usize, sqlx::Error> {
-    // BEGIN IMMEDIATE: read, then write (two servers starting on one file at once must not
-    // both seed, nor fail with SQLITE_BUSY_SNAPSHOT; see `registry::end_where`).
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
-        .fetch_one(&mut *tx)
-        .await?;
-    if existing > 0 {
-        return Ok(0);
-    }
-    let mut inserted = 0;
-    for (category_slug, category_name, products) in CATALOG {
-        let category_id: i64 =
-            sqlx::query_scalar("INSERT INTO categories (slug, name) VALUES (?, ?) RETURNING id")
+pub async fn seed_if_empty(db: &Db) -> Result<usize, sqlx::Error> {
+    // A write transaction (read, then write): two servers starting on one database at once
+    // must not both seed. On PostgreSQL the seeding is serialised by an advisory lock.
+    let mut tx = db.begin_write().await?;
+    tx.conn().lock_key("seed").await?;
+    let inserted = on_conn!(&mut tx.conn(), c => {
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products")
+            .fetch_one(&mut *c)
+            .await?;
+        if existing > 0 {
+            0
+        } else {
+            let mut inserted = 0;
+            for (category_slug, category_name, products) in CATALOG {
+                let category_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO categories (slug, name) VALUES ($1, $2) RETURNING id",
+                )
                 .bind(category_slug)
                 .bind(category_name)
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *c)
                 .await?;
-        for product in *products {
-            sqlx::query(
-                "INSERT INTO products (slug, name, description, price_cents, stock, image, category_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(product.slug)
-            .bind(product.name)
-            .bind(product.description)
-            .bind(product.price_cents)
-            .bind(product.stock)
-            .bind(format!("/images/{}.svg", product.slug))
-            .bind(category_id)
-            .execute(&mut *tx)
-            .await?;
-            inserted += 1;
+                for product in *products {
+                    sqlx::query(
+                        "INSERT INTO products (slug, name, description, price_cents, stock, image, category_id)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(product.slug)
+                    .bind(product.name)
+                    .bind(product.description)
+                    .bind(product.price_cents)
+                    .bind(product.stock)
+                    .bind(format!("/images/{}.svg", product.slug))
+                    .bind(category_id)
+                    .execute(&mut *c)
+                    .await?;
+                    inserted += 1;
+                }
+            }
+            inserted
         }
-    }
+    });
     tx.commit().await?;
     Ok(inserted)
 }

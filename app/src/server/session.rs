@@ -8,7 +8,9 @@
 //! reloads the request's in-memory copy *without* marking it modified, so the middleware has
 //! nothing stale to write back.
 
+use super::db::{Conn, Db, Kind, Pooled};
 use crate::model::{Flash, StoredCart};
+use crate::{on_conn, on_db};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sqlx::{SqliteConnection, SqlitePool};
 use time::OffsetDateTime;
@@ -127,23 +129,25 @@ pub async fn destroy_session(session: &Session) -> Result<(), SessionError> {
 
 /// An atomic read-modify-write of one session's stored data. See the module docs.
 pub struct SessionTx {
-    /// Always `Some` until dropped.
-    conn: Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>,
+    /// A transaction's connection (`transaction`): `Some` until finished or dropped.
+    conn: Option<Pooled>,
     /// The stored record, or `None` when this visitor has no stored session yet.
     record: Option<Record>,
     /// Values to write when there is no stored record yet (a brand-new session, which no
     /// other request can know about, so the middleware may create it).
     pending: Vec<(String, serde_json::Value)>,
     finished: bool,
-    /// Held from `begin` until commit or rollback.
+    /// SQLite: held from `begin` until commit or rollback.
     gate: Option<tokio::sync::OwnedMutexGuard<Writer>>,
-    /// An SQLite transaction is open (`begin`), or not (`begin_session_only`).
+    /// A database transaction is open on `conn` (always on PostgreSQL; on SQLite for `begin`,
+    /// not for `begin_session_only`).
     transaction: bool,
     /// The stored bytes as read, for the compare-and-swap of `begin_session_only`.
     original: Option<Vec<u8>>,
-    /// Held from `begin` until commit or rollback: one writer per session in this process.
+    /// SQLite: held from `begin` until commit or rollback: one writer per session in this
+    /// process.
     session_lock: Option<tokio::sync::OwnedMutexGuard<()>>,
-    /// `begin_session_only`: the catalog version, read in the same statement as the record.
+    /// The catalog version, read in the same statement as the record (`begin_session_only`).
     catalog_version: Option<i64>,
     writes: SessionWrites,
 }
@@ -151,39 +155,55 @@ pub struct SessionTx {
 /// How many session locks one server has (IDs that hash alike share one).
 const SESSION_LOCK_STRIPES: usize = 4096;
 
-/// One server's coordination of session writes on one database: a lock per session ID
-/// (striped), so this server's requests on one session take turns instead of conflicting, and
-/// the single-writer gate with the connection the session-only writes use (SQLite has one
-/// writer at a time, so the writer whose turn it is has its connection at once instead of
-/// queueing for a pooled one behind every reader).
+/// One server's coordination of session writes on one database.
+///
+/// On SQLite: a lock per session ID (striped), so this server's requests on one session take
+/// turns instead of conflicting, and the single-writer gate with the connection the
+/// session-only writes use (SQLite has one writer at a time, so the writer whose turn it is has
+/// its connection at once instead of queueing for a pooled one behind every reader). Other
+/// processes on the same file are excluded by SQLite itself (`BEGIN IMMEDIATE`, and the
+/// compare-and-swap of session-only writes).
+///
+/// On PostgreSQL there is no process-wide coordination at all (it would only serialise
+/// unrelated sessions, and could not see other instances): every change runs in a transaction
+/// that locks the session's row (`SELECT … FOR UPDATE`), so concurrent changes of one session —
+/// on any instance — wait for each other, and unrelated sessions never do.
 ///
 /// It belongs to the server (in [`AppContext`](super::AppContext)), never to the process:
 /// two servers in one process — tests, or one binary serving two databases — share nothing.
-/// Other processes on the same file are excluded by SQLite itself (`BEGIN IMMEDIATE`, and the
-/// compare-and-swap of session-only writes).
 #[derive(Clone, Debug)]
 pub struct SessionWrites {
-    db: SqlitePool,
+    db: Db,
     locks: std::sync::Arc<[std::sync::Arc<tokio::sync::Mutex<()>>]>,
     gate: std::sync::Arc<tokio::sync::Mutex<Writer>>,
 }
 
 impl SessionWrites {
-    pub fn new(db: SqlitePool) -> SessionWrites {
+    pub fn new(db: Db) -> SessionWrites {
+        let stripes = match db.kind() {
+            Kind::Sqlite => SESSION_LOCK_STRIPES,
+            Kind::Postgres => 0,
+        };
         SessionWrites {
             db,
-            locks: (0..SESSION_LOCK_STRIPES)
-                .map(|_| Default::default())
-                .collect(),
+            locks: (0..stripes).map(|_| Default::default()).collect(),
             gate: Default::default(),
         }
     }
 
-    fn session_lock(&self, id: &Id) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    fn sqlite(&self) -> bool {
+        self.db.kind() == Kind::Sqlite
+    }
+
+    /// This session's lock (SQLite only).
+    fn session_lock(&self, id: &Id) -> Option<std::sync::Arc<tokio::sync::Mutex<()>>> {
         use std::hash::{Hash, Hasher};
+        if self.locks.is_empty() {
+            return None;
+        }
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut hasher);
-        self.locks[(hasher.finish() as usize) % self.locks.len()].clone()
+        Some(self.locks[(hasher.finish() as usize) % self.locks.len()].clone())
     }
 
     /// Closes the writer connection, if open (at shutdown, before the pool: the last
@@ -224,7 +244,7 @@ impl Writer {
             Some(conn) => conn,
             None => db.connect_options().connect().await?,
         };
-        let saved = save_record(&mut conn, record, expected).await;
+        let saved = save_record(&mut Conn::Sqlite(&mut conn), record, expected).await;
         if saved.is_ok() {
             self.conn = Some(conn);
         }
@@ -245,11 +265,13 @@ impl SessionTx {
         SessionTx::start(writes, session, true).await
     }
 
-    /// For changes to the session's data alone (cart, flash): no SQLite transaction, and the
-    /// single-writer gate held for one `UPDATE` only. The record is re-read (under this
+    /// For changes to the session's data alone (cart, flash). On SQLite: no transaction, and
+    /// the single-writer gate held for one `UPDATE` only. The record is re-read (under this
     /// session's lock, so this process's requests on it take turns) and written back only if
     /// it is still byte-for-byte what was read (compare-and-swap): a change by anyone else —
     /// another process on the same file, a checkout — is never overwritten, the caller retries.
+    /// On PostgreSQL: a transaction holding the session's row (see [`SessionWrites`]), with the
+    /// catalog version read in the same statement.
     pub async fn begin_session_only(
         writes: &SessionWrites,
         session: &Session,
@@ -262,31 +284,31 @@ impl SessionTx {
         session: &Session,
         transaction: bool,
     ) -> Result<SessionTx, SessionError> {
-        let db = &writes.db;
-        let session_lock = match session.id() {
-            Some(id) => Some(
-                tokio::time::timeout(WRITE_WAIT, writes.session_lock(&id).lock_owned())
+        let session_lock = match session.id().and_then(|id| writes.session_lock(&id)) {
+            Some(lock) => Some(
+                tokio::time::timeout(WRITE_WAIT, lock.lock_owned())
                     .await
                     .map_err(|_| SessionError::Busy)?,
             ),
             None => None,
         };
-        if !transaction {
-            let mut tx = SessionTx {
-                conn: None,
-                record: None,
-                pending: Vec::new(),
-                finished: false,
-                gate: None,
-                transaction,
-                original: None,
-                session_lock,
-                catalog_version: None,
-                writes: writes.clone(),
-            };
+        let mut tx = SessionTx {
+            conn: None,
+            record: None,
+            pending: Vec::new(),
+            finished: false,
+            gate: None,
+            transaction: transaction || !writes.sqlite(),
+            original: None,
+            session_lock,
+            catalog_version: None,
+            writes: writes.clone(),
+        };
+        if !tx.transaction {
             if let Some(id) = session.id() {
-                let mut conn = db.acquire().await?;
-                let (version, stored) = load_record_and_catalog_version(&mut conn, &id).await?;
+                let mut conn = writes.db.acquire().await?;
+                let (version, stored) =
+                    load_record_and_catalog_version(&mut conn.conn(), &id, false).await?;
                 tx.catalog_version = Some(version);
                 if let Some((record, bytes)) = stored {
                     tx.record = Some(record);
@@ -295,37 +317,45 @@ impl SessionTx {
             }
             return Ok(tx);
         }
-        // SQLite has one writer at a time. Queueing here, before taking a pooled connection,
-        // keeps waiting writers from holding every connection (which would starve the readers
-        // and the commit's own reload); BEGIN IMMEDIATE still excludes other processes.
-        let gate = tokio::time::timeout(WRITE_WAIT, writes.gate.clone().lock_owned())
-            .await
-            .map_err(|_| SessionError::Busy)?;
-        let conn = db.acquire().await?;
+        if writes.sqlite() {
+            // SQLite has one writer at a time. Queueing here, before taking a pooled
+            // connection, keeps waiting writers from holding every connection (which would
+            // starve the readers and the commit's own reload); BEGIN IMMEDIATE still excludes
+            // other processes.
+            tx.gate = Some(
+                tokio::time::timeout(WRITE_WAIT, writes.gate.clone().lock_owned())
+                    .await
+                    .map_err(|_| SessionError::Busy)?,
+            );
+        }
         // The guard owns the connection before BEGIN runs: if this request is cancelled (the
         // client went away) while BEGIN waits or after it succeeded, `Drop` closes the
         // connection instead of returning it to the pool inside an open write transaction,
-        // where it would hold SQLite's write lock and stall every other writer.
-        let mut tx = SessionTx {
-            conn: Some(conn),
-            record: None,
-            pending: Vec::new(),
-            finished: false,
-            gate: Some(gate),
-            transaction,
-            original: None,
-            session_lock,
-            catalog_version: None,
-            writes: writes.clone(),
+        // where it would hold the write lock (SQLite) or the session's row (PostgreSQL).
+        tx.conn = Some(writes.db.acquire().await?);
+        let begin = match writes.db.kind() {
+            Kind::Sqlite => "BEGIN IMMEDIATE",
+            Kind::Postgres => "BEGIN",
         };
-        sqlx::query("BEGIN IMMEDIATE").execute(tx.conn()).await?;
+        on_conn!(&mut tx.conn(), c => sqlx::query(begin).execute(c).await.map(|r| r.rows_affected()))?;
         if let Some(id) = session.id() {
-            match load_record(tx.conn(), &id).await {
-                Ok(Some((record, bytes))) => {
-                    tx.record = Some(record);
-                    tx.original = Some(bytes);
+            let loaded = if transaction {
+                load_record_in(&mut tx.conn(), &id, true)
+                    .await
+                    .map(|r| (None, r))
+            } else {
+                load_record_and_catalog_version(&mut tx.conn(), &id, true)
+                    .await
+                    .map(|(version, r)| (Some(version), r))
+            };
+            match loaded {
+                Ok((version, stored)) => {
+                    tx.catalog_version = version;
+                    if let Some((record, bytes)) = stored {
+                        tx.record = Some(record);
+                        tx.original = Some(bytes);
+                    }
                 }
-                Ok(None) => {}
                 Err(error) => {
                     tx.rollback().await;
                     return Err(error);
@@ -336,13 +366,14 @@ impl SessionTx {
     }
 
     /// The transaction's connection, for queries that must be atomic with the session change.
-    /// Only for [`SessionTx::begin`]: a session-only change holds no connection.
-    pub fn conn(&mut self) -> &mut SqliteConnection {
+    /// Only for [`SessionTx::begin`]: a session-only change may hold no connection.
+    pub fn conn(&mut self) -> Conn<'_> {
         // Invariant: `begin` holds `conn` until the transaction is finished; nothing calls
         // this on a `begin_session_only` change.
         self.conn
-            .as_deref_mut()
+            .as_mut()
             .expect("connection present until drop")
+            .conn()
     }
 
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
@@ -358,14 +389,24 @@ impl SessionTx {
 
     /// The catalog as of this change's read: for a session-only change, at the version read
     /// in the same statement as the session (no round trip of its own when the copy in memory
-    /// is that version).
+    /// is that version). Inside a transaction, read on its connection.
     pub async fn catalog(
-        &self,
+        &mut self,
         cache: &super::catalog::CatalogCache,
     ) -> Result<std::sync::Arc<super::catalog::Catalog>, sqlx::Error> {
-        match self.catalog_version {
-            Some(version) => cache.get_at(&self.writes.db, version).await,
-            None => cache.get(&self.writes.db).await,
+        let version = match self.catalog_version {
+            Some(version) => version,
+            None if self.conn.is_some() => on_conn!(&mut self.conn(), c => sqlx::query_scalar(
+                "SELECT version FROM catalog_version WHERE id = 1"
+            )
+            .fetch_one(c)
+            .await)?,
+            None => return cache.get(&self.writes.db).await,
+        };
+        if self.conn.is_some() {
+            cache.get_at_in(&mut self.conn(), version).await
+        } else {
+            cache.get_at(&self.writes.db, version).await
         }
     }
 
@@ -423,16 +464,23 @@ impl SessionTx {
             record.expiry_date = session.expiry_date();
             let original = self.original.take();
             let saved = if self.transaction {
-                save_record(self.conn(), &record, original.as_deref()).await
+                save_record(&mut self.conn(), &record, original.as_deref()).await
             } else {
-                // The gate, with the writer connection: waiting writers hold no connection.
-                let mut writer =
-                    tokio::time::timeout(WRITE_WAIT, self.writes.gate.clone().lock_owned())
-                        .await
-                        .map_err(|_| SessionError::Busy)?;
-                writer
-                    .save(&self.writes.db, &record, original.as_deref())
-                    .await
+                match self.writes.db.as_sqlite() {
+                    Some(pool) => {
+                        // The gate, with the writer connection: waiting writers hold no
+                        // connection.
+                        let mut writer =
+                            tokio::time::timeout(WRITE_WAIT, self.writes.gate.clone().lock_owned())
+                                .await
+                                .map_err(|_| SessionError::Busy)?;
+                        writer.save(pool, &record, original.as_deref()).await
+                    }
+                    None => {
+                        let mut conn = self.writes.db.acquire().await?;
+                        save_record(&mut conn.conn(), &record, original.as_deref()).await
+                    }
+                }
             };
             self.record = Some(record);
             match saved {
@@ -442,9 +490,9 @@ impl SessionTx {
                 Ok(false) => {
                     let id = self.record.as_ref().map(|r| r.id);
                     let exists = match (id, self.transaction) {
-                        (Some(id), true) => {
-                            load_record(self.conn(), &id).await.map(|r| r.is_some())
-                        }
+                        (Some(id), true) => load_record_in(&mut self.conn(), &id, false)
+                            .await
+                            .map(|r| r.is_some()),
                         (Some(id), false) => {
                             load_record(&self.writes.db, &id).await.map(|r| r.is_some())
                         }
@@ -462,7 +510,7 @@ impl SessionTx {
             }
         }
         if self.transaction {
-            sqlx::query("COMMIT").execute(self.conn()).await?;
+            on_conn!(&mut self.conn(), c => sqlx::query("COMMIT").execute(c).await.map(|r| r.rows_affected()))?;
         }
         self.finished = true;
         // Give the connection back before the reload, which needs one of its own.
@@ -488,13 +536,14 @@ impl SessionTx {
     }
 
     async fn rollback_in_place(&mut self) {
-        if !self.finished && self.transaction {
+        if !self.finished && self.transaction && self.conn.is_some() {
             // `finished` only once ROLLBACK has run: cancelled halfway, `Drop` closes the
             // connection.
-            if let Err(error) = sqlx::query("ROLLBACK").execute(self.conn()).await {
+            let rolled_back = on_conn!(&mut self.conn(), c => sqlx::query("ROLLBACK").execute(c).await.map(|r| r.rows_affected()));
+            if let Err(error) = rolled_back {
                 tracing::error!(%error, "rollback failed; closing the connection");
                 if let Some(conn) = self.conn.take() {
-                    drop(conn.detach());
+                    conn.detach();
                 }
             }
         }
@@ -508,7 +557,7 @@ impl Drop for SessionTx {
             // An early return (`?`) left the transaction open: the connection must not go
             // back to the pool like that. Detached, it is closed, which rolls back.
             if let Some(conn) = self.conn.take() {
-                drop(conn.detach());
+                conn.detach();
             }
         }
     }
@@ -521,62 +570,92 @@ enum Refresh {
     IfEmpty,
 }
 
-/// The stored record and its bytes.
-pub(crate) async fn load_record<'c>(
-    executor: impl sqlx::Executor<'c, Database = sqlx::Sqlite>,
-    id: &Id,
-) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
-    let sql = format!("SELECT data FROM {SESSION_TABLE} WHERE id = ? AND expiry_date > ?");
-    let row: Option<(Vec<u8>,)> = sqlx::query_as(&sql)
-        .bind(storage_key(id))
-        .bind(OffsetDateTime::now_utc())
-        .fetch_optional(executor)
-        .await?;
-    match row {
+/// Reads a stored record: its key, and the bytes as stored.
+fn select_record(lock: Kind) -> String {
+    format!(
+        "SELECT data FROM {SESSION_TABLE} WHERE id = $1 AND expiry_date > $2{}",
+        lock.for_update()
+    )
+}
+
+fn decoded(id: &Id, bytes: Option<Vec<u8>>) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
+    match bytes {
         None => Ok(None),
-        Some((bytes,)) => Ok(Some((decode_record(*id, &bytes)?, bytes))),
+        Some(bytes) => Ok(Some((decode_record(*id, &bytes)?, bytes))),
     }
 }
 
-/// The catalog version and the stored record with its bytes, in one statement (one round
-/// trip to the database's thread instead of two).
-async fn load_record_and_catalog_version(
-    conn: &mut SqliteConnection,
+/// The stored record and its bytes.
+pub(crate) async fn load_record(
+    db: &Db,
     id: &Id,
-) -> Result<(i64, Option<(Record, Vec<u8>)>), SessionError> {
-    let sql = format!(
-        "SELECT (SELECT version FROM catalog_version WHERE id = 1), \
-                (SELECT data FROM {SESSION_TABLE} WHERE id = ?1 AND expiry_date > ?2)"
-    );
-    let (version, bytes): (i64, Option<Vec<u8>>) = sqlx::query_as(&sql)
+) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
+    let sql = select_record(Kind::Sqlite);
+    let bytes: Option<Vec<u8>> = on_db!(db, pool => sqlx::query_scalar(&sql)
         .bind(storage_key(id))
         .bind(OffsetDateTime::now_utc())
-        .fetch_one(&mut *conn)
-        .await?;
-    match bytes {
-        None => Ok((version, None)),
-        Some(bytes) => Ok((version, Some((decode_record(*id, &bytes)?, bytes)))),
-    }
+        .fetch_optional(pool)
+        .await)?;
+    decoded(id, bytes)
+}
+
+/// [`load_record`] on the caller's connection; with `lock`, the row is locked until the
+/// transaction ends (PostgreSQL; SQLite's write transaction holds the whole database).
+async fn load_record_in(
+    conn: &mut Conn<'_>,
+    id: &Id,
+    lock: bool,
+) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
+    let sql = select_record(if lock { conn.kind() } else { Kind::Sqlite });
+    let bytes: Option<Vec<u8>> = on_conn!(conn, c => sqlx::query_scalar(&sql)
+        .bind(storage_key(id))
+        .bind(OffsetDateTime::now_utc())
+        .fetch_optional(c)
+        .await)?;
+    decoded(id, bytes)
+}
+
+/// The catalog version and the stored record with its bytes, in one statement (one round
+/// trip instead of two); with `lock`, the session's row is locked as in [`load_record_in`].
+async fn load_record_and_catalog_version(
+    conn: &mut Conn<'_>,
+    id: &Id,
+    lock: bool,
+) -> Result<(i64, Option<(Record, Vec<u8>)>), SessionError> {
+    let sql = format!(
+        "SELECT (SELECT version FROM catalog_version WHERE id = 1), ({})",
+        select_record(if lock { conn.kind() } else { Kind::Sqlite })
+    );
+    let (version, bytes): (i64, Option<Vec<u8>>) = on_conn!(conn, c => sqlx::query_as(&sql)
+        .bind(storage_key(id))
+        .bind(OffsetDateTime::now_utc())
+        .fetch_one(c)
+        .await)?;
+    Ok((version, decoded(id, bytes)?))
 }
 
 /// Writes the record; with `expected`, only over exactly those stored bytes. Whether a row
 /// was written.
 async fn save_record(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     record: &Record,
     expected: Option<&[u8]>,
 ) -> Result<bool, SessionError> {
     let sql = format!(
-        "UPDATE {SESSION_TABLE} SET data = ?1, expiry_date = ?2 WHERE id = ?3 AND (?4 IS NULL OR data = ?4)"
+        "UPDATE {SESSION_TABLE} SET data = $1, expiry_date = $2
+         WHERE id = $3 AND ($4 IS NULL OR data = $4)"
     );
-    let result = sqlx::query(&sql)
-        .bind(encode_record(record)?)
+    let data = encode_record(record)?;
+    let key = storage_key(&record.id);
+    let updated = on_conn!(conn, c => sqlx::query(&sql)
+        .bind(&data)
         .bind(record.expiry_date)
-        .bind(storage_key(&record.id))
+        .bind(&key)
         .bind(expected)
-        .execute(&mut *conn)
-        .await?;
-    Ok(result.rows_affected() > 0)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(updated > 0)
 }
 
 /// Takes the flash message out of the session (atomically, so it cannot undo a cart write).

@@ -36,7 +36,7 @@ pub async fn enforce(
         }
         tx.set(SEEN_KEY, &now)?;
         if let Some(user) = tx.get::<session::AuthUser>(USER_KEY) {
-            registry::touch(tx.conn(), &user.handle, now).await?;
+            registry::touch(&mut tx.conn(), &user.handle, now).await?;
         }
         tx.commit(session).await?;
     }
@@ -57,7 +57,7 @@ async fn demote(
         "You were signed out after a period of inactivity. Please log in again.",
     ))?;
     // The row ends in the same transaction that removes the login from the stored record.
-    registry::end_in(tx.conn(), handle, EndReason::Timeout).await?;
+    registry::end_in(&mut tx.conn(), handle, EndReason::Timeout).await?;
     tx.commit(session).await?;
     session.cycle_id().await?;
     tracing::info!(%handle, "session demoted: login timed out");

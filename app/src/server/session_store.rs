@@ -7,14 +7,15 @@
 //! login can never be stored again — not by an ID rotation, a login, a password change or a
 //! slow request that finishes after a logout.
 
+use super::db::Db;
+use crate::{on_conn, on_db};
 use async_trait::async_trait;
-use sqlx::SqlitePool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
-use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use super::session::{
     decode_record, encode_record, storage_key, AuthUser, FLASH_KEY, SESSION_TABLE, USER_KEY,
@@ -22,8 +23,8 @@ use super::session::{
 
 #[derive(Clone, Debug)]
 pub struct ShopSessionStore {
-    inner: SqliteStore,
-    db: SqlitePool,
+    inner: Inner,
+    db: Db,
     /// How long a new anonymous session is kept if it never comes back.
     anonymous_first_idle: time::Duration,
     /// The most anonymous sessions kept.
@@ -33,14 +34,32 @@ pub struct ShopSessionStore {
     anonymous: Arc<AtomicU64>,
 }
 
+/// tower-sessions-sqlx-store's store of the database, for what it does as we need it (the
+/// sweep of expired sessions); pointed at our table, which our migrations create.
+#[derive(Clone, Debug)]
+enum Inner {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
 /// Anonymous sessions: stored records that no live registry row points at.
 const ANONYMOUS: &str = "FROM tower_sessions s WHERE NOT EXISTS
      (SELECT 1 FROM session_registry r WHERE r.session_id = s.id AND r.ended_at IS NULL)";
 
 impl ShopSessionStore {
-    pub fn new(db: SqlitePool, policy: &super::policy::SessionPolicy) -> ShopSessionStore {
+    pub fn new(db: Db, policy: &super::policy::SessionPolicy) -> ShopSessionStore {
+        let inner = match &db {
+            Db::Sqlite(pool) => Inner::Sqlite(SqliteStore::new(pool.clone())),
+            Db::Postgres(pool) => Inner::Postgres(
+                PostgresStore::new(pool.clone())
+                    .with_schema_name("public")
+                    .and_then(|store| store.with_table_name(SESSION_TABLE))
+                    // Both names are fixed, valid identifiers.
+                    .expect("valid session table name"),
+            ),
+        };
         ShopSessionStore {
-            inner: SqliteStore::new(db.clone()),
+            inner,
             db,
             anonymous_first_idle: time::Duration::try_from(policy.anonymous_first_idle_timeout)
                 .unwrap_or(time::Duration::DAY),
@@ -49,13 +68,17 @@ impl ShopSessionStore {
         }
     }
 
-    /// Creates the session table if missing (our migrations create it; this is a no-op then),
-    /// and re-keys sessions stored before IDs were hashed at rest (see
-    /// [`storage_key`]): each is stored again under the hash of its ID, without the ID inside,
-    /// and its registry row follows — so an upgrade signs nobody out.
+    /// Re-keys sessions stored before IDs were hashed at rest (see [`storage_key`]): each is
+    /// stored again under the hash of its ID, without the ID inside, and its registry row
+    /// follows — so an upgrade signs nobody out. (Only SQLite databases can hold such
+    /// sessions; the session table itself is created by our migrations, on both databases —
+    /// never by the store's own `migrate`, which on PostgreSQL may return without creating
+    /// it when another instance starting at the same time wins the `CREATE SCHEMA` race.)
     pub async fn migrate(&self) -> sqlx::Result<()> {
-        self.inner.migrate().await?;
-        let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
+        let Db::Sqlite(pool) = &self.db else {
+            return Ok(());
+        };
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         // A hashed key is 64 hex digits; an ID as it was stored is 22 base64 characters.
         let old: Vec<(String, Vec<u8>)> = sqlx::query_as(&format!(
             "SELECT id, data FROM {SESSION_TABLE} WHERE length(id) <> 64"
@@ -69,7 +92,7 @@ impl ShopSessionStore {
                 .and_then(|id| decode_record(id, bytes).ok());
             let Some(record) = decoded else {
                 // Not a session this store ever wrote: unusable, so removed.
-                sqlx::query(&format!("DELETE FROM {SESSION_TABLE} WHERE id = ?1"))
+                sqlx::query(&format!("DELETE FROM {SESSION_TABLE} WHERE id = $1"))
                     .bind(key)
                     .execute(&mut *tx)
                     .await?;
@@ -78,14 +101,14 @@ impl ShopSessionStore {
             let hashed = storage_key(&record.id);
             let data = encode_record(&record).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
             sqlx::query(&format!(
-                "UPDATE {SESSION_TABLE} SET id = ?1, data = ?2 WHERE id = ?3"
+                "UPDATE {SESSION_TABLE} SET id = $1, data = $2 WHERE id = $3"
             ))
             .bind(&hashed)
             .bind(data)
             .bind(key)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE session_registry SET session_id = ?1 WHERE session_id = ?2")
+            sqlx::query("UPDATE session_registry SET session_id = $1 WHERE session_id = $2")
                 .bind(&hashed)
                 .bind(key)
                 .execute(&mut *tx)
@@ -107,27 +130,32 @@ impl ShopSessionStore {
         let count_sql = format!("SELECT COUNT(*) {ANONYMOUS}");
         // Counted first without the write lock: under the ceiling (the usual case), writers
         // are never held up by the count.
-        let count: i64 = sqlx::query_scalar(&count_sql).fetch_one(&self.db).await?;
+        let count: i64 =
+            on_db!(&self.db, pool => sqlx::query_scalar(&count_sql).fetch_one(pool).await)?;
         if u64::try_from(count).unwrap_or(0) <= self.max_anonymous {
             self.anonymous
                 .store(u64::try_from(count).unwrap_or(0), Ordering::Relaxed);
             return Ok(0);
         }
-        let mut tx = self.db.begin_with("BEGIN IMMEDIATE").await?;
-        let count: i64 = sqlx::query_scalar(&count_sql).fetch_one(&mut *tx).await?;
+        let mut tx = self.db.begin_write().await?;
+        // One eviction at a time on PostgreSQL too (instances share the ceiling).
+        tx.conn().lock_key("evict_anonymous").await?;
+        let count: i64 =
+            on_conn!(&mut tx.conn(), c => sqlx::query_scalar(&count_sql).fetch_one(c).await)?;
         let count = u64::try_from(count).unwrap_or(0);
         let mut evicted = 0;
         if count > self.max_anonymous {
             let keep = self.max_anonymous - self.max_anonymous / 10;
             let excess = i64::try_from(count - keep).unwrap_or(i64::MAX);
-            let deleted = sqlx::query(&format!(
+            let sql = format!(
                 "DELETE FROM tower_sessions WHERE id IN
-                   (SELECT s.id {ANONYMOUS} ORDER BY s.expiry_date LIMIT ?1)"
-            ))
-            .bind(excess)
-            .execute(&mut *tx)
-            .await?;
-            evicted = deleted.rows_affected();
+                   (SELECT s.id {ANONYMOUS} ORDER BY s.expiry_date LIMIT $1)"
+            );
+            evicted = on_conn!(&mut tx.conn(), c => sqlx::query(&sql)
+                .bind(excess)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
         }
         tx.commit().await?;
         self.anonymous
@@ -172,31 +200,29 @@ impl SessionStore for ShopSessionStore {
             let first_idle = time::OffsetDateTime::now_utc() + self.anonymous_first_idle;
             record.expiry_date = record.expiry_date.min(first_idle);
         }
-        let mut tx = self
-            .db
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(backend)?;
+        let mut tx = self.db.begin_write().await.map_err(backend)?;
         let insert = format!(
-            "INSERT INTO {SESSION_TABLE} (id, data, expiry_date) VALUES (?1, ?2, ?3)
+            "INSERT INTO {SESSION_TABLE} (id, data, expiry_date) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO NOTHING"
         );
         loop {
-            let inserted = sqlx::query(&insert)
+            let data = encode(record)?;
+            let inserted = on_conn!(&mut tx.conn(), c => sqlx::query(&insert)
                 .bind(storage_key(&record.id))
-                .bind(encode(record)?)
+                .bind(data)
                 .bind(record.expiry_date)
-                .execute(&mut *tx)
+                .execute(c)
                 .await
-                .map_err(backend)?;
-            if inserted.rows_affected() == 1 {
+                .map(|r| r.rows_affected()))
+            .map_err(backend)?;
+            if inserted == 1 {
                 break;
             }
             record.id = Id::default();
         }
         if let Some(user) = login_of(record) {
             let linked = super::registry::link_session(
-                &mut tx,
+                &mut tx.conn(),
                 &user.handle,
                 user.id,
                 &storage_key(&record.id),
@@ -211,13 +237,15 @@ impl SessionStore for ShopSessionStore {
                 if let Ok(value) = serde_json::to_value(&flash) {
                     record.data.insert(FLASH_KEY.to_string(), value);
                 }
-                let update = format!("UPDATE {SESSION_TABLE} SET data = ?1 WHERE id = ?2");
-                sqlx::query(&update)
-                    .bind(encode(record)?)
+                let update = format!("UPDATE {SESSION_TABLE} SET data = $1 WHERE id = $2");
+                let data = encode(record)?;
+                on_conn!(&mut tx.conn(), c => sqlx::query(&update)
+                    .bind(data)
                     .bind(storage_key(&record.id))
-                    .execute(&mut *tx)
+                    .execute(c)
                     .await
-                    .map_err(backend)?;
+                    .map(|r| r.rows_affected()))
+                .map_err(backend)?;
                 tracing::warn!(handle = %user.handle, "not storing a login whose session has ended");
             }
         }
@@ -237,20 +265,22 @@ impl SessionStore for ShopSessionStore {
     /// while its registry row is live and points at it (checked in the same statement).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let sql = format!(
-            "UPDATE {SESSION_TABLE} SET data = ?1, expiry_date = ?2 WHERE id = ?3
-               AND (?4 IS NULL OR EXISTS (SELECT 1 FROM session_registry
-                    WHERE handle = ?4 AND session_id = ?3 AND ended_at IS NULL))"
+            "UPDATE {SESSION_TABLE} SET data = $1, expiry_date = $2 WHERE id = $3
+               AND ($4 IS NULL OR EXISTS (SELECT 1 FROM session_registry
+                    WHERE handle = $4 AND session_id = $3 AND ended_at IS NULL))"
         );
         let handle = login_of(record).map(|user| user.handle);
-        let result = sqlx::query(&sql)
-            .bind(encode(record)?)
+        let data = encode(record)?;
+        let updated = on_db!(&self.db, pool => sqlx::query(&sql)
+            .bind(data)
             .bind(record.expiry_date)
             .bind(storage_key(&record.id))
             .bind(handle)
-            .execute(&self.db)
+            .execute(pool)
             .await
-            .map_err(backend)?;
-        if result.rows_affected() == 0 {
+            .map(|r| r.rows_affected()))
+        .map_err(backend)?;
+        if updated == 0 {
             tracing::info!("not saving a session that no longer exists");
         }
         Ok(())
@@ -264,12 +294,13 @@ impl SessionStore for ShopSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let sql = format!("DELETE FROM {SESSION_TABLE} WHERE id = ?1");
-        sqlx::query(&sql)
+        let sql = format!("DELETE FROM {SESSION_TABLE} WHERE id = $1");
+        on_db!(&self.db, pool => sqlx::query(&sql)
             .bind(storage_key(id))
-            .execute(&self.db)
+            .execute(pool)
             .await
-            .map_err(backend)?;
+            .map(|r| r.rows_affected()))
+        .map_err(backend)?;
         Ok(())
     }
 }
@@ -277,7 +308,10 @@ impl SessionStore for ShopSessionStore {
 #[async_trait]
 impl ExpiredDeletion for ShopSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        self.inner.delete_expired().await?;
+        match &self.inner {
+            Inner::Sqlite(store) => store.delete_expired().await?,
+            Inner::Postgres(store) => store.delete_expired().await?,
+        }
         // Counted afresh now and then: other processes create sessions too.
         self.evict_anonymous().await.map_err(backend)?;
         let closed = super::registry::close_orphans(&self.db)

@@ -5,7 +5,8 @@
 //! so a burst of concurrent guesses is limited exactly like the same guesses one by one.
 //! Registrations are throttled per IP the same way (every attempt counts).
 
-use sqlx::SqlitePool;
+use super::db::Db;
+use crate::on_conn;
 
 /// Failures allowed before back-off starts, per (account, IP) and per IP.
 const ACCOUNT_FREE_FAILURES: i64 = 5;
@@ -53,16 +54,21 @@ fn wait_for(row: Option<(i64, i64)>, free: i64, now: i64) -> i64 {
 /// or, when any of them says wait, on none. N concurrent attempts are therefore limited
 /// exactly like N sequential ones: the (free + 1)th sees the first `free` already counted.
 /// Returns the seconds to wait (0: go ahead, the attempt is counted).
-async fn reserve(db: &SqlitePool, keys: &[(String, i64)], now: i64) -> Result<i64, sqlx::Error> {
-    // BEGIN IMMEDIATE: read-then-write; see `registry::end_where`.
-    let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
+async fn reserve(db: &Db, keys: &[(String, i64)], now: i64) -> Result<i64, sqlx::Error> {
+    // A write transaction (read-then-write; see `registry::end_where`), in which each counter
+    // is locked before it is read: on PostgreSQL an advisory lock on the key (a counter that
+    // does not exist yet has no row to lock), always in the order of `keys`.
+    let mut tx = db.begin_write().await?;
     let mut wait = 0;
     for (key, free) in keys {
-        let row: Option<(i64, i64)> =
-            sqlx::query_as("SELECT failures, last_failed_at FROM login_failures WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let mut conn = tx.conn();
+        conn.lock_key(&format!("login_failures:{key}")).await?;
+        let row: Option<(i64, i64)> = on_conn!(&mut conn, c => sqlx::query_as(
+            "SELECT failures, last_failed_at FROM login_failures WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(c)
+        .await)?;
         wait = wait.max(wait_for(row, *free, now));
     }
     if wait > 0 {
@@ -70,17 +76,19 @@ async fn reserve(db: &SqlitePool, keys: &[(String, i64)], now: i64) -> Result<i6
         return Ok(wait);
     }
     for (key, _) in keys {
-        sqlx::query(
-            "INSERT INTO login_failures (key, failures, last_failed_at) VALUES (?1, 1, ?2)
+        on_conn!(&mut tx.conn(), c => sqlx::query(
+            "INSERT INTO login_failures (key, failures, last_failed_at) VALUES ($1, 1, $2)
              ON CONFLICT (key) DO UPDATE SET
-               failures = CASE WHEN ?2 - last_failed_at > ?3 THEN 1 ELSE failures + 1 END,
-               last_failed_at = ?2",
+               failures = CASE WHEN $2 - login_failures.last_failed_at > $3 THEN 1
+                               ELSE login_failures.failures + 1 END,
+               last_failed_at = $2",
         )
         .bind(key)
         .bind(now)
         .bind(FORGET_AFTER_SECS)
-        .execute(&mut *tx)
-        .await?;
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
     }
     tx.commit().await?;
     Ok(0)
@@ -90,12 +98,7 @@ async fn reserve(db: &SqlitePool, keys: &[(String, i64)], now: i64) -> Result<i6
 /// this account and from this IP, unless the client must wait first (then the seconds to
 /// wait, and nothing is counted or checked). A correct password gives the count back with
 /// [`release_login`]; a wrong one leaves it.
-pub async fn reserve_login(
-    db: &SqlitePool,
-    email: &str,
-    ip: &str,
-    now: i64,
-) -> Result<i64, sqlx::Error> {
+pub async fn reserve_login(db: &Db, email: &str, ip: &str, now: i64) -> Result<i64, sqlx::Error> {
     let keys = [
         (account_key(email, ip), ACCOUNT_FREE_FAILURES),
         (ip_key(ip), IP_FREE_FAILURES),
@@ -105,16 +108,21 @@ pub async fn reserve_login(
 
 /// A successful login: forgets this client's failures on the account and gives back the
 /// attempt reserved on the IP.
-pub async fn release_login(db: &SqlitePool, email: &str, ip: &str) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query("DELETE FROM login_failures WHERE key = ?")
-        .bind(account_key(email, ip))
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE login_failures SET failures = failures - 1 WHERE key = ? AND failures > 0")
+pub async fn release_login(db: &Db, email: &str, ip: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    on_conn!(&mut tx.conn(), c => {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(account_key(email, ip))
+            .execute(&mut *c)
+            .await?;
+        sqlx::query(
+            "UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0",
+        )
         .bind(ip_key(ip))
-        .execute(&mut *tx)
-        .await?;
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
     tx.commit().await?;
     Ok(())
 }
@@ -123,7 +131,7 @@ pub async fn release_login(db: &SqlitePool, email: &str, ip: &str) -> Result<(),
 /// Every attempt counts, whether the email was free or taken (a taken email is what would
 /// enumerate accounts); `free` attempts an hour, then back-off.
 pub async fn reserve_registration(
-    db: &SqlitePool,
+    db: &Db,
     ip: &str,
     free: i64,
     now: i64,

@@ -1,0 +1,302 @@
+//! Several instances, one database: separate `coatcheck serve` *processes* (not two apps in one
+//! test process, whose shared process-wide state would hide the races) on one shared database —
+//! PostgreSQL in the PostgreSQL run, one SQLite file in the SQLite run. Every session guarantee
+//! must hold across them: one browser's requests land on any instance.
+#![cfg(feature = "ssr")]
+
+mod common;
+use common::{fresh_database_url, testid_attr, testid_text, ServerProcess, Shopper, PASSWORD};
+
+/// Instances on one fresh database; the first one migrates and seeds it.
+async fn instances(n: usize) -> (tempfile::TempDir, String, Vec<ServerProcess>) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let mut servers = Vec::new();
+    for _ in 0..n {
+        servers.push(ServerProcess::start(&url).await);
+    }
+    (dir, url, servers)
+}
+
+/// A shopper without a session yet, whose requests go to `server` until moved with [`on`].
+fn shopper(server: &ServerProcess) -> Shopper {
+    Shopper {
+        base: server.base.clone(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        cookie: None,
+    }
+}
+
+/// The same shopper (same cookie), now talking to `server`.
+fn on<'a>(shopper: &'a mut Shopper, server: &ServerProcess) -> &'a mut Shopper {
+    shopper.base = server.base.clone();
+    shopper
+}
+
+async fn product(url: &str, slug: &str) -> i64 {
+    let db = app::server::db::connect(url).await.unwrap();
+    let id = app::on_db!(&db, p => sqlx::query_scalar("SELECT id FROM products WHERE slug = $1")
+        .bind(slug)
+        .fetch_one(p)
+        .await)
+    .unwrap();
+    db.close().await;
+    id
+}
+
+async fn execute(url: &str, sql: &str, id: i64) {
+    let db = app::server::db::connect(url).await.unwrap();
+    app::on_db!(&db, p => sqlx::query(sql).bind(id).execute(p).await.map(|r| r.rows_affected()))
+        .unwrap();
+    db.close().await;
+}
+
+fn quantity_of(cart: &serde_json::Value, product: i64) -> u64 {
+    cart["lines"]
+        .as_array()
+        .expect("cart lines")
+        .iter()
+        .find(|line| line["product_id"] == product)
+        .map_or(0, |line| line["quantity"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn a_cart_follows_its_shopper_across_instances_and_concurrent_adds_on_both_all_count() {
+    let (_dir, url, servers) = instances(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    let scarf = product(&url, "merino-scarf").await;
+    let beanie = product(&url, "knit-beanie").await;
+
+    let mut shopper = shopper(a);
+    assert_eq!(shopper.add(scarf, "2").await.status, 200);
+    let cart = on(&mut shopper, b).cart().await;
+    assert_eq!(
+        quantity_of(&cart, scarf),
+        2,
+        "the cart built on A, read on B"
+    );
+
+    // 32 + 32 concurrent adds on one session, half on each instance.
+    let adds = (0..64).map(|i| {
+        let mut one = shopper.clone();
+        one.base = servers[i % 2].base.clone();
+        tokio::spawn(async move { one.add(beanie, "1").await.status })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(adds)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    for server in [a, b] {
+        let cart = on(&mut shopper, server).cart().await;
+        assert_eq!(quantity_of(&cart, beanie), 64, "no add lost");
+        assert_eq!(quantity_of(&cart, scarf), 2, "the first line kept");
+    }
+}
+
+#[tokio::test]
+async fn a_login_on_another_instance_rotates_the_id_everywhere_and_keeps_the_cart() {
+    let (_dir, url, servers) = instances(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    let scarf = product(&url, "merino-scarf").await;
+    let mut account = shopper(b);
+    assert_eq!(
+        account.register("ann@example.com", PASSWORD).await.status,
+        200
+    );
+
+    let mut visitor = shopper(a);
+    assert_eq!(visitor.add(scarf, "3").await.status, 200);
+    let before = visitor
+        .cookie
+        .clone()
+        .expect("a session after a cart write");
+    let login = on(&mut visitor, b).login("ann@example.com", PASSWORD).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let after = visitor.cookie.clone().expect("a new session cookie");
+    assert_ne!(before, after, "the ID changed on login");
+
+    for server in [a, b] {
+        let mut old = visitor.with_cookie(Some(before.clone()));
+        let me = on(&mut old, server).me().await;
+        assert_eq!(me["user"], serde_json::Value::Null, "the old ID is nobody");
+        assert_eq!(old.cart_count().await, 0, "the old ID has no cart");
+    }
+    let mut new = visitor.with_cookie(Some(after));
+    let me = on(&mut new, a).me().await;
+    assert_eq!(me["user"]["email"], "ann@example.com", "logged in on A");
+    assert_eq!(quantity_of(&new.cart().await, scarf), 3, "with the cart");
+}
+
+#[tokio::test]
+async fn a_revocation_through_one_instance_ends_the_session_on_the_other_at_once() {
+    let (_dir, url, servers) = instances(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    let scarf = product(&url, "merino-scarf").await;
+
+    let mut boss = shopper(b);
+    assert_eq!(
+        boss.register("boss@example.com", PASSWORD).await.status,
+        200
+    );
+    {
+        let db = app::server::db::connect(&url).await.unwrap();
+        app::on_db!(&db, p => sqlx::query("UPDATE users SET is_admin = $1 WHERE email = $2")
+            .bind(true)
+            .bind("boss@example.com")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .unwrap();
+        db.close().await;
+    }
+    assert_eq!(boss.login("boss@example.com", PASSWORD).await.status, 200);
+
+    let mut victim = shopper(a);
+    assert_eq!(
+        victim.register("ann@example.com", PASSWORD).await.status,
+        200
+    );
+    assert_eq!(victim.add(scarf, "1").await.status, 200);
+    let cookie = victim.cookie.clone().unwrap();
+
+    let page = boss.get("/admin/sessions").await;
+    assert_eq!(page.status, 200);
+    let emails = testid_attr(&page.body, "session-row", "data-user-email");
+    let handles = testid_attr(&page.body, "session-row", "data-session");
+    let index = emails.iter().position(|e| e == "ann@example.com").unwrap();
+
+    // A slow request of the victim's is running on A (its session loaded, its body not yet
+    // complete) while the admin revokes the session through B.
+    let held = common::HeldRequest::start(
+        a.base.trim_start_matches("http://").parse().unwrap(),
+        "/api/cart/add",
+        &cookie,
+        &format!("product_id={scarf}&quantity=1"),
+    )
+    .await;
+    let revoked = boss
+        .post(
+            "/api/admin/sessions/revoke",
+            &[("session", &handles[index])],
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+
+    // The very next request on A is anonymous, with no cart.
+    let mut next = victim.with_cookie(Some(cookie.clone()));
+    assert_eq!(on(&mut next, a).me().await["user"], serde_json::Value::Null);
+    assert_eq!(next.cart_count().await, 0);
+
+    // The held request finishes after the revocation: it may not bring the session back.
+    let reply = held.finish().await;
+    assert!(reply.status < 500, "{} {}", reply.status, reply.body);
+    for server in [a, b] {
+        let mut again = victim.with_cookie(Some(cookie.clone()));
+        let me = on(&mut again, server).me().await;
+        assert_eq!(me["user"], serde_json::Value::Null, "still revoked");
+        for id in &reply.new_ids {
+            let mut other = victim.with_cookie(Some(id.clone()));
+            assert_eq!(
+                on(&mut other, server).me().await["user"],
+                serde_json::Value::Null,
+                "no login under a new ID either"
+            );
+        }
+    }
+    let page = boss.get("/admin/sessions").await;
+    assert_eq!(
+        testid_attr(&page.body, "session-row", "data-user-email"),
+        ["boss@example.com"],
+        "the victim's session is not listed again"
+    );
+}
+
+/// How long a change made on one instance may take to show on another's pages: the catalog
+/// version is checked on every catalog read, and the page caches check it at most every
+/// `VERSION_CHECK_INTERVAL`.
+const STALENESS_BOUND: std::time::Duration = app::server::catalog::VERSION_CHECK_INTERVAL;
+
+#[tokio::test]
+async fn catalog_changes_and_the_last_item_are_the_same_on_every_instance() {
+    let (_dir, url, servers) = instances(2).await;
+    let (a, b) = (&servers[0], &servers[1]);
+    let scarf = product(&url, "merino-scarf").await;
+    let fedora = product(&url, "felt-fedora").await;
+
+    // B has everything cached: the catalog, the product page, a cart with the scarf.
+    let mut on_b = shopper(b);
+    assert_eq!(on_b.add(scarf, "1").await.status, 200);
+    let page = on_b.get("/products/merino-scarf").await;
+    assert!(page.body.contains("$49.00"), "the seeded price");
+    let anonymous = reqwest::Client::new();
+    let catalog = anonymous.get(format!("{}/", b.base)).send().await.unwrap();
+    assert!(catalog.text().await.unwrap().contains("$49.00"));
+
+    // A price change, in the database every instance shares.
+    execute(
+        &url,
+        "UPDATE products SET price_cents = 1234 WHERE id = $1",
+        scarf,
+    )
+    .await;
+    tokio::time::sleep(STALENESS_BOUND * 2).await;
+    let page = on_b.get("/products/merino-scarf").await;
+    assert!(page.body.contains("$12.34"), "B's product page follows");
+    let catalog = anonymous.get(format!("{}/", b.base)).send().await.unwrap();
+    let catalog = catalog.text().await.unwrap();
+    assert!(
+        catalog.contains("$12.34"),
+        "B's (cached) catalog page follows"
+    );
+    let cart = on_b.cart().await;
+    let line = &cart["lines"][0];
+    assert_eq!(line["unit_price_cents"], 1234, "B's cart follows: {cart}");
+
+    // The last fedora: a sell-out through checkouts on A and B racing for it.
+    execute(&url, "UPDATE products SET stock = 1 WHERE id = $1", fedora).await;
+    let mut buyers = Vec::new();
+    for (i, name) in ["ann", "bob", "cid", "dee"].iter().enumerate() {
+        let mut buyer = shopper(&servers[i % 2]);
+        let email = format!("{name}@example.com");
+        assert_eq!(buyer.register(&email, PASSWORD).await.status, 200);
+        assert_eq!(buyer.add(fedora, "1").await.status, 200);
+        buyers.push(buyer);
+    }
+    let attempts = buyers.into_iter().map(|mut buyer| {
+        tokio::spawn(async move { buyer.post("/api/checkout", &[]).await.status })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "sold exactly once: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
+
+    // Sold out on both instances' pages, made by a checkout on whichever won.
+    tokio::time::sleep(STALENESS_BOUND * 2).await;
+    for server in [a, b] {
+        let page = reqwest::Client::new()
+            .get(format!("{}/products/felt-fedora", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let stock = testid_text(&page, "stock").unwrap_or_default();
+        assert!(stock.to_lowercase().contains("sold out"), "{stock}");
+    }
+}
