@@ -300,3 +300,197 @@ async fn catalog_changes_and_the_last_item_are_the_same_on_every_instance() {
         assert!(stock.to_lowercase().contains("sold out"), "{stock}");
     }
 }
+
+/// A shopper on a client address of its own (per-address budgets count each apart).
+fn shopper_from(server: &ServerProcess, n: usize) -> Shopper {
+    Shopper {
+        base: server.base.clone(),
+        client: reqwest::Client::builder()
+            .local_address(common::client_ip(n))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        cookie: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_instance_under_load_loses_nothing_acknowledged_and_the_other_serves_on() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (_dir, url, servers) = instances(2).await;
+    // Four products, at most 15 of each per cart: no add is refused for stock or the line limit.
+    let mut products = Vec::new();
+    for slug in [
+        "merino-scarf",
+        "knit-beanie",
+        "felt-fedora",
+        "leather-gloves",
+    ] {
+        products.push(product(&url, slug).await);
+    }
+    let (a, b) = (servers[0].base.clone(), servers[1].base.clone());
+    let killed = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let mut shopper = shopper_from(&servers[1], 100 + n);
+        let (a, b, products) = (a.clone(), b.clone(), products.clone());
+        let (killed, stop) = (killed.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            // (acknowledged adds, attempted adds, failures on B)
+            let (mut acknowledged, mut attempted, mut failures_on_b) = (0u64, 0u64, Vec::new());
+            let mut i = 0usize;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                // Before the kill, every other request goes to A; after it, all go to B (the
+                // load balancer's part: it takes a dead instance out).
+                let to_a = i % 2 == 0 && !killed.load(Ordering::SeqCst);
+                shopper.base = if to_a { a.clone() } else { b.clone() };
+                if i % 3 == 0 || attempted == 60 {
+                    let page = shopper
+                        .client
+                        .get(format!("{}/", shopper.base))
+                        .send()
+                        .await;
+                    match page {
+                        Ok(r) if r.status() == 200 => {}
+                        other if !to_a => {
+                            failures_on_b.push(format!("GET /: {:?}", other.map(|r| r.status())))
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+                let product = products[attempted as usize % products.len()];
+                attempted += 1;
+                let form = [
+                    ("product_id", product.to_string()),
+                    ("quantity", "1".into()),
+                ];
+                let mut request = shopper
+                    .client
+                    .post(format!("{}/api/cart/add", shopper.base))
+                    .header("accept", "application/json")
+                    .form(&form);
+                if let Some(cookie) = &shopper.cookie {
+                    request = request.header("cookie", format!("id={cookie}"));
+                }
+                match request.send().await {
+                    Ok(response) if response.status() == 200 => {
+                        if shopper.cookie.is_none() {
+                            let cookie = common::first_cookie(&response);
+                            shopper.cookie = cookie.strip_prefix("id=").map(str::to_string);
+                        }
+                        acknowledged += 1;
+                    }
+                    other if !to_a => {
+                        failures_on_b.push(format!("add: {:?}", other.map(|r| r.status())))
+                    }
+                    _ => {}
+                }
+            }
+            shopper.base = b.clone();
+            let in_cart = if shopper.cookie.is_some() {
+                shopper.cart_count().await
+            } else {
+                0
+            };
+            (acknowledged, attempted, failures_on_b, in_cart)
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    servers[0].signal("KILL");
+    killed.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut total = 0;
+    for task in tasks {
+        let (acknowledged, attempted, failures_on_b, in_cart) = task.await.unwrap();
+        assert!(failures_on_b.is_empty(), "B failed: {failures_on_b:?}");
+        assert!(
+            acknowledged <= in_cart && in_cart <= attempted,
+            "acknowledged {acknowledged} ≤ in the cart {in_cart} ≤ attempted {attempted}"
+        );
+        total += acknowledged;
+    }
+    assert!(total > 16, "the load ran: {total} adds acknowledged");
+}
+
+/// A GET with a session cookie: the status and the Retry-After header.
+async fn status_and_retry(base: &str, path: &str, cookie: &str) -> (u16, Option<String>) {
+    let response = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .header("cookie", format!("id={cookie}"))
+        .timeout(std::time::Duration::from_secs(20))
+        .send()
+        .await
+        .unwrap();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (response.status().as_u16(), retry)
+}
+
+#[tokio::test]
+async fn a_database_server_restart_is_503_meanwhile_and_full_service_after() {
+    if !common::on_postgres() {
+        eprintln!(
+            "PostgreSQL only: it restarts the database server (an unavailable SQLite database \
+             is tested in reliability.rs)"
+        );
+        return;
+    }
+    let postgres = common::PrivatePostgres::start();
+    let servers = [
+        ServerProcess::start(&postgres.url()).await,
+        ServerProcess::start(&postgres.url()).await,
+    ];
+    let scarf = product(&postgres.url(), "merino-scarf").await;
+    let mut shopper = shopper(&servers[0]);
+    assert_eq!(shopper.add(scarf, "2").await.status, 200);
+    let cookie = shopper.cookie.clone().unwrap();
+
+    postgres.stop();
+    let during = futures::future::join_all([
+        status_and_retry(&servers[0].base, "/api/cart", &cookie),
+        status_and_retry(&servers[1].base, "/api/cart", &cookie),
+        status_and_retry(&servers[1].base, "/healthz", &cookie),
+    ])
+    .await;
+    for (status, retry) in &during {
+        assert_eq!(*status, 503, "{during:?}");
+        assert!(retry.is_some(), "Retry-After: {during:?}");
+    }
+
+    postgres.start_again();
+    for server in &servers {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let (status, _) = status_and_retry(&server.base, "/healthz", &cookie).await;
+            if status == 200 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no service after the restart"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    // Everything acknowledged before is there, and writes work again, on both instances.
+    assert_eq!(
+        quantity_of(&on(&mut shopper, &servers[1]).cart().await, scarf),
+        2
+    );
+    assert_eq!(
+        on(&mut shopper, &servers[0]).add(scarf, "1").await.status,
+        200
+    );
+    assert_eq!(
+        quantity_of(&on(&mut shopper, &servers[1]).cart().await, scarf),
+        3
+    );
+}
