@@ -346,9 +346,9 @@ async fn killing_one_instance_under_load_loses_nothing_acknowledged_and_the_othe
                 i += 1;
                 // Before the kill, every other request goes to A; after it, all go to B (the
                 // load balancer's part: it takes a dead instance out).
-                let to_a = i % 2 == 0 && !killed.load(Ordering::SeqCst);
+                let to_a = i.is_multiple_of(2) && !killed.load(Ordering::SeqCst);
                 shopper.base = if to_a { a.clone() } else { b.clone() };
-                if i % 3 == 0 || attempted == 60 {
+                if i.is_multiple_of(3) || attempted == 60 {
                     let page = shopper
                         .client
                         .get(format!("{}/", shopper.base))
