@@ -494,3 +494,31 @@ async fn a_database_server_restart_is_503_meanwhile_and_full_service_after() {
         3
     );
 }
+
+#[tokio::test]
+async fn instances_starting_together_on_an_empty_database_migrate_and_seed_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let servers = futures::future::join_all((0..3).map(|_| ServerProcess::start(&url))).await;
+    let db = app::server::db::connect(&url).await.unwrap();
+    let (applied, products): (i64, i64) = app::on_db!(&db, p => sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM _sqlx_migrations WHERE success),
+                (SELECT COUNT(*) FROM products)"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    let expected = match db.kind() {
+        app::server::db::Kind::Sqlite => std::fs::read_dir("migrations/sqlite").unwrap().count(),
+        app::server::db::Kind::Postgres => {
+            std::fs::read_dir("migrations/postgres").unwrap().count()
+        }
+    };
+    assert_eq!(applied, expected as i64, "every migration applied, once");
+    assert_eq!(products, 15, "the demo catalog seeded once");
+    for server in &servers {
+        let page = reqwest::get(format!("{}/", server.base)).await.unwrap();
+        assert_eq!(page.status(), 200);
+    }
+    db.close().await;
+}

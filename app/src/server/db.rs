@@ -36,6 +36,8 @@ pub enum DbError {
     Open { file: String, source: sqlx::Error },
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot take the migrations lock beside the database: {source}")]
+    MigrationLock { source: std::io::Error },
 }
 
 /// Which database a [`Db`] is.
@@ -307,12 +309,46 @@ fn redact(url: &str) -> String {
 /// Applies the migrations of this database (`migrations/sqlite/` or `migrations/postgres/`,
 /// embedded at compile time). On PostgreSQL sqlx's migrator holds an advisory lock while it
 /// runs, so instances starting together apply each migration exactly once.
+///
+/// sqlx's SQLite migrator has no such lock (two processes would both apply the first
+/// migration, and the second fail), so on SQLite the migrations run under an exclusive lock
+/// on a file beside the database (`<database>.migrate-lock`), held from the check of what is
+/// applied to the last migration.
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
     match db {
-        Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+        Db::Sqlite(pool) => {
+            let _lock = lock_sqlite_migrations(pool).await?;
+            sqlx::migrate!("../migrations/sqlite").run(pool).await?;
+        }
         Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
     }
     Ok(())
+}
+
+/// The exclusive lock on `<database>.migrate-lock` (none for an in-memory database), released
+/// when the file is dropped.
+async fn lock_sqlite_migrations(pool: &SqlitePool) -> Result<Option<std::fs::File>, DbError> {
+    let file = pool.connect_options().get_filename().to_path_buf();
+    if file.as_os_str().is_empty() || file.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut name = file.into_os_string();
+    name.push(".migrate-lock");
+    let path = std::path::PathBuf::from(name);
+    let locked = tokio::task::spawn_blocking(move || {
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        lock.lock()?;
+        Ok::<_, std::io::Error>(lock)
+    })
+    .await
+    .map_err(std::io::Error::other)
+    .and_then(|locked| locked)
+    .map_err(|source| DbError::MigrationLock { source })?;
+    Ok(Some(locked))
 }
 
 #[cfg(test)]
