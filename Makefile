@@ -155,9 +155,11 @@ wrk:
 	fi
 
 # Not part of `make test`: it takes the whole machine for about five minutes.
-bench: build wrk
+# The PostgreSQL rows: a throw-away server (.ci/with-postgres), one instance started by the
+# bench, and two behind nginx (.ci/cluster).
+bench: build wrk postgres nginx
 	cargo build --release -p coatcheck-bench
-	target/release/coatcheck-bench
+	.ci/with-postgres .ci/cluster 2 target/release/coatcheck-bench
 
 # The reliability tests, repeated: kill -9 rounds, SIGTERM rounds, thousands of cart sequences.
 soak:

@@ -451,8 +451,14 @@ async fn a_stored_session_without_data_keeps_its_cookie_and_its_first_cart_line(
         data: Default::default(),
         expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
     };
-    let key = app::server::session::storage_key(&record.id);
-    let data = app::server::session::encode_record(&record).unwrap();
+    let key = app::server::session_store::storage_key(&record.id);
+    // As the store encodes a record: MessagePack, the ID blanked (it is stored only hashed).
+    let data = rmp_serde::to_vec(&Record {
+        id: Id(0),
+        data: record.data.clone(),
+        expiry_date: record.expiry_date,
+    })
+    .unwrap();
     app::on_db!(&app.db().await, p => sqlx::query(
         "INSERT INTO tower_sessions (id, data, expiry_date) VALUES ($1, $2, $3)"
     )

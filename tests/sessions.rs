@@ -671,7 +671,7 @@ async fn the_client_address_comes_from_trusted_proxies_only() {
 /// database works as a cookie. Sessions stored the old way are carried over at start-up.
 #[tokio::test]
 async fn session_ids_are_hashed_at_rest_and_old_sessions_carried_over() {
-    use app::server::session::storage_key;
+    use app::server::session_store::storage_key;
     let app = spawn_app().await;
     let mut ann = Shopper::new(&app);
     assert_eq!(ann.register("ann@example.com", PASSWORD).await.status, 200);

@@ -47,7 +47,7 @@ pub struct Application {
     router: axum::Router,
     store: ShopSessionStore,
     pool: db::Db,
-    sessions: app::server::session::SessionWrites,
+    sessions: app::server::session_change::SessionWrites,
     header_read_timeout: std::time::Duration,
 }
 
@@ -82,7 +82,7 @@ impl Application {
             })?;
         let context = AppContext {
             db: pool.clone(),
-            sessions: app::server::session::SessionWrites::new(pool.clone()),
+            sessions: app::server::session_change::SessionWrites::new(pool.clone()),
             passwords: app::server::passwords::PasswordHasher::new(),
             policy: config.policy,
             catalog: Default::default(),

@@ -25,7 +25,6 @@
 use super::guard::{fresh_nonce, page_csp, PageNonce};
 use app::server::catalog::CatalogCache;
 use app::server::db::Db;
-use app::server::session::{CART_KEY, FLASH_KEY, USER_KEY};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -171,19 +170,8 @@ fn viewer_page(path: &str) -> bool {
 /// The per-viewer key: URL, then the stored login and cart exactly as stored. `None` when the
 /// page is not one of [`viewer_page`], the session cannot be read, or a flash message waits.
 async fn viewer_key(url: &str, session: &Session) -> Option<String> {
-    if session.get_value(FLASH_KEY).await.ok()?.is_some() {
-        return None;
-    }
-    let user = session.get_value(USER_KEY).await.ok()?;
-    let cart = session.get_value(CART_KEY).await.ok()?;
-    let mut key = String::with_capacity(url.len() + 256);
-    key.push_str(url);
-    for value in [user, cart] {
-        key.push('\n');
-        if let Some(value) = value {
-            key.push_str(&value.to_string());
-        }
-    }
+    let view = app::server::session::page_view_key(session).await.ok()??;
+    let key = format!("{url}{view}");
     (key.len() <= MAX_KEY_LEN).then_some(key)
 }
 

@@ -10,7 +10,8 @@ use {
         cart::{self, CartError},
         internal,
         request::{context_and_session, is_form_post, reject},
-        session::{self, SessionTx},
+        session::{self, Contents},
+        session_change,
     },
     http::StatusCode,
 };
@@ -43,13 +44,13 @@ const CONFLICT_RETRIES: usize = 8;
 #[cfg(feature = "ssr")]
 async fn change_cart<F>(product: Option<i64>, change: F) -> Result<ActionReply, ServerFnError>
 where
-    F: Fn(&mut SessionTx, Option<cart::ProductStock>) -> Result<String, CartError>,
+    F: Fn(&mut Contents, Option<cart::ProductStock>) -> Result<String, CartError>,
 {
     let (ctx, session) = context_and_session().await?;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut tx = SessionTx::begin_session_only(&ctx.sessions, &session)
+        let mut tx = session_change::begin_session_only(&ctx.sessions, &session)
             .await
             .map_err(internal)?;
         let stock = match product {
@@ -62,7 +63,7 @@ where
             },
             None => None,
         };
-        let message = match change(&mut tx, stock) {
+        let message = match change(tx.contents(), stock) {
             Ok(message) => message,
             Err(error) => {
                 tx.rollback().await;
@@ -70,7 +71,8 @@ where
             }
         };
         if is_form_post() {
-            tx.set_flash(&Flash::success(message.clone()))
+            tx.contents()
+                .set_flash(&Flash::success(message.clone()))
                 .map_err(internal)?;
         }
         match tx.commit_last(&session).await {

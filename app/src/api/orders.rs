@@ -10,7 +10,7 @@ use {
         cart::CartError,
         internal, orders,
         request::{context_and_session, form_redirect, is_form_post, reject, require_user},
-        session::SessionTx,
+        session_change::SessionTx,
     },
     http::StatusCode,
 };
@@ -27,7 +27,8 @@ pub async fn checkout() -> Result<ActionReply, ServerFnError> {
         Ok(order_id) => {
             let message = format!("Thank you! Your order #{order_id} is placed.");
             if is_form_post() {
-                tx.set_flash(&Flash::success(message.clone()))
+                tx.contents()
+                    .set_flash(&Flash::success(message.clone()))
                     .map_err(internal)?;
             }
             tx.commit(&session).await.map_err(internal)?;

@@ -1,8 +1,9 @@
-//! Cart rules, applied inside a [`SessionTx`] so each change is atomic with its checks.
+//! Cart rules, applied to a session's [`Contents`] inside an atomic change, so each change is
+//! atomic with its checks.
 
 use super::catalog::{Catalog, CatalogCache};
 use super::db::Db;
-use super::session::{SessionError, SessionTx};
+use super::session::{Contents, SessionError};
 use crate::model::{CartLine, CartView, Quantity, StoredCart, MAX_CART_LINES, MAX_LINE_QUANTITY};
 
 /// A change the shopper asked for that the rules do not allow. The message is for the shopper.
@@ -27,7 +28,7 @@ pub struct ProductStock {
 }
 
 /// A product's name and stock, from the catalog as of the change's read of the session
-/// ([`SessionTx::catalog`]): the product is checked against the same moment's catalog and the
+/// ([`SessionChange::catalog`](super::session_change::SessionChange::catalog)): the product is checked against the same moment's catalog and the
 /// write then holds the single-writer gate for one statement only. Checkout re-checks stock in
 /// its own transaction, so a change in between cannot oversell.
 pub fn product_stock(catalog: &Catalog, product_id: i64) -> Option<ProductStock> {
@@ -57,7 +58,7 @@ fn over_limit_message(name: &str, stock: i64, in_cart: u32) -> String {
 
 /// Adds `quantity` of a product. Returns the product's name for the confirmation message.
 pub fn add(
-    tx: &mut SessionTx,
+    tx: &mut Contents,
     product: Option<ProductStock>,
     product_id: i64,
     quantity: Quantity,
@@ -91,7 +92,7 @@ pub fn add(
 
 /// Sets the quantity of a line; `None` (quantity 0) removes it.
 pub fn update(
-    tx: &mut SessionTx,
+    tx: &mut Contents,
     product: Option<ProductStock>,
     product_id: i64,
     quantity: Option<Quantity>,

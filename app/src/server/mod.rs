@@ -11,6 +11,7 @@ pub mod registry;
 pub mod request;
 pub mod seed;
 pub mod session;
+pub mod session_change;
 pub mod session_guard;
 pub mod session_store;
 pub mod throttle;
@@ -22,8 +23,8 @@ use leptos::prelude::*;
 #[derive(Clone, Debug)]
 pub struct AppContext {
     pub db: db::Db,
-    /// This server's coordination of session writes on `db` (see `session::SessionWrites`).
-    pub sessions: session::SessionWrites,
+    /// This server's coordination of session writes on `db` (see `session_change`).
+    pub sessions: session_change::SessionWrites,
     /// This server's password hashing threads and per-client limits.
     pub passwords: passwords::PasswordHasher,
     pub policy: policy::SessionPolicy,

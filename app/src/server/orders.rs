@@ -2,7 +2,7 @@
 
 use super::cart::CartError;
 use super::db::Db;
-use super::session::SessionTx;
+use super::session_change::SessionTx;
 use crate::model::{Cents, OrderDetail, OrderLine, OrderSummary, StoredCart};
 use crate::{on_conn, on_db};
 
@@ -10,7 +10,7 @@ use crate::{on_conn, on_db};
 /// today's prices, empties the cart. All or nothing, with the session change in the same
 /// transaction, so a retried or concurrent checkout can never order the same cart twice.
 pub async fn place(tx: &mut SessionTx, user_id: i64) -> Result<i64, CartError> {
-    let cart: StoredCart = tx.cart();
+    let cart: StoredCart = tx.contents().cart();
     if cart.is_empty() {
         return Err(CartError::Rejected("Your cart is empty.".into()));
     }
@@ -96,7 +96,7 @@ pub async fn place(tx: &mut SessionTx, user_id: i64) -> Result<i64, CartError> {
         .await
         .map(|r| r.rows_affected()))?;
     }
-    tx.set_cart(&StoredCart::default())?;
+    tx.contents().set_cart(&StoredCart::default())?;
     Ok(order_id)
 }
 

@@ -2,6 +2,7 @@
 //! sessions can be listed by user and revoked by an opaque handle.
 
 use super::db::{Conn, Db};
+use super::session_store::TABLE as SESSIONS;
 use crate::model::{AuditEntry, SessionInfo};
 use crate::{on_conn, on_db};
 
@@ -180,10 +181,8 @@ async fn end_where_in(
         let rows = query.fetch_all(&mut *c).await?;
         for (handle, session_id) in &rows {
             if let Some(session_id) = session_id {
-                sqlx::query("DELETE FROM tower_sessions WHERE id = $1")
-                    .bind(session_id)
-                    .execute(&mut *c)
-                    .await?;
+                let sql = format!("DELETE FROM {SESSIONS} WHERE id = $1");
+                sqlx::query(&sql).bind(session_id).execute(&mut *c).await?;
             }
             sqlx::query(
                 "UPDATE session_registry SET ended_at = $1, end_reason = $2, session_id = NULL
@@ -289,11 +288,12 @@ pub async fn revoke_user_sessions(
 
 /// Closes the rows of sessions whose store record is gone (expired and swept).
 pub async fn close_orphans(db: &Db) -> Result<u64, sqlx::Error> {
-    on_db!(db, pool => sqlx::query(
+    let sql = format!(
         "UPDATE session_registry SET ended_at = $1, end_reason = 'expired', session_id = NULL
          WHERE ended_at IS NULL AND session_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM tower_sessions s WHERE s.id = session_registry.session_id)",
-    )
+           AND NOT EXISTS (SELECT 1 FROM {SESSIONS} s WHERE s.id = session_registry.session_id)"
+    );
+    on_db!(db, pool => sqlx::query(&sql)
     .bind(now())
     .execute(pool)
     .await
@@ -327,9 +327,14 @@ impl InfoRow {
     }
 }
 
-const LIVE: &str = "FROM session_registry r JOIN users u ON u.id = r.user_id
-     JOIN tower_sessions s ON s.id = r.session_id
-     WHERE r.ended_at IS NULL AND s.expiry_date > $1";
+/// Live sessions: a live registry row whose stored session has not expired (`$1`: now).
+fn live() -> String {
+    format!(
+        "FROM session_registry r JOIN users u ON u.id = r.user_id
+         JOIN {SESSIONS} s ON s.id = r.session_id
+         WHERE r.ended_at IS NULL AND s.expiry_date > $1"
+    )
+}
 
 /// A user's live sessions, most recently active first.
 pub async fn list_for_user(
@@ -337,8 +342,9 @@ pub async fn list_for_user(
     user_id: i64,
     current: Option<&str>,
 ) -> Result<Vec<SessionInfo>, sqlx::Error> {
+    let live = live();
     let sql = format!(
-        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
+        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {live}
          AND r.user_id = $2 ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
     );
     let rows: Vec<InfoRow> = on_db!(db, pool => sqlx::query_as(&sql)
@@ -368,15 +374,16 @@ pub async fn list_live(
         format!("%{}%", escaped.to_lowercase())
     });
     let now = time::OffsetDateTime::now_utc();
+    let live = live();
     let count_sql =
-        format!("SELECT COUNT(*) {LIVE} AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')");
+        format!("SELECT COUNT(*) {live} AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')");
     let total: i64 = on_db!(db, pool => sqlx::query_scalar(&count_sql)
         .bind(now)
         .bind(pattern.as_deref())
         .fetch_one(pool)
         .await)?;
     let list_sql = format!(
-        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {LIVE}
+        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {live}
          AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')
          ORDER BY r.last_seen_at DESC, r.created_at DESC, r.handle LIMIT $3 OFFSET $4"
     );

@@ -4,7 +4,8 @@
 
 use super::policy::SessionPolicy;
 use super::registry::{self, EndReason};
-use super::session::{self, SessionError, SessionTx, SessionWrites, SEEN_KEY, USER_KEY};
+use super::session::{self, SessionError};
+use super::session_change::{SessionTx, SessionWrites};
 use crate::model::Flash;
 use tower_sessions::Session;
 
@@ -18,7 +19,7 @@ pub async fn enforce(
     }
     let now = registry::now();
     let user = session::current_user(session).await?;
-    let seen: Option<i64> = session.get(SEEN_KEY).await.ok().flatten();
+    let seen = session::last_seen(session).await?;
     if let Some(user) = &user {
         let last_active = seen.unwrap_or(user.logged_in_at);
         let idle = now - last_active > policy.login_idle_timeout.as_secs() as i64;
@@ -30,12 +31,12 @@ pub async fn enforce(
     let due = seen.is_none_or(|seen| now - seen >= policy.touch_interval.as_secs() as i64);
     if due {
         let mut tx = SessionTx::begin(db, session).await?;
-        if !tx.exists() {
+        if !tx.contents().exists() {
             tx.rollback().await;
             return Ok(());
         }
-        tx.set(SEEN_KEY, &now)?;
-        if let Some(user) = tx.get::<session::AuthUser>(USER_KEY) {
+        tx.contents().mark_seen(now)?;
+        if let Some(user) = tx.contents().login() {
             registry::touch(&mut tx.conn(), &user.handle, now).await?;
         }
         tx.commit(session).await?;
@@ -51,11 +52,10 @@ async fn demote(
     now: i64,
 ) -> Result<(), SessionError> {
     let mut tx = SessionTx::begin(db, session).await?;
-    tx.remove(USER_KEY);
-    tx.set(SEEN_KEY, &now)?;
-    tx.set_flash(&Flash::error(
+    tx.contents().sign_out(&Flash::error(
         "You were signed out after a period of inactivity. Please log in again.",
     ))?;
+    tx.contents().mark_seen(now)?;
     // The row ends in the same transaction that removes the login from the stored record.
     registry::end_in(&mut tx.conn(), handle, EndReason::Timeout).await?;
     tx.commit(session).await?;

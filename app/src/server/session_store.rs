@@ -17,9 +17,122 @@ use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
 use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
-use super::session::{
-    decode_record, encode_record, storage_key, AuthUser, FLASH_KEY, SESSION_TABLE, USER_KEY,
-};
+use super::db::{Conn, Kind};
+use super::session::{login_of, sign_out_record, SessionError};
+use time::OffsetDateTime;
+
+/// The session table (tower-sessions-sqlx-store's layout, created by our migrations).
+pub const TABLE: &str = "tower_sessions";
+
+/// The key a session is stored under: SHA-256 of its ID (hex). The store and the registry
+/// keep only this — never the ID, neither as the key nor inside the stored record — so a
+/// leaked database or backup holds no cookie that works.
+pub fn storage_key(id: &Id) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(id.to_string().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A record as stored: its ID blanked (the key is the ID's hash).
+fn encode_record(record: &Record) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    rmp_serde::to_vec(&Record {
+        id: Id(0),
+        data: record.data.clone(),
+        expiry_date: record.expiry_date,
+    })
+}
+
+/// A stored record, given back the ID it was looked up with.
+fn decode_record(id: Id, bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
+    let mut record: Record = rmp_serde::from_slice(bytes)?;
+    record.id = id;
+    Ok(record)
+}
+
+/// Reads a stored, unexpired record's bytes; with `lock`, the row is locked until the
+/// transaction ends (PostgreSQL: `FOR UPDATE`; SQLite's write transaction holds the whole
+/// database already).
+fn select_record(lock: bool, kind: Kind) -> String {
+    let lock = if lock { kind.for_update() } else { "" };
+    format!("SELECT data FROM {TABLE} WHERE id = $1 AND expiry_date > $2{lock}")
+}
+
+fn decoded(id: &Id, bytes: Option<Vec<u8>>) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
+    match bytes {
+        None => Ok(None),
+        Some(bytes) => Ok(Some((decode_record(*id, &bytes)?, bytes))),
+    }
+}
+
+/// The stored record and its bytes.
+pub(crate) async fn load(db: &Db, id: &Id) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
+    let sql = select_record(false, db.kind());
+    let bytes: Option<Vec<u8>> = on_db!(db, pool => sqlx::query_scalar(&sql)
+        .bind(storage_key(id))
+        .bind(OffsetDateTime::now_utc())
+        .fetch_optional(pool)
+        .await)?;
+    decoded(id, bytes)
+}
+
+/// [`load`] on the caller's connection, with the row locked if `lock` (see [`select_record`]).
+pub(crate) async fn load_in(
+    conn: &mut Conn<'_>,
+    id: &Id,
+    lock: bool,
+) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
+    let sql = select_record(lock, conn.kind());
+    let bytes: Option<Vec<u8>> = on_conn!(conn, c => sqlx::query_scalar(&sql)
+        .bind(storage_key(id))
+        .bind(OffsetDateTime::now_utc())
+        .fetch_optional(c)
+        .await)?;
+    decoded(id, bytes)
+}
+
+/// The catalog version and [`load_in`]'s record, in one statement (one round trip, not two).
+pub(crate) async fn load_with_catalog_version(
+    conn: &mut Conn<'_>,
+    id: &Id,
+    lock: bool,
+) -> Result<(i64, Option<(Record, Vec<u8>)>), SessionError> {
+    let sql = format!(
+        "SELECT (SELECT version FROM catalog_version WHERE id = 1), ({})",
+        select_record(lock, conn.kind())
+    );
+    let (version, bytes): (i64, Option<Vec<u8>>) = on_conn!(conn, c => sqlx::query_as(&sql)
+        .bind(storage_key(id))
+        .bind(OffsetDateTime::now_utc())
+        .fetch_one(c)
+        .await)?;
+    Ok((version, decoded(id, bytes)?))
+}
+
+/// Writes the record over the stored one (never creating it); with `expected`, only over
+/// exactly those stored bytes (a compare-and-swap). Whether a row was written.
+pub(crate) async fn save_in(
+    conn: &mut Conn<'_>,
+    record: &Record,
+    expected: Option<&[u8]>,
+) -> Result<bool, SessionError> {
+    let sql = format!(
+        "UPDATE {TABLE} SET data = $1, expiry_date = $2
+         WHERE id = $3 AND ($4 IS NULL OR data = $4)"
+    );
+    let data = encode_record(record)?;
+    let key = storage_key(&record.id);
+    let updated = on_conn!(conn, c => sqlx::query(&sql)
+        .bind(&data)
+        .bind(record.expiry_date)
+        .bind(&key)
+        .bind(expected)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(updated > 0)
+}
 
 #[derive(Clone, Debug)]
 pub struct ShopSessionStore {
@@ -43,8 +156,12 @@ enum Inner {
 }
 
 /// Anonymous sessions: stored records that no live registry row points at.
-const ANONYMOUS: &str = "FROM tower_sessions s WHERE NOT EXISTS
-     (SELECT 1 FROM session_registry r WHERE r.session_id = s.id AND r.ended_at IS NULL)";
+fn anonymous() -> String {
+    format!(
+        "FROM {TABLE} s WHERE NOT EXISTS
+         (SELECT 1 FROM session_registry r WHERE r.session_id = s.id AND r.ended_at IS NULL)"
+    )
+}
 
 impl ShopSessionStore {
     pub fn new(db: Db, policy: &super::policy::SessionPolicy) -> ShopSessionStore {
@@ -53,7 +170,7 @@ impl ShopSessionStore {
             Db::Postgres(pool) => Inner::Postgres(
                 PostgresStore::new(pool.clone())
                     .with_schema_name("public")
-                    .and_then(|store| store.with_table_name(SESSION_TABLE))
+                    .and_then(|store| store.with_table_name(TABLE))
                     // Both names are fixed, valid identifiers.
                     .expect("valid session table name"),
             ),
@@ -81,7 +198,7 @@ impl ShopSessionStore {
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         // A hashed key is 64 hex digits; an ID as it was stored is 22 base64 characters.
         let old: Vec<(String, Vec<u8>)> = sqlx::query_as(&format!(
-            "SELECT id, data FROM {SESSION_TABLE} WHERE length(id) <> 64"
+            "SELECT id, data FROM {TABLE} WHERE length(id) <> 64"
         ))
         .fetch_all(&mut *tx)
         .await?;
@@ -92,7 +209,7 @@ impl ShopSessionStore {
                 .and_then(|id| decode_record(id, bytes).ok());
             let Some(record) = decoded else {
                 // Not a session this store ever wrote: unusable, so removed.
-                sqlx::query(&format!("DELETE FROM {SESSION_TABLE} WHERE id = $1"))
+                sqlx::query(&format!("DELETE FROM {TABLE} WHERE id = $1"))
                     .bind(key)
                     .execute(&mut *tx)
                     .await?;
@@ -101,7 +218,7 @@ impl ShopSessionStore {
             let hashed = storage_key(&record.id);
             let data = encode_record(&record).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
             sqlx::query(&format!(
-                "UPDATE {SESSION_TABLE} SET id = $1, data = $2 WHERE id = $3"
+                "UPDATE {TABLE} SET id = $1, data = $2 WHERE id = $3"
             ))
             .bind(&hashed)
             .bind(data)
@@ -127,7 +244,8 @@ impl ShopSessionStore {
     /// session is never evicted (the count and the eviction skip every session a live
     /// registry row points at, in the same write transaction as the delete).
     pub async fn evict_anonymous(&self) -> sqlx::Result<u64> {
-        let count_sql = format!("SELECT COUNT(*) {ANONYMOUS}");
+        let anonymous = anonymous();
+        let count_sql = format!("SELECT COUNT(*) {anonymous}");
         // Counted first without the write lock: under the ceiling (the usual case), writers
         // are never held up by the count.
         let count: i64 =
@@ -148,8 +266,8 @@ impl ShopSessionStore {
             let keep = self.max_anonymous - self.max_anonymous / 10;
             let excess = i64::try_from(count - keep).unwrap_or(i64::MAX);
             let sql = format!(
-                "DELETE FROM tower_sessions WHERE id IN
-                   (SELECT s.id {ANONYMOUS} ORDER BY s.expiry_date LIMIT $1)"
+                "DELETE FROM {TABLE} WHERE id IN
+                   (SELECT s.id {anonymous} ORDER BY s.expiry_date LIMIT $1)"
             );
             evicted = on_conn!(&mut tx.conn(), c => sqlx::query(&sql)
                 .bind(excess)
@@ -179,14 +297,6 @@ fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
     encode_record(record).map_err(|e| session_store::Error::Encode(e.to_string()))
 }
 
-/// The login a record carries, if any.
-fn login_of(record: &Record) -> Option<AuthUser> {
-    record
-        .data
-        .get(USER_KEY)
-        .and_then(|v| serde_json::from_value::<AuthUser>(v.clone()).ok())
-}
-
 #[async_trait]
 impl SessionStore for ShopSessionStore {
     /// Inserts a new record (a first cart write, a login, an ID rotation) and, for a login,
@@ -194,7 +304,7 @@ impl SessionStore for ShopSessionStore {
     /// ended meanwhile (revoked, logged out, ended by a password change) is not stored: the
     /// record is kept without it (cart included), with a message for the shopper.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let anonymous = login_of(record).is_none();
+        let anonymous = login_of(&record.data).is_none();
         if anonymous {
             // Until it comes back (its next request writes it with the full idle timeout).
             let first_idle = time::OffsetDateTime::now_utc() + self.anonymous_first_idle;
@@ -202,7 +312,7 @@ impl SessionStore for ShopSessionStore {
         }
         let mut tx = self.db.begin_write().await.map_err(backend)?;
         let insert = format!(
-            "INSERT INTO {SESSION_TABLE} (id, data, expiry_date) VALUES ($1, $2, $3)
+            "INSERT INTO {TABLE} (id, data, expiry_date) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO NOTHING"
         );
         loop {
@@ -220,7 +330,7 @@ impl SessionStore for ShopSessionStore {
             }
             record.id = Id::default();
         }
-        if let Some(user) = login_of(record) {
+        if let Some(user) = login_of(&record.data) {
             let linked = super::registry::link_session(
                 &mut tx.conn(),
                 &user.handle,
@@ -232,12 +342,11 @@ impl SessionStore for ShopSessionStore {
             if linked {
                 tracing::info!(handle = %user.handle, "session created for login");
             } else {
-                record.data.remove(USER_KEY);
-                let flash = crate::model::Flash::error("You were signed out. Please log in again.");
-                if let Ok(value) = serde_json::to_value(&flash) {
-                    record.data.insert(FLASH_KEY.to_string(), value);
-                }
-                let update = format!("UPDATE {SESSION_TABLE} SET data = $1 WHERE id = $2");
+                sign_out_record(
+                    &mut record.data,
+                    &crate::model::Flash::error("You were signed out. Please log in again."),
+                );
+                let update = format!("UPDATE {TABLE} SET data = $1 WHERE id = $2");
                 let data = encode(record)?;
                 on_conn!(&mut tx.conn(), c => sqlx::query(&update)
                     .bind(data)
@@ -265,11 +374,11 @@ impl SessionStore for ShopSessionStore {
     /// while its registry row is live and points at it (checked in the same statement).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let sql = format!(
-            "UPDATE {SESSION_TABLE} SET data = $1, expiry_date = $2 WHERE id = $3
+            "UPDATE {TABLE} SET data = $1, expiry_date = $2 WHERE id = $3
                AND ($4 IS NULL OR EXISTS (SELECT 1 FROM session_registry
                     WHERE handle = $4 AND session_id = $3 AND ended_at IS NULL))"
         );
-        let handle = login_of(record).map(|user| user.handle);
+        let handle = login_of(&record.data).map(|user| user.handle);
         let data = encode(record)?;
         let updated = on_db!(&self.db, pool => sqlx::query(&sql)
             .bind(data)
@@ -287,14 +396,12 @@ impl SessionStore for ShopSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let stored = super::session::load_record(&self.db, id)
-            .await
-            .map_err(backend)?;
+        let stored = load(&self.db, id).await.map_err(backend)?;
         Ok(stored.map(|(record, _)| record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let sql = format!("DELETE FROM {SESSION_TABLE} WHERE id = $1");
+        let sql = format!("DELETE FROM {TABLE} WHERE id = $1");
         on_db!(&self.db, pool => sqlx::query(&sql)
             .bind(storage_key(id))
             .execute(pool)

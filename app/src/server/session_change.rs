@@ -1,0 +1,498 @@
+//! Atomic changes of a session's stored data.
+//!
+//! tower-sessions loads a record at the start of a request and writes the whole record back at
+//! the end, so two concurrent requests on one session would overwrite each other's changes.
+//! Writes that must not be lost (the cart, flash messages, the login's activity) therefore
+//! re-read the stored record, change it ([`Contents`]) and save it atomically, then reload the
+//! request's copy *without* marking it modified, so the session layer has nothing stale to
+//! write back. Two kinds of change:
+//!
+//! - [`SessionTx`], a database transaction holding the session: for changes that must be
+//!   atomic with other tables (checkout, the registry), and on PostgreSQL for every change. On
+//!   SQLite it is a write transaction (`BEGIN IMMEDIATE`, which also excludes other processes
+//!   on the file) behind this server's single-writer gate; on PostgreSQL a transaction that
+//!   locks the session's row (`SELECT … FOR UPDATE`), so concurrent changes of one session — on
+//!   any instance — queue on that row, and unrelated sessions never wait for each other.
+//! - [`SessionCas`], a compare-and-swap (SQLite only): for changes of the session's data alone
+//!   (cart, flash). The record is re-read under this session's lock (this server's requests on
+//!   it take turns) and written back, on the writer connection behind the gate, only if it is
+//!   still byte-for-byte what was read; a change by anyone else (another process on the file,
+//!   a checkout) is never overwritten: the caller retries on [`SessionError::Conflict`].
+//!
+//! [`begin_session_only`] picks the right one for the database behind a [`SessionChange`].
+
+use super::catalog::{Catalog, CatalogCache};
+use super::db::{Db, Kind, Pooled};
+use super::session::{Contents, SessionError};
+use super::session_store::{load, load_in, load_with_catalog_version, save_in};
+use crate::model::Flash;
+use crate::on_conn;
+use async_trait::async_trait;
+use sqlx::{SqliteConnection, SqlitePool};
+use std::sync::Arc;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::Session;
+
+/// How long a session write waits for its turn before giving up (a 503, never a hang).
+const WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How many session locks one SQLite server has (IDs that hash alike share one).
+const SESSION_LOCK_STRIPES: usize = 4096;
+
+/// One server's coordination of session writes on its database. On PostgreSQL there is none
+/// (the database's row locks do it, across instances); on SQLite, [`SqliteWrites`].
+///
+/// It belongs to the server (in [`AppContext`](super::AppContext)), never to the process: two
+/// servers in one process — tests, or one binary serving two databases — share nothing.
+#[derive(Clone, Debug)]
+pub struct SessionWrites {
+    db: Db,
+    sqlite: Option<SqliteWrites>,
+}
+
+/// A SQLite server's coordination of session writes: a lock per session ID (striped), so this
+/// server's requests on one session take turns instead of conflicting, and the single-writer
+/// gate with the connection the compare-and-swaps use (SQLite has one writer at a time, so the
+/// writer whose turn it is has its connection at once instead of queueing for a pooled one
+/// behind every reader). Other processes on the same file are excluded by SQLite itself.
+#[derive(Clone, Debug)]
+struct SqliteWrites {
+    pool: SqlitePool,
+    locks: Arc<[Arc<Mutex<()>>]>,
+    gate: Arc<Mutex<Writer>>,
+}
+
+impl SessionWrites {
+    pub fn new(db: Db) -> SessionWrites {
+        let sqlite = db.as_sqlite().map(|pool| SqliteWrites {
+            pool: pool.clone(),
+            locks: (0..SESSION_LOCK_STRIPES)
+                .map(|_| Default::default())
+                .collect(),
+            gate: Default::default(),
+        });
+        SessionWrites { db, sqlite }
+    }
+
+    /// Closes the SQLite writer connection, if open (at shutdown, before the pool: the last
+    /// connection to close checkpoints the write-ahead log). A later write opens it again.
+    pub async fn close_writer(&self) {
+        use sqlx::Connection;
+        let Some(sqlite) = &self.sqlite else {
+            return;
+        };
+        // A write still running after the drain keeps its connection; it closes with the
+        // process.
+        let Ok(mut writer) =
+            tokio::time::timeout(std::time::Duration::from_secs(1), sqlite.gate.lock()).await
+        else {
+            return;
+        };
+        if let Some(conn) = writer.conn.take() {
+            if let Err(error) = conn.close().await {
+                tracing::warn!(%error, "closing the session writer connection");
+            }
+        }
+    }
+}
+
+impl SqliteWrites {
+    /// This session's turn among this server's requests.
+    async fn session_turn(&self, id: &Id) -> Result<OwnedMutexGuard<()>, SessionError> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        let lock = self.locks[(hasher.finish() as usize) % self.locks.len()].clone();
+        tokio::time::timeout(WRITE_WAIT, lock.lock_owned())
+            .await
+            .map_err(|_| SessionError::Busy)
+    }
+
+    /// The single-writer gate.
+    async fn writer(&self) -> Result<OwnedMutexGuard<Writer>, SessionError> {
+        tokio::time::timeout(WRITE_WAIT, self.gate.clone().lock_owned())
+            .await
+            .map_err(|_| SessionError::Busy)
+    }
+}
+
+/// The connection of the compare-and-swaps, owned by the gate.
+#[derive(Default, Debug)]
+struct Writer {
+    conn: Option<SqliteConnection>,
+}
+
+impl Writer {
+    /// Runs one compare-and-swap on the writer connection (opened on first use, and again
+    /// after a failure or a cancelled statement, which may have left it in any state).
+    async fn save(
+        &mut self,
+        pool: &SqlitePool,
+        record: &Record,
+        expected: &[u8],
+    ) -> Result<bool, SessionError> {
+        use sqlx::ConnectOptions;
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => pool.connect_options().connect().await?,
+        };
+        let saved = save_in(
+            &mut super::db::Conn::Sqlite(&mut conn),
+            record,
+            Some(expected),
+        )
+        .await;
+        if saved.is_ok() {
+            self.conn = Some(conn);
+        }
+        saved
+    }
+}
+
+/// A change of a session's data alone: a [`SessionCas`] on SQLite, a [`SessionTx`] on
+/// PostgreSQL (see the module docs).
+#[async_trait]
+pub trait SessionChange: Send {
+    fn contents(&mut self) -> &mut Contents;
+
+    /// The catalog as of this change's read of the session.
+    async fn catalog(&mut self, cache: &CatalogCache) -> Result<Arc<Catalog>, sqlx::Error>;
+
+    /// Saves the change; the request's copy follows it (see [`Contents`]). For a change that
+    /// is the last thing the request does with its session: the copy is not read again unless
+    /// empty (then it must be, or the session layer would drop the cookie).
+    async fn commit_last(self: Box<Self>, session: &Session) -> Result<(), SessionError>;
+
+    /// Saves the change and reloads the request's copy.
+    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError>;
+
+    async fn rollback(self: Box<Self>);
+}
+
+/// Begins a change of the session's data alone (cart, flash), of the kind the database calls
+/// for.
+pub async fn begin_session_only(
+    writes: &SessionWrites,
+    session: &Session,
+) -> Result<Box<dyn SessionChange>, SessionError> {
+    Ok(match &writes.sqlite {
+        Some(sqlite) => Box::new(SessionCas::begin(writes, sqlite, session).await?),
+        None => Box::new(SessionTx::start(writes, session, true).await?),
+    })
+}
+
+/// A change of the session inside a database transaction. See the module docs.
+pub struct SessionTx {
+    contents: Contents,
+    /// The stored record's ID (`None`: no stored record).
+    id: Option<Id>,
+    /// The catalog version, read in the same statement as the record (session-only changes).
+    catalog_version: Option<i64>,
+    /// The transaction's connection: `Some` until finished or dropped.
+    conn: Option<Pooled>,
+    finished: bool,
+    /// SQLite: the single-writer gate and this session's turn, held until the end.
+    gate: Option<OwnedMutexGuard<Writer>>,
+    turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl SessionTx {
+    /// Begins a transaction holding the session, for changes that must be atomic with other
+    /// tables ([`SessionTx::conn`]).
+    pub async fn begin(
+        writes: &SessionWrites,
+        session: &Session,
+    ) -> Result<SessionTx, SessionError> {
+        SessionTx::start(writes, session, false).await
+    }
+
+    async fn start(
+        writes: &SessionWrites,
+        session: &Session,
+        with_catalog_version: bool,
+    ) -> Result<SessionTx, SessionError> {
+        let mut tx = SessionTx {
+            contents: Contents::default(),
+            id: None,
+            catalog_version: None,
+            conn: None,
+            finished: false,
+            gate: None,
+            turn: None,
+        };
+        if let Some(sqlite) = &writes.sqlite {
+            if let Some(id) = session.id() {
+                tx.turn = Some(sqlite.session_turn(&id).await?);
+            }
+            // SQLite has one writer at a time. Queueing here, before taking a pooled
+            // connection, keeps waiting writers from holding every connection (which would
+            // starve the readers and the commit's own reload); BEGIN IMMEDIATE still excludes
+            // other processes.
+            tx.gate = Some(sqlite.writer().await?);
+        }
+        // The guard owns the connection before BEGIN runs: if this request is cancelled (the
+        // client went away) while BEGIN waits or after it succeeded, `Drop` closes the
+        // connection instead of returning it to the pool inside an open transaction, where it
+        // would hold the write lock (SQLite) or the session's row (PostgreSQL).
+        tx.conn = Some(writes.db.acquire().await?);
+        let begin = match writes.db.kind() {
+            Kind::Sqlite => "BEGIN IMMEDIATE",
+            Kind::Postgres => "BEGIN",
+        };
+        on_conn!(&mut tx.conn(), c => sqlx::query(begin).execute(c).await.map(|_| ()))?;
+        if let Some(id) = session.id() {
+            let loaded = if with_catalog_version {
+                load_with_catalog_version(&mut tx.conn(), &id, true)
+                    .await
+                    .map(|(version, stored)| (Some(version), stored))
+            } else {
+                load_in(&mut tx.conn(), &id, true).await.map(|r| (None, r))
+            };
+            match loaded {
+                Ok((version, stored)) => {
+                    tx.catalog_version = version;
+                    if let Some((record, _)) = stored {
+                        tx.id = Some(record.id);
+                        tx.contents = Contents::stored(Some(record.data));
+                    }
+                }
+                Err(error) => {
+                    tx.rollback_in_place().await;
+                    return Err(error);
+                }
+            }
+        }
+        Ok(tx)
+    }
+
+    /// The transaction's connection, for queries that must be atomic with the session change.
+    pub fn conn(&mut self) -> super::db::Conn<'_> {
+        // Invariant: `conn` is present from `start` until the transaction is finished, and
+        // nothing runs a query after that.
+        self.conn
+            .as_mut()
+            .expect("connection present until the transaction ends")
+            .conn()
+    }
+
+    pub fn contents(&mut self) -> &mut Contents {
+        &mut self.contents
+    }
+
+    /// Saves the record, commits, and reloads the request's copy of the session.
+    pub async fn commit(self, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, true).await
+    }
+
+    async fn finish(mut self, session: &Session, always: bool) -> Result<(), SessionError> {
+        if let (Some(id), Some(data)) = (self.id, self.contents.data()) {
+            let record = Record {
+                id,
+                data: data.clone(),
+                expiry_date: session.expiry_date(),
+            };
+            // The row is held by this transaction: the save cannot conflict; it writes nothing
+            // only when the record is gone (logged out or revoked before this began).
+            if let Err(error) = save_in(&mut self.conn(), &record, None).await {
+                self.rollback_in_place().await;
+                return Err(error);
+            }
+        }
+        on_conn!(&mut self.conn(), c => sqlx::query("COMMIT").execute(c).await.map(|_| ()))?;
+        self.finished = true;
+        // Give the connection back before the reload, which needs one of its own.
+        drop(self.conn.take());
+        drop(self.gate.take());
+        drop(self.turn.take());
+        std::mem::take(&mut self.contents)
+            .into_request_copy(session, always)
+            .await
+    }
+
+    /// Abandons every change.
+    pub async fn rollback(mut self) {
+        self.rollback_in_place().await;
+    }
+
+    async fn rollback_in_place(&mut self) {
+        if !self.finished && self.conn.is_some() {
+            // `finished` only once ROLLBACK has run: cancelled halfway, `Drop` closes the
+            // connection.
+            let rolled_back = on_conn!(&mut self.conn(), c => sqlx::query("ROLLBACK").execute(c).await.map(|_| ()));
+            if let Err(error) = rolled_back {
+                tracing::error!(%error, "rollback failed; closing the connection");
+                if let Some(conn) = self.conn.take() {
+                    conn.detach();
+                }
+            }
+        }
+        self.finished = true;
+    }
+}
+
+impl Drop for SessionTx {
+    fn drop(&mut self) {
+        if !self.finished {
+            // An early return (`?`) or a cancellation left the transaction open: the
+            // connection must not go back to the pool like that. Detached, it is closed, which
+            // rolls back.
+            if let Some(conn) = self.conn.take() {
+                conn.detach();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SessionChange for SessionTx {
+    fn contents(&mut self) -> &mut Contents {
+        &mut self.contents
+    }
+
+    async fn catalog(&mut self, cache: &CatalogCache) -> Result<Arc<Catalog>, sqlx::Error> {
+        // Read on this transaction's connection: taking a second one from the pool while
+        // holding the session's row could wait for ever on connections held by transactions
+        // that wait for that row.
+        let version = match self.catalog_version {
+            Some(version) => version,
+            None => on_conn!(&mut self.conn(), c => sqlx::query_scalar(
+                "SELECT version FROM catalog_version WHERE id = 1"
+            )
+            .fetch_one(c)
+            .await)?,
+        };
+        cache.get_at_in(&mut self.conn(), version).await
+    }
+
+    async fn commit_last(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, false).await
+    }
+
+    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, true).await
+    }
+
+    async fn rollback(self: Box<Self>) {
+        SessionTx::rollback(*self).await
+    }
+}
+
+/// A compare-and-swap change of the session's data (SQLite). See the module docs.
+pub struct SessionCas {
+    contents: Contents,
+    /// The stored record's ID and bytes as read (`None`: no stored record).
+    read: Option<(Id, Vec<u8>)>,
+    /// The catalog version, read in the same statement as the record.
+    catalog_version: Option<i64>,
+    /// This session's turn among this server's requests, held until the end.
+    turn: Option<OwnedMutexGuard<()>>,
+    db: Db,
+    sqlite: SqliteWrites,
+}
+
+impl SessionCas {
+    async fn begin(
+        writes: &SessionWrites,
+        sqlite: &SqliteWrites,
+        session: &Session,
+    ) -> Result<SessionCas, SessionError> {
+        let mut cas = SessionCas {
+            contents: Contents::default(),
+            read: None,
+            catalog_version: None,
+            turn: None,
+            db: writes.db.clone(),
+            sqlite: sqlite.clone(),
+        };
+        if let Some(id) = session.id() {
+            cas.turn = Some(sqlite.session_turn(&id).await?);
+            let mut conn = writes.db.acquire().await?;
+            let (version, stored) = load_with_catalog_version(&mut conn.conn(), &id, false).await?;
+            cas.catalog_version = Some(version);
+            if let Some((record, bytes)) = stored {
+                cas.read = Some((record.id, bytes));
+                cas.contents = Contents::stored(Some(record.data));
+            }
+        }
+        Ok(cas)
+    }
+
+    async fn finish(mut self, session: &Session, always: bool) -> Result<(), SessionError> {
+        if let (Some((id, original)), Some(data)) = (&self.read, self.contents.data()) {
+            let record = Record {
+                id: *id,
+                data: data.clone(),
+                expiry_date: session.expiry_date(),
+            };
+            // The gate, with the writer connection: waiting writers hold no connection.
+            let mut writer = self.sqlite.writer().await?;
+            let saved = writer.save(&self.sqlite.pool, &record, original).await?;
+            drop(writer);
+            // Not the record that was read: changed by someone else (a conflict: the caller
+            // tries again), or deleted (logout, revocation: nothing to save).
+            if !saved && load(&self.db, id).await?.is_some() {
+                return Err(SessionError::Conflict);
+            }
+        }
+        drop(self.turn.take());
+        std::mem::take(&mut self.contents)
+            .into_request_copy(session, always)
+            .await
+    }
+}
+
+#[async_trait]
+impl SessionChange for SessionCas {
+    fn contents(&mut self) -> &mut Contents {
+        &mut self.contents
+    }
+
+    async fn catalog(&mut self, cache: &CatalogCache) -> Result<Arc<Catalog>, sqlx::Error> {
+        match self.catalog_version {
+            Some(version) => cache.get_at(&self.db, version).await,
+            None => cache.get(&self.db).await,
+        }
+    }
+
+    async fn commit_last(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, false).await
+    }
+
+    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, true).await
+    }
+
+    async fn rollback(self: Box<Self>) {}
+}
+
+/// Takes the flash message out of the session (atomically, so it cannot undo a cart write).
+pub async fn take_flash(
+    writes: &SessionWrites,
+    session: &Session,
+) -> Result<Option<Flash>, SessionError> {
+    // Most requests have no flash: check the in-memory copy before taking a write lock.
+    if !super::session::has_flash(session).await? {
+        return Ok(None);
+    }
+    // A session whose ID was just rotated (or that is not stored yet) exists only in this
+    // request: nobody else can write to it, so the in-memory copy is the truth.
+    if session.id().is_none() {
+        return Ok(super::session::take_flash_in_memory(session).await);
+    }
+    let mut change = begin_session_only(writes, session).await?;
+    let flash = change.contents().take_flash();
+    change.commit(session).await?;
+    Ok(flash)
+}
+
+/// Sets a flash message atomically.
+pub async fn set_flash(
+    writes: &SessionWrites,
+    session: &Session,
+    flash: &Flash,
+) -> Result<(), SessionError> {
+    let mut change = begin_session_only(writes, session).await?;
+    change.contents().set_flash(flash)?;
+    change.commit(session).await
+}
