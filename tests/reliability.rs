@@ -606,3 +606,47 @@ async fn slow_headers_and_idle_connections_are_closed() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_write_transaction_cancelled_while_it_waits_for_the_lock_leaves_no_pooled_connection_inside_it(
+) {
+    if common::on_postgres() {
+        eprintln!("SQLite only: on PostgreSQL, BEGIN never waits for a lock");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = app::server::db::connect(&common::fresh_database_url(&dir).await)
+        .await
+        .unwrap();
+    app::server::db::migrate(&db).await.unwrap();
+    // One write transaction holds SQLite's write lock; another waits for it in BEGIN IMMEDIATE
+    // and is cancelled there (as a request is when its client goes away).
+    let holder = db.begin_write().await.unwrap();
+    let waiting = tokio::time::timeout(Duration::from_millis(300), db.begin_write()).await;
+    assert!(
+        waiting.is_err(),
+        "the second transaction waited for the lock"
+    );
+    holder.rollback().await.unwrap();
+    // Whatever the cancelled BEGIN goes on to do, it has done it by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every connection the pool hands out is outside any transaction: each can begin (and
+    // end) a write transaction of its own at once.
+    let mut pooled = Vec::new();
+    for _ in 0..8 {
+        pooled.push(db.acquire().await.unwrap());
+    }
+    for conn in &mut pooled {
+        let began = tokio::time::timeout(Duration::from_secs(3), async {
+            app::on_conn!(&mut conn.conn(), c => {
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *c).await?;
+                sqlx::query("ROLLBACK").execute(&mut *c).await.map(|_| ())
+            })
+        })
+        .await;
+        assert!(
+            matches!(began, Ok(Ok(()))),
+            "a pooled connection was left inside the cancelled transaction: {began:?}"
+        );
+    }
+}

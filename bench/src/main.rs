@@ -437,6 +437,10 @@ async fn checkout_run(
     let mut tasks = Vec::new();
     for i in 0..users {
         let base = base.to_string();
+        let tag: String = tag
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
         let email = format!("checkout{i}-{tag}@bench.test");
         tasks.push(tokio::spawn(async move {
             let client = client_from(200 + i)?;
@@ -448,6 +452,19 @@ async fn checkout_run(
             )
             .await?
             .ok_or("registration set no cookie")?;
+            // A refused registration answers a plain form with a redirect and a message too.
+            let me = client
+                .get(format!("{base}/api/me"))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .map_err(|e| err("GET /api/me")(&e))?
+                .text()
+                .await
+                .map_err(|e| err("GET /api/me")(&e))?;
+            if !me.contains(&email) {
+                return Err(format!("registration of {email} failed: {me}"));
+            }
             Ok::<_, Error>((client, cookie, i))
         }));
     }

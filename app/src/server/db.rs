@@ -11,7 +11,7 @@
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Sqlite, SqliteConnection, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -128,38 +128,58 @@ impl Kind {
 /// A write transaction: `BEGIN IMMEDIATE` on SQLite (the write lock taken at once, so a read
 /// followed by a write cannot fail halfway with a stale snapshot); on PostgreSQL a
 /// read-committed transaction, in which what is read in order to be changed is locked
-/// ([`Kind::for_update`], [`Conn::lock_key`]). Dropped unfinished, it rolls back.
-pub enum WriteTx {
-    Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
+/// ([`Kind::for_update`], [`Conn::lock_key`]).
+///
+/// Cancellation-safe: the connection is owned by this guard *before* `BEGIN` is sent, and a
+/// transaction not finished by [`WriteTx::commit`] or [`WriteTx::rollback`] — because an error
+/// returned early, or because the request was cancelled (its client went away) while `BEGIN`
+/// waited for SQLite's write lock or at any point after — closes its connection instead of
+/// returning it to the pool, so no pooled connection is ever left inside a transaction (which
+/// on SQLite would hold the write lock and stall every writer).
+pub struct WriteTx {
+    conn: Option<Pooled>,
+    kind: Kind,
+    finished: bool,
 }
 
 impl WriteTx {
     pub fn conn(&mut self) -> Conn<'_> {
-        match self {
-            WriteTx::Sqlite(tx) => Conn::Sqlite(&mut *tx),
-            WriteTx::Postgres(tx) => Conn::Postgres(&mut *tx),
-        }
+        // Invariant: `conn` is present until the transaction is finished, and a finished
+        // transaction is consumed.
+        self.conn
+            .as_mut()
+            .expect("connection present until the transaction ends")
+            .conn()
     }
 
     pub fn kind(&self) -> Kind {
-        match self {
-            WriteTx::Sqlite(_) => Kind::Sqlite,
-            WriteTx::Postgres(_) => Kind::Postgres,
-        }
+        self.kind
     }
 
-    pub async fn commit(self) -> sqlx::Result<()> {
-        match self {
-            WriteTx::Sqlite(tx) => tx.commit().await,
-            WriteTx::Postgres(tx) => tx.commit().await,
-        }
+    async fn run(&mut self, statement: &'static str) -> sqlx::Result<()> {
+        on_conn!(&mut self.conn(), c => sqlx::query(statement).execute(c).await.map(|_| ()))
     }
 
-    pub async fn rollback(self) -> sqlx::Result<()> {
-        match self {
-            WriteTx::Sqlite(tx) => tx.rollback().await,
-            WriteTx::Postgres(tx) => tx.rollback().await,
+    pub async fn commit(mut self) -> sqlx::Result<()> {
+        self.run("COMMIT").await?;
+        self.finished = true;
+        Ok(())
+    }
+
+    pub async fn rollback(mut self) -> sqlx::Result<()> {
+        self.run("ROLLBACK").await?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(conn) = self.conn.take() {
+                // Closed, the connection's transaction is rolled back by the database.
+                conn.detach();
+            }
         }
     }
 }
@@ -198,10 +218,17 @@ impl Db {
 
     /// Begins a write transaction (see [`WriteTx`]).
     pub async fn begin_write(&self) -> sqlx::Result<WriteTx> {
-        Ok(match self {
-            Db::Sqlite(pool) => WriteTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => WriteTx::Postgres(pool.begin().await?),
+        let mut tx = WriteTx {
+            conn: Some(self.acquire().await?),
+            kind: self.kind(),
+            finished: false,
+        };
+        tx.run(match self.kind() {
+            Kind::Sqlite => "BEGIN IMMEDIATE",
+            Kind::Postgres => "BEGIN",
         })
+        .await?;
+        Ok(tx)
     }
 
     pub async fn acquire(&self) -> sqlx::Result<Pooled> {
