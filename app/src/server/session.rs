@@ -160,6 +160,8 @@ pub struct Contents {
     /// Values to write when there is no stored record yet (a brand-new session, which no
     /// other request can know about, so the session layer may create it).
     pending: Vec<(String, serde_json::Value)>,
+    /// The stored data was taken out to be saved ([`Contents::take_data`]).
+    saved: bool,
 }
 
 impl Contents {
@@ -167,12 +169,16 @@ impl Contents {
         Contents {
             data,
             pending: Vec::new(),
+            saved: false,
         }
     }
 
-    /// The stored data, changed (for saving); `None` when there is no stored record.
-    pub(super) fn data(&self) -> Option<&Data> {
-        self.data.as_ref()
+    /// Takes the changed stored data out, for saving; `None` when there is no stored record.
+    /// What remains is only good for [`Contents::into_request_copy`].
+    pub(super) fn take_data(&mut self) -> Option<Data> {
+        let data = self.data.take();
+        self.saved = data.is_some();
+        data
     }
 
     fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
@@ -252,7 +258,7 @@ impl Contents {
         session: &Session,
         always: bool,
     ) -> Result<(), SessionError> {
-        if self.data.is_some() {
+        if self.saved || self.data.is_some() {
             if always || session.is_empty().await {
                 session.load().await?;
             }

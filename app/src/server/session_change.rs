@@ -24,14 +24,14 @@
 use super::catalog::{Catalog, CatalogCache};
 use super::db::{Db, Kind, Pooled};
 use super::session::{Contents, SessionError};
-use super::session_store::{load, load_in, load_with_catalog_version, save_in};
+use super::session_store::{load, load_in, load_with_catalog_version, save_in, Update};
 use crate::model::Flash;
 use crate::on_conn;
 use async_trait::async_trait;
 use sqlx::{SqliteConnection, SqlitePool};
 use std::sync::Arc;
 use tokio::sync::{Mutex, OwnedMutexGuard};
-use tower_sessions::session::{Id, Record};
+use tower_sessions::session::Id;
 use tower_sessions::Session;
 
 /// How long a session write waits for its turn before giving up (a 503, never a hang).
@@ -129,7 +129,7 @@ impl Writer {
     async fn save(
         &mut self,
         pool: &SqlitePool,
-        record: &Record,
+        update: Update<'_>,
         expected: &[u8],
     ) -> Result<bool, SessionError> {
         use sqlx::ConnectOptions;
@@ -139,7 +139,7 @@ impl Writer {
         };
         let saved = save_in(
             &mut super::db::Conn::Sqlite(&mut conn),
-            record,
+            update,
             Some(expected),
         )
         .await;
@@ -286,15 +286,15 @@ impl SessionTx {
     }
 
     async fn finish(mut self, session: &Session, always: bool) -> Result<(), SessionError> {
-        if let (Some(id), Some(data)) = (self.id, self.contents.data()) {
-            let record = Record {
-                id,
-                data: data.clone(),
+        if let (Some(id), Some(data)) = (self.id, self.contents.take_data()) {
+            let update = Update {
+                id: &id,
+                data,
                 expiry_date: session.expiry_date(),
             };
             // The row is held by this transaction: the save cannot conflict; it writes nothing
             // only when the record is gone (logged out or revoked before this began).
-            if let Err(error) = save_in(&mut self.conn(), &record, None).await {
+            if let Err(error) = save_in(&mut self.conn(), update, None).await {
                 self.rollback_in_place().await;
                 return Err(error);
             }
@@ -419,15 +419,15 @@ impl SessionCas {
     }
 
     async fn finish(mut self, session: &Session, always: bool) -> Result<(), SessionError> {
-        if let (Some((id, original)), Some(data)) = (&self.read, self.contents.data()) {
-            let record = Record {
-                id: *id,
-                data: data.clone(),
+        if let (Some((id, original)), Some(data)) = (&self.read, self.contents.take_data()) {
+            let update = Update {
+                id,
+                data,
                 expiry_date: session.expiry_date(),
             };
             // The gate, with the writer connection: waiting writers hold no connection.
             let mut writer = self.sqlite.writer().await?;
-            let saved = writer.save(&self.sqlite.pool, &record, original).await?;
+            let saved = writer.save(&self.sqlite.pool, update, original).await?;
             drop(writer);
             // Not the record that was read: changed by someone else (a conflict: the caller
             // tries again), or deleted (logout, revocation: nothing to save).

@@ -37,11 +37,24 @@ pub fn storage_key(id: &Id) -> String {
 
 /// A record as stored: its ID blanked (the key is the ID's hash).
 fn encode_record(record: &Record) -> Result<Vec<u8>, rmp_serde::encode::Error> {
-    rmp_serde::to_vec(&Record {
+    encode_stored(Record {
         id: Id(0),
         data: record.data.clone(),
         expiry_date: record.expiry_date,
     })
+}
+
+/// [`encode_record`] of a record whose ID is already blanked (no copy of its data).
+fn encode_stored(stored: Record) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+    debug_assert_eq!(stored.id, Id(0));
+    rmp_serde::to_vec(&stored)
+}
+
+/// A session's data to save over its stored record (see [`save_in`]).
+pub(crate) struct Update<'a> {
+    pub id: &'a Id,
+    pub data: std::collections::HashMap<String, serde_json::Value>,
+    pub expiry_date: OffsetDateTime,
 }
 
 /// A stored record, given back the ID it was looked up with.
@@ -110,22 +123,27 @@ pub(crate) async fn load_with_catalog_version(
     Ok((version, decoded(id, bytes)?))
 }
 
-/// Writes the record over the stored one (never creating it); with `expected`, only over
+/// Writes the data over the stored record (never creating it); with `expected`, only over
 /// exactly those stored bytes (a compare-and-swap). Whether a row was written.
 pub(crate) async fn save_in(
     conn: &mut Conn<'_>,
-    record: &Record,
+    update: Update<'_>,
     expected: Option<&[u8]>,
 ) -> Result<bool, SessionError> {
     let sql = format!(
         "UPDATE {TABLE} SET data = $1, expiry_date = $2
          WHERE id = $3 AND ($4 IS NULL OR data = $4)"
     );
-    let data = encode_record(record)?;
-    let key = storage_key(&record.id);
+    let key = storage_key(update.id);
+    let expiry_date = update.expiry_date;
+    let data = encode_stored(Record {
+        id: Id(0),
+        data: update.data,
+        expiry_date,
+    })?;
     let updated = on_conn!(conn, c => sqlx::query(&sql)
         .bind(&data)
-        .bind(record.expiry_date)
+        .bind(expiry_date)
         .bind(&key)
         .bind(expected)
         .execute(c)
