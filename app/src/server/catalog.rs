@@ -58,11 +58,17 @@ pub struct Catalog {
     categories: Vec<Category>,
 }
 
+/// Reads the catalog's change counter.
+pub const SELECT_VERSION: &str = "SELECT version FROM catalog_version WHERE id = 1";
+
 /// The catalog's change counter.
 pub async fn version(db: &Db) -> Result<i64, sqlx::Error> {
-    on_db!(db, pool => sqlx::query_scalar("SELECT version FROM catalog_version WHERE id = 1")
-        .fetch_one(pool)
-        .await)
+    on_db!(db, pool => sqlx::query_scalar(SELECT_VERSION).fetch_one(pool).await)
+}
+
+/// [`version`] on the caller's connection (inside its transaction).
+pub async fn version_in(conn: &mut Conn<'_>) -> Result<i64, sqlx::Error> {
+    on_conn!(conn, c => sqlx::query_scalar(SELECT_VERSION).fetch_one(c).await)
 }
 
 impl CatalogCache {

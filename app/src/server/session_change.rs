@@ -22,11 +22,10 @@
 //! [`begin_session_only`] picks the right one for the database behind a [`SessionChange`].
 
 use super::catalog::{Catalog, CatalogCache};
-use super::db::{Db, Kind, Pooled};
+use super::db::{Db, WriteTx};
 use super::session::{Contents, SessionError};
 use super::session_store::{load, load_in, load_with_catalog_version, save_in, Update};
 use crate::model::Flash;
-use crate::on_conn;
 use async_trait::async_trait;
 use sqlx::{SqliteConnection, SqlitePool};
 use std::sync::Arc;
@@ -189,9 +188,8 @@ pub struct SessionTx {
     id: Option<Id>,
     /// The catalog version, read in the same statement as the record (session-only changes).
     catalog_version: Option<i64>,
-    /// The transaction's connection: `Some` until finished or dropped.
-    conn: Option<Pooled>,
-    finished: bool,
+    /// The transaction (cancellation-safe, see [`WriteTx`]): `Some` until it ends.
+    tx: Option<WriteTx>,
     /// SQLite: the single-writer gate and this session's turn, held until the end.
     gate: Option<OwnedMutexGuard<Writer>>,
     turn: Option<OwnedMutexGuard<()>>,
@@ -216,8 +214,7 @@ impl SessionTx {
             contents: Contents::default(),
             id: None,
             catalog_version: None,
-            conn: None,
-            finished: false,
+            tx: None,
             gate: None,
             turn: None,
         };
@@ -231,16 +228,10 @@ impl SessionTx {
             // other processes.
             tx.gate = Some(sqlite.writer().await?);
         }
-        // The guard owns the connection before BEGIN runs: if this request is cancelled (the
-        // client went away) while BEGIN waits or after it succeeded, `Drop` closes the
-        // connection instead of returning it to the pool inside an open transaction, where it
-        // would hold the write lock (SQLite) or the session's row (PostgreSQL).
-        tx.conn = Some(writes.db.acquire().await?);
-        let begin = match writes.db.kind() {
-            Kind::Sqlite => "BEGIN IMMEDIATE",
-            Kind::Postgres => "BEGIN",
-        };
-        on_conn!(&mut tx.conn(), c => sqlx::query(begin).execute(c).await.map(|_| ()))?;
+        // A write transaction whose connection is closed, not pooled, if this request is
+        // cancelled (its client went away) before it ends: left open in the pool, it would
+        // hold the write lock (SQLite) or the session's row (PostgreSQL).
+        tx.tx = Some(writes.db.begin_write().await?);
         if let Some(id) = session.id() {
             let loaded = if with_catalog_version {
                 load_with_catalog_version(&mut tx.conn(), &id, true)
@@ -258,7 +249,7 @@ impl SessionTx {
                     }
                 }
                 Err(error) => {
-                    tx.rollback_in_place().await;
+                    tx.rollback().await;
                     return Err(error);
                 }
             }
@@ -268,11 +259,11 @@ impl SessionTx {
 
     /// The transaction's connection, for queries that must be atomic with the session change.
     pub fn conn(&mut self) -> super::db::Conn<'_> {
-        // Invariant: `conn` is present from `start` until the transaction is finished, and
-        // nothing runs a query after that.
-        self.conn
+        // Invariant: `tx` is present from `start` until the transaction ends (which consumes
+        // this value), so nothing runs a query after that.
+        self.tx
             .as_mut()
-            .expect("connection present until the transaction ends")
+            .expect("transaction open until it ends")
             .conn()
     }
 
@@ -295,14 +286,15 @@ impl SessionTx {
             // The row is held by this transaction: the save cannot conflict; it writes nothing
             // only when the record is gone (logged out or revoked before this began).
             if let Err(error) = save_in(&mut self.conn(), update, None).await {
-                self.rollback_in_place().await;
+                self.rollback().await;
                 return Err(error);
             }
         }
-        on_conn!(&mut self.conn(), c => sqlx::query("COMMIT").execute(c).await.map(|_| ()))?;
-        self.finished = true;
-        // Give the connection back before the reload, which needs one of its own.
-        drop(self.conn.take());
+        // Committed, the connection goes back to the pool before the reload, which needs one
+        // of its own.
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
         drop(self.gate.take());
         drop(self.turn.take());
         std::mem::take(&mut self.contents)
@@ -312,33 +304,10 @@ impl SessionTx {
 
     /// Abandons every change.
     pub async fn rollback(mut self) {
-        self.rollback_in_place().await;
-    }
-
-    async fn rollback_in_place(&mut self) {
-        if !self.finished && self.conn.is_some() {
-            // `finished` only once ROLLBACK has run: cancelled halfway, `Drop` closes the
-            // connection.
-            let rolled_back = on_conn!(&mut self.conn(), c => sqlx::query("ROLLBACK").execute(c).await.map(|_| ()));
-            if let Err(error) = rolled_back {
-                tracing::error!(%error, "rollback failed; closing the connection");
-                if let Some(conn) = self.conn.take() {
-                    conn.detach();
-                }
-            }
-        }
-        self.finished = true;
-    }
-}
-
-impl Drop for SessionTx {
-    fn drop(&mut self) {
-        if !self.finished {
-            // An early return (`?`) or a cancellation left the transaction open: the
-            // connection must not go back to the pool like that. Detached, it is closed, which
-            // rolls back.
-            if let Some(conn) = self.conn.take() {
-                conn.detach();
+        if let Some(tx) = self.tx.take() {
+            if let Err(error) = tx.rollback().await {
+                // The transaction, not finished, closed its connection.
+                tracing::error!(%error, "rollback failed; the connection is closed");
             }
         }
     }
@@ -356,11 +325,7 @@ impl SessionChange for SessionTx {
         // that wait for that row.
         let version = match self.catalog_version {
             Some(version) => version,
-            None => on_conn!(&mut self.conn(), c => sqlx::query_scalar(
-                "SELECT version FROM catalog_version WHERE id = 1"
-            )
-            .fetch_one(c)
-            .await)?,
+            None => super::catalog::version_in(&mut self.conn()).await?,
         };
         cache.get_at_in(&mut self.conn(), version).await
     }

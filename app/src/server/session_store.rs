@@ -81,13 +81,7 @@ fn decoded(id: &Id, bytes: Option<Vec<u8>>) -> Result<Option<(Record, Vec<u8>)>,
 
 /// The stored record and its bytes.
 pub(crate) async fn load(db: &Db, id: &Id) -> Result<Option<(Record, Vec<u8>)>, SessionError> {
-    let sql = select_record(false, db.kind());
-    let bytes: Option<Vec<u8>> = on_db!(db, pool => sqlx::query_scalar(&sql)
-        .bind(storage_key(id))
-        .bind(OffsetDateTime::now_utc())
-        .fetch_optional(pool)
-        .await)?;
-    decoded(id, bytes)
+    load_in(&mut db.acquire().await?.conn(), id, false).await
 }
 
 /// [`load`] on the caller's connection, with the row locked if `lock` (see [`select_record`]).
@@ -112,7 +106,8 @@ pub(crate) async fn load_with_catalog_version(
     lock: bool,
 ) -> Result<(i64, Option<(Record, Vec<u8>)>), SessionError> {
     let sql = format!(
-        "SELECT (SELECT version FROM catalog_version WHERE id = 1), ({})",
+        "SELECT ({}), ({})",
+        super::catalog::SELECT_VERSION,
         select_record(lock, conn.kind())
     );
     let (version, bytes): (i64, Option<Vec<u8>>) = on_conn!(conn, c => sqlx::query_as(&sql)
