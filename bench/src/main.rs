@@ -316,69 +316,38 @@ async fn cart_sessions(base: &str, n: usize, dir: &Path) -> Result<(), Error> {
 }
 
 async fn count_sessions(db: &Path) -> Result<i64, Error> {
-    Store::Sqlite(db.to_path_buf())
+    Store::sqlite(db)
         .scalar("SELECT COUNT(*) FROM tower_sessions")
         .await
 }
 
-/// The database of the server under test, for counting and preparing what the bench needs.
-enum Store {
-    Sqlite(PathBuf),
-    Postgres(String),
-}
+/// The database of the server under test (its URL), for counting and preparing what the bench
+/// needs; opened through the shop's own database layer, on either database.
+struct Store(String);
 
 impl Store {
+    fn sqlite(file: &Path) -> Store {
+        Store(format!("sqlite://{}", file.display()))
+    }
+
+    async fn open(&self) -> Result<app::server::db::Db, Error> {
+        app::server::db::connect(&self.0)
+            .await
+            .map_err(|e| err("open the bench database")(&e))
+    }
+
     async fn execute(&self, sql: &str) -> Result<(), Error> {
-        use sqlx::{ConnectOptions, Connection};
-        match self {
-            Store::Sqlite(file) => {
-                let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(file)
-                    .connect()
-                    .await
-                    .map_err(|e| err("open the bench database")(&e))?;
-                sqlx::query(sql)
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| err(sql)(&e))?;
-            }
-            Store::Postgres(url) => {
-                let mut conn = sqlx::PgConnection::connect(url)
-                    .await
-                    .map_err(|e| err("open the bench database")(&e))?;
-                sqlx::query(sql)
-                    .execute(&mut conn)
-                    .await
-                    .map_err(|e| err(sql)(&e))?;
-            }
-        }
-        Ok(())
+        let db = self.open().await?;
+        let done = app::on_db!(&db, pool => sqlx::query(sql).execute(pool).await.map(|_| ()));
+        db.close().await;
+        done.map_err(|e| err(sql)(&e))
     }
 
     async fn scalar(&self, sql: &str) -> Result<i64, Error> {
-        use sqlx::{ConnectOptions, Connection};
-        match self {
-            Store::Sqlite(file) => {
-                let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(file)
-                    .connect()
-                    .await
-                    .map_err(|e| err("open the bench database")(&e))?;
-                sqlx::query_scalar(sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(|e| err(sql)(&e))
-            }
-            Store::Postgres(url) => {
-                let mut conn = sqlx::PgConnection::connect(url)
-                    .await
-                    .map_err(|e| err("open the bench database")(&e))?;
-                sqlx::query_scalar(sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(|e| err(sql)(&e))
-            }
-        }
+        let db = self.open().await?;
+        let value = app::on_db!(&db, pool => sqlx::query_scalar(sql).fetch_one(pool).await);
+        db.close().await;
+        value.map_err(|e| err(sql)(&e))
     }
 }
 
@@ -751,7 +720,7 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     );
 
     // 5. checkouts
-    let sqlite_store = Store::Sqlite(db.clone());
+    let sqlite_store = Store::sqlite(&db);
     sqlite_store
         .execute("UPDATE products SET stock = 1000000000")
         .await?;
@@ -810,7 +779,7 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     let postgres = match std::env::var("COATCHECK_TEST_POSTGRES_URL") {
         Ok(server) => {
             let database = format!("coatcheck_bench_{}", std::process::id());
-            Store::Postgres(server.clone())
+            Store(server.clone())
                 .execute(&format!("CREATE DATABASE {database}"))
                 .await?;
             let url = format!(
@@ -835,7 +804,7 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
                 .env("COATCHECK_MAX_ANONYMOUS_SESSIONS", "1000000000");
             let mut shop = Server::start("coatcheck-postgres", command, addr)?;
             shop.wait_ready("/healthz").await?;
-            let setup = run_setup(wrk, &shop.url(""), &Store::Postgres(url), "postgres").await?;
+            let setup = run_setup(wrk, &shop.url(""), &Store(url), "postgres").await?;
             drop(shop);
             Some(setup)
         }
@@ -851,7 +820,7 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
         std::env::var("DATABASE_URL"),
     ) {
         (Ok(base), Ok(url)) if url.starts_with("postgres") => {
-            Some(run_setup(wrk, &base, &Store::Postgres(url), "2 × postgres").await?)
+            Some(run_setup(wrk, &base, &Store(url), "2 × postgres").await?)
         }
         _ => {
             println!("E2E_CLUSTER_URL is not set: no two-instance rows (make bench sets it)");
