@@ -45,14 +45,37 @@ enum UserCommand {
     },
 }
 
+/// Logs to standard output, filtered by `RUST_LOG`, as text or (`COATCHECK_LOG_FORMAT=json`)
+/// one JSON object per line, with the request's span (its ID, method, path, client) on each.
+fn init_logs() -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match std::env::var("COATCHECK_LOG_FORMAT")
+        .as_deref()
+        .map(str::trim)
+    {
+        Err(_) | Ok("") | Ok("text") => logs.init(),
+        Ok("json") => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+        Ok(other) => {
+            return Err(format!(
+                "COATCHECK_LOG_FORMAT {other:?} must be text or json"
+            ))
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=info,sqlx=warn".into()),
-        )
-        .init();
+    if let Err(message) = init_logs() {
+        eprintln!("coatcheck: {message}");
+        return ExitCode::FAILURE;
+    }
 
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {

@@ -4,7 +4,8 @@
 //! (each proxy appends the address it received the request from; everything left of the first
 //! untrusted one may have been made up by the client). A header from anyone else changes
 //! nothing. Login throttling, the new-session budget, the hashing queue's per-client share and
-//! the session registry all use the address found here.
+//! the session registry all use the address found here. The same trust decides whether a
+//! request ID (`x-request-id`) that came with the request is kept for its log lines.
 
 use app::server::request::ClientIp;
 use axum::extract::{ConnectInfo, Request, State};
@@ -90,17 +91,45 @@ fn parse_forwarded(entry: &str) -> Option<IpAddr> {
         .map(canonical)
 }
 
-/// Puts the client's address on the request, for everything after it.
+/// The header that carries a request's ID between a load balancer, this server and its logs.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Puts the client's address on the request, for everything after it, and drops an
+/// `x-request-id` that a trusted proxy did not send (or that is not a sane ID), so that the
+/// request-ID layer after this one generates a fresh one: a client must not be able to plant
+/// text in the logs or pose as another request.
 pub async fn resolve_client(
     State(proxies): State<TrustedProxies>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-        let client = proxies.client(peer.ip(), request.headers());
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    if let Some(peer) = peer {
+        let client = proxies.client(peer, request.headers());
         request.extensions_mut().insert(ClientIp(client));
     }
+    let keep_id = peer.is_some_and(|peer| proxies.trusts(peer))
+        && request.headers().get_all(REQUEST_ID).iter().count() == 1
+        && request
+            .headers()
+            .get(REQUEST_ID)
+            .is_some_and(|id| is_sane_request_id(id.as_bytes()));
+    if !keep_id {
+        request.headers_mut().remove(REQUEST_ID);
+    }
     next.run(request).await
+}
+
+/// 1 to 128 characters of letters, digits and `-_.:/+=`: what load balancers generate (UUIDs,
+/// hex, base64), and nothing that could break a log line.
+fn is_sane_request_id(id: &[u8]) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
 }
 
 #[cfg(test)]
@@ -161,6 +190,17 @@ mod tests {
             proxies.client(ip("10.0.0.1"), &HeaderMap::new()),
             ip("10.0.0.1")
         );
+    }
+
+    #[test]
+    fn only_plain_request_ids_are_kept() {
+        assert!(is_sane_request_id(b"6f1c2a9e-5b7d-4c1e-9a0b-2f3e4d5c6b7a"));
+        assert!(is_sane_request_id(b"lb-01:1234/abc+def=="));
+        assert!(!is_sane_request_id(b""));
+        assert!(!is_sane_request_id(b"id with spaces"));
+        assert!(!is_sane_request_id(b"id\"quoted\""));
+        assert!(!is_sane_request_id("\u{e9}t\u{e9}".as_bytes()));
+        assert!(!is_sane_request_id(&[b'a'; 129]));
     }
 
     #[test]

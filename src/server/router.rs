@@ -14,7 +14,11 @@ use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+const REQUEST_ID_HEADER: http::HeaderName =
+    http::HeaderName::from_static(super::proxies::REQUEST_ID);
 
 /// The largest request body accepted: every form here is tiny.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -115,8 +119,17 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         ))
         // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
         .layer(CompressionLayer::new())
-        // Every log line of a request carries its client's address (never a session ID).
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Every log line of a request carries its ID and its client's address (never a
+        // session ID); one line per request says how it ended.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        // The answer carries the request's ID, for a user's bug report or a proxy's log.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        // Keeps the ID a trusted proxy sent (`resolve_client` drops any other), else makes one.
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
         // Outermost: everything that counts, limits or logs clients sees the resolved address.
         .layer(axum::middleware::from_fn_with_state(
             config.trusted_proxies.clone(),
@@ -140,16 +153,22 @@ fn routes() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-/// The span of one request's log lines: method, path and query, the client's address.
+/// The span of one request's log lines: its ID, method, path and query, the client's address.
 fn request_span(request: &Request<Body>) -> tracing::Span {
     let client = request
         .extensions()
         .get::<app::server::request::ClientIp>()
         .map(|client| client.0.to_string())
         .unwrap_or_default();
+    let id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default();
     // INFO: with the default filter, every warning or error of a request names it.
     tracing::info_span!(
         "request",
+        request_id = %id,
         method = %request.method(),
         uri = %request.uri(),
         client = %client,

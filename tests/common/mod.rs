@@ -414,18 +414,27 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub async fn start(database_url: &str) -> ServerProcess {
+        ServerProcess::start_with(database_url, |_| {}).await
+    }
+
+    /// Like `start`, with `adjust` setting more of the command (environment, standard output).
+    pub async fn start_with(
+        database_url: &str,
+        adjust: impl FnOnce(&mut std::process::Command),
+    ) -> ServerProcess {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             listener.local_addr().expect("addr").port()
         };
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_coatcheck"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_coatcheck"));
+        command
             .arg("serve")
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("server starts");
+            .stdout(std::process::Stdio::null());
+        adjust(&mut command);
+        let mut child = command.spawn().expect("server starts");
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..200 {
