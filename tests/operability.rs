@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{client_ip, fresh_database_url, ServerProcess};
+use common::{
+    admin, client_ip, fresh_database_url, product_id, sample, spawn_app, ServerProcess, Shopper,
+    PASSWORD,
+};
 use serde_json::Value;
 
 /// The server's JSON log lines so far.
@@ -166,4 +169,169 @@ async fn every_log_line_of_a_request_carries_its_id_and_never_the_session_id() {
         );
     }
     assert!(!raw.contains("planted-id") && !raw.contains("two words"));
+}
+
+#[tokio::test]
+async fn a_short_journey_moves_the_right_counters() {
+    let app = spawn_app().await;
+    let before = app.scrape().await;
+    for outcome in ["succeeded", "failed", "throttled"] {
+        assert_eq!(
+            sample(
+                &before,
+                &format!("coatcheck_logins_total{{outcome=\"{outcome}\"}}")
+            ),
+            0.0
+        );
+    }
+    // The shop's own address serves no metrics.
+    let mut visitor = Shopper::new(&app);
+    assert_eq!(visitor.get("/metrics").await.status, 404);
+
+    // An anonymous cart, a product page, a registration, a logout, a wrong and a right
+    // password, a checkout, an admin's revocation.
+    let scarf = product_id(&app, "merino-scarf").await;
+    let mut shopper = Shopper::new(&app);
+    assert_eq!(shopper.add(scarf, "2").await.status, 200);
+    assert_eq!(shopper.get("/products/merino-scarf").await.status, 200);
+    let cart_only = app.scrape().await;
+    assert_eq!(
+        sample(
+            &cart_only,
+            "coatcheck_sessions_live{kind=\"anonymous_with_cart\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&cart_only, "coatcheck_sessions_live{kind=\"logged_in\"}"),
+        0.0
+    );
+    assert_eq!(
+        shopper
+            .register("metrics@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(shopper.post("/api/logout", &[]).await.status, 200);
+    assert_eq!(
+        shopper
+            .login("metrics@example.com", "not the password")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        shopper.login("metrics@example.com", PASSWORD).await.status,
+        200
+    );
+    assert_eq!(shopper.add(scarf, "1").await.status, 200);
+    assert_eq!(shopper.post("/api/checkout", &[]).await.status, 200);
+    let mut boss = admin(&app).await;
+    let after_login = app.scrape().await;
+    assert_eq!(
+        sample(&after_login, "coatcheck_sessions_live{kind=\"logged_in\"}"),
+        2.0,
+        "the shopper and the admin"
+    );
+    let rows = boss.get("/admin/sessions").await.body;
+    let emails = common::testid_attr(&rows, "session-row", "data-user-email");
+    let handles = common::testid_attr(&rows, "session-row", "data-session");
+    let victim = emails
+        .iter()
+        .position(|email| email == "metrics@example.com")
+        .expect("the shopper's session is listed");
+    let revoke = boss
+        .post(
+            "/api/admin/sessions/revoke",
+            &[("session", &handles[victim])],
+        )
+        .await;
+    assert_eq!(revoke.status, 200, "{}", revoke.body);
+
+    let after = app.scrape().await;
+    let count = |series: &str| sample(&after, series);
+    assert_eq!(count("coatcheck_logins_total{outcome=\"succeeded\"}"), 1.0);
+    assert_eq!(count("coatcheck_logins_total{outcome=\"failed\"}"), 1.0);
+    assert_eq!(count("coatcheck_logins_total{outcome=\"throttled\"}"), 0.0);
+    assert_eq!(
+        count("coatcheck_session_id_rotations_total{reason=\"login\"}"),
+        1.0
+    );
+    assert_eq!(
+        count("coatcheck_session_id_rotations_total{reason=\"registration\"}"),
+        2.0,
+        "the shopper's and the admin's"
+    );
+    assert_eq!(count("coatcheck_logouts_total"), 1.0);
+    assert_eq!(count("coatcheck_checkouts_total{outcome=\"placed\"}"), 1.0);
+    assert_eq!(
+        count("coatcheck_session_revocations_total{kind=\"admin_one\"}"),
+        1.0
+    );
+    assert_eq!(
+        count("coatcheck_session_revocations_total{kind=\"admin_all\"}"),
+        0.0
+    );
+    assert_eq!(count("coatcheck_sessions_live{kind=\"logged_in\"}"), 1.0);
+    // By route template, never by path; statuses by class.
+    assert_eq!(
+        count("coatcheck_http_requests_total{method=\"POST\",route=\"/api/login\",status=\"2xx\"}"),
+        1.0
+    );
+    assert_eq!(
+        count("coatcheck_http_requests_total{method=\"POST\",route=\"/api/login\",status=\"4xx\"}"),
+        1.0
+    );
+    assert!(
+        count("coatcheck_http_request_duration_seconds_count{route=\"/products/{slug}\"}") >= 1.0
+    );
+    assert!(!after.contains("merino-scarf"), "a path became a label");
+    assert_eq!(
+        count("coatcheck_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"4xx\"}"),
+        1.0,
+        "the shop's /metrics: not found"
+    );
+    assert!(count("coatcheck_db_pool_connections{state=\"idle\"}") >= 0.0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn throttled_logins_are_counted_apart_from_failures() {
+    let app = spawn_app().await;
+    let mut shopper = Shopper::new(&app);
+    assert_eq!(
+        shopper
+            .register("guessed@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
+    let mut guesser = Shopper::from_address(&app, 3);
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        statuses.push(
+            guesser
+                .login("guessed@example.com", "a wrong guess")
+                .await
+                .status,
+        );
+    }
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    let failed = statuses.iter().filter(|s| **s == 401).count();
+    assert!(throttled >= 1, "{statuses:?}");
+    let scrape = app.scrape().await;
+    assert_eq!(
+        sample(&scrape, "coatcheck_logins_total{outcome=\"failed\"}"),
+        failed as f64
+    );
+    assert_eq!(
+        sample(&scrape, "coatcheck_logins_total{outcome=\"throttled\"}"),
+        throttled as f64
+    );
+    assert_eq!(
+        sample(&scrape, "coatcheck_logins_total{outcome=\"succeeded\"}"),
+        0.0
+    );
+    app.stop().await;
 }

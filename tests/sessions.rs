@@ -4,18 +4,9 @@
 
 mod common;
 use common::{
-    product_id, spawn_app, spawn_app_with, testid_attr, testid_text, Shopper, TestApp, PASSWORD,
+    admin, product_id, sample, spawn_app, spawn_app_with, testid_attr, testid_text, Shopper,
+    TestApp, PASSWORD,
 };
-
-async fn make_admin(app: &TestApp, email: &str) {
-    app::on_db!(&app.db().await, p => sqlx::query("UPDATE users SET is_admin = $1 WHERE email = $2")
-        .bind(true)
-        .bind(email)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
-    .unwrap();
-}
 
 /// A logged-in shopper (registered, then logged in afresh so is_admin is read anew).
 async fn logged_in(app: &TestApp, email: &str) -> Shopper {
@@ -25,17 +16,6 @@ async fn logged_in(app: &TestApp, email: &str) -> Shopper {
         assert_eq!(shopper.login(email, PASSWORD).await.status, 200);
     }
     shopper
-}
-
-/// A logged-in admin with exactly one session.
-async fn admin(app: &TestApp) -> Shopper {
-    let mut boss = Shopper::new(app);
-    assert_eq!(
-        boss.register("boss@example.com", PASSWORD).await.status,
-        200
-    );
-    make_admin(app, "boss@example.com").await;
-    boss
 }
 
 #[tokio::test]
@@ -338,6 +318,21 @@ async fn an_idle_login_is_demoted_but_keeps_the_cart() {
     .await)
     .unwrap();
     assert_eq!(ended, "timeout");
+    let metrics = app.scrape().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "coatcheck_session_expiries_total{kind=\"login_idle\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "coatcheck_session_expiries_total{kind=\"login_absolute\"}"
+        ),
+        0.0
+    );
     app.stop().await;
 }
 
@@ -354,6 +349,14 @@ async fn a_login_ends_at_the_absolute_timeout_despite_activity() {
         shopper.get("/api/cart").await;
     }
     assert_eq!(shopper.me().await["user"], serde_json::Value::Null);
+    let metrics = app.scrape().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "coatcheck_session_expiries_total{kind=\"login_absolute\"}"
+        ),
+        1.0
+    );
     app.stop().await;
 }
 
@@ -370,8 +373,18 @@ async fn expired_sessions_are_swept_and_their_rows_closed() {
         .map(|r| r.rows_affected()))
     .unwrap();
     use tower_sessions::ExpiredDeletion;
-    let store = app::server::session_store::ShopSessionStore::new(db.clone(), &Default::default());
+    let metrics = app::server::metrics::Metrics::new();
+    let store = app::server::session_store::ShopSessionStore::new(db.clone(), &Default::default())
+        .with_metrics(metrics.clone());
     store.delete_expired().await.unwrap();
+    let scrape = metrics.scrape(&db).await.unwrap();
+    assert_eq!(
+        sample(
+            &scrape,
+            "coatcheck_session_expiries_total{kind=\"session_idle\"}"
+        ),
+        1.0
+    );
     let live: i64 = app::on_db!(&db, p => sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
         .fetch_one(p)
         .await)

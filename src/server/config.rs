@@ -27,12 +27,19 @@ pub struct Config {
     /// `Strict-Transport-Security` max-age, sent when cookies are `Secure`
     /// (`COATCHECK_HSTS_MAX_AGE`, default 365 days).
     pub hsts_max_age: std::time::Duration,
+    /// Where Prometheus metrics are served (`COATCHECK_METRICS_ADDR`, default: nowhere). Not
+    /// the shop's address: the metrics are for operators, not the public.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("LEPTOS_SITE_ADDR {0:?} is not an address like 127.0.0.1:3000")]
     Addr(String),
+    #[error(
+        "COATCHECK_METRICS_ADDR {0:?} is not an address like 127.0.0.1:9100, or is the shop's own"
+    )]
+    MetricsAddr(String),
     #[error("COATCHECK_COOKIE_SECURE {0:?} must be auto, true or false")]
     CookieSecure(String),
     #[error("COATCHECK_PUBLIC_ORIGIN {0:?} must look like https://shop.example")]
@@ -145,12 +152,20 @@ impl Config {
             "COATCHECK_HSTS_MAX_AGE",
             std::time::Duration::from_secs(365 * 24 * 3600),
         )?;
+        let metrics_addr = match lookup("COATCHECK_METRICS_ADDR").filter(|a| !a.trim().is_empty()) {
+            None => None,
+            Some(text) => match text.trim().parse::<SocketAddr>() {
+                Ok(metrics) if metrics != addr || metrics.port() == 0 => Some(metrics),
+                _ => return Err(ConfigError::MetricsAddr(text)),
+            },
+        };
         let trusted_proxies = match lookup("COATCHECK_TRUSTED_PROXIES") {
             None => Default::default(),
             Some(text) => super::proxies::TrustedProxies::parse(&text)
                 .map_err(|entry| ConfigError::TrustedProxies(entry, text.clone()))?,
         };
         Ok(Config {
+            metrics_addr,
             policy,
             trusted_proxies,
             header_read_timeout,
@@ -186,6 +201,18 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://data/coatcheck.db");
         assert!(!config.cookie_secure, "loopback is not secure by default");
         assert_eq!(config.public_origin, None);
+        assert_eq!(
+            config.metrics_addr, None,
+            "no metrics listener unless asked"
+        );
+    }
+
+    #[test]
+    fn metrics_listen_on_an_address_of_their_own() {
+        let metrics = config(&[("COATCHECK_METRICS_ADDR", "127.0.0.1:9100")]).unwrap();
+        assert_eq!(metrics.metrics_addr.unwrap().to_string(), "127.0.0.1:9100");
+        assert!(config(&[("COATCHECK_METRICS_ADDR", "9100")]).is_err());
+        assert!(config(&[("COATCHECK_METRICS_ADDR", "127.0.0.1:3000")]).is_err());
     }
 
     #[test]

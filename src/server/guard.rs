@@ -91,6 +91,7 @@ pub async fn session_timeouts(
             if let Err(error) = app::server::session_guard::enforce(
                 &state.context.sessions,
                 &state.context.policy,
+                &state.context.metrics,
                 &session,
             )
             .await

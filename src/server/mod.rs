@@ -3,6 +3,7 @@
 pub mod config;
 mod forms;
 mod guard;
+mod metrics;
 mod new_sessions;
 mod page_cache;
 pub mod proxies;
@@ -44,10 +45,13 @@ pub enum StartError {
 /// A migrated database with its session store, ready to serve.
 pub struct Application {
     listener: TcpListener,
+    /// The operators' listener for `/metrics` (`COATCHECK_METRICS_ADDR`), when configured.
+    metrics_listener: Option<TcpListener>,
     router: axum::Router,
     store: ShopSessionStore,
     pool: db::Db,
     sessions: app::server::session_change::SessionWrites,
+    metrics: app::server::metrics::Metrics,
     header_read_timeout: std::time::Duration,
 }
 
@@ -74,13 +78,20 @@ impl Application {
         if seeded > 0 {
             tracing::info!(products = seeded, "seeded the demo catalog");
         }
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let listener = bind(config.addr).await?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        let metrics = app::server::metrics::Metrics::new();
+        let store = store.with_metrics(metrics.clone());
         let context = AppContext {
+            metrics,
             db: pool.clone(),
             sessions: app::server::session_change::SessionWrites::new(pool.clone()),
             passwords: app::server::passwords::PasswordHasher::new(),
@@ -88,19 +99,29 @@ impl Application {
             catalog: Default::default(),
         };
         let sessions = context.sessions.clone();
+        let metrics = context.metrics.clone();
         let router = router::build(&config, context, store.clone());
         Ok(Application {
             listener,
+            metrics_listener,
             router,
             store,
             pool,
             sessions,
+            metrics,
             header_read_timeout: config.header_read_timeout,
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics listener's address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The server's connection pool (closing it makes the database unavailable to the server).
@@ -119,24 +140,38 @@ impl Application {
                 .clone()
                 .continuously_delete_expired(EXPIRED_SESSION_SWEEP),
         );
-        let signalled = std::sync::Arc::new(tokio::sync::Notify::new());
-        let shutdown = {
-            let signalled = signalled.clone();
+        // Raised once `shutdown` resolves: every listener stops, and the drain limit starts.
+        let (signal, signalled) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = signal.send(true);
+        });
+        let stopping = move || {
+            let mut signalled = signalled.clone();
             async move {
-                shutdown.await;
-                signalled.notify_one();
+                let _ = signalled.wait_for(|stop| *stop).await.map(drop);
             }
         };
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = metrics::router(self.pool.clone(), self.metrics.clone());
+            tokio::spawn(serve::serve(
+                listener,
+                router,
+                self.header_read_timeout,
+                stopping(),
+            ))
+        });
         let serve = serve::serve(
             self.listener,
             self.router,
             self.header_read_timeout,
-            shutdown,
+            stopping(),
         );
+        let drain_limit = stopping();
         let result = tokio::select! {
             _ = serve => Ok(()),
             _ = async {
-                signalled.notified().await;
+                drain_limit.await;
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
             } => {
                 tracing::warn!("requests still running after {DRAIN_TIMEOUT:?}; stopping anyway");
@@ -144,6 +179,9 @@ impl Application {
             }
         };
         sweeper.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         self.sessions.close_writer().await;
         self.pool.close().await;
         result

@@ -126,6 +126,11 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
                 .make_span_with(request_span)
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
+        // Counted and timed by route template, whatever answered (cache, page, limit).
+        .layer(axum::middleware::from_fn_with_state(
+            context.metrics.clone(),
+            super::metrics::count_requests,
+        ))
         // The answer carries the request's ID, for a user's bug report or a proxy's log.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
         // Keeps the ID a trusted proxy sent (`resolve_client` drops any other), else makes one.

@@ -16,6 +16,8 @@ pub struct TestApp {
     pub server: Option<tokio::task::JoinHandle<()>>,
     /// The server's own pool (closing it takes the database away from the server).
     pub pool: app::server::db::Db,
+    /// The operators' metrics listener (every test server has one).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl TestApp {
@@ -40,6 +42,18 @@ impl TestApp {
             .expect("request succeeds");
         let status = response.status().as_u16();
         (status, response.text().await.expect("body is text"))
+    }
+
+    /// The server's metrics, scraped from its metrics listener.
+    pub async fn scrape(&self) -> String {
+        let addr = self
+            .metrics
+            .expect("the test server has a metrics listener");
+        let response = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .expect("the metrics listener answers");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("metrics are text")
     }
 
     /// A second connection pool on the same database, for checking what is stored.
@@ -121,6 +135,7 @@ pub fn test_config(dir: &TempDir) -> Config {
         "LEPTOS_SITE_ADDR" => Some("127.0.0.1:0".to_string()),
         "DATABASE_URL" => Some(format!("sqlite://{}", db_path.display())),
         "LEPTOS_SITE_ROOT" => Some(dir.path().join("site").display().to_string()),
+        "COATCHECK_METRICS_ADDR" => Some("127.0.0.1:0".to_string()),
         _ => None,
     })
     .expect("test configuration is valid")
@@ -150,6 +165,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let database_url = config.database_url.clone();
     let app = Application::build(config).await.expect("app builds");
     let addr = app.local_addr().expect("bound");
+    let metrics = app.metrics_addr();
     let pool = app.pool();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
@@ -167,6 +183,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         shutdown: Some(tx),
         server: Some(server),
         pool,
+        metrics,
     }
 }
 
@@ -369,6 +386,40 @@ impl Shopper {
     pub async fn me(&mut self) -> serde_json::Value {
         self.get("/api/me").await.json()
     }
+}
+
+/// Makes the user with `email` an admin (their next login reads it).
+pub async fn make_admin(app: &TestApp, email: &str) {
+    app::on_db!(&app.db().await, p => sqlx::query("UPDATE users SET is_admin = $1 WHERE email = $2")
+        .bind(true)
+        .bind(email)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap();
+}
+
+/// A logged-in admin with exactly one session.
+pub async fn admin(app: &TestApp) -> Shopper {
+    let mut boss = Shopper::new(app);
+    assert_eq!(
+        boss.register("boss@example.com", PASSWORD).await.status,
+        200
+    );
+    make_admin(app, "boss@example.com").await;
+    boss
+}
+
+/// The value of one sample (`name{labels}`) in a Prometheus text scrape.
+pub fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{scrape}"))
 }
 
 /// The id of a seeded product by slug.

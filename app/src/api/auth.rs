@@ -8,6 +8,7 @@ use {
     crate::model::{check_new_password, safe_next, Email, Flash, UserView},
     crate::server::{
         internal,
+        metrics::{LoginOutcome, Rotation},
         request::{
             client_ip, context_and_session, flash_for_form, form_redirect, hashing_slot,
             reject_with, too_many, user_agent,
@@ -36,6 +37,7 @@ async fn complete_login(
     user: &users::UserRow,
     next: &str,
     message: String,
+    reason: Rotation,
 ) -> Result<ActionReply, ServerFnError> {
     use crate::server::registry;
     let (ctx, session) = context_and_session().await?;
@@ -70,6 +72,7 @@ async fn complete_login(
         .await
         .map_err(internal)?;
     tracing::info!(%handle, user_id = user.id, "session rotated on login");
+    ctx.metrics.rotation(reason);
     let next = safe_next(next);
     flash_for_form(Flash::success(message.clone())).await?;
     form_redirect(&next);
@@ -130,7 +133,13 @@ pub async fn register(
         Err(e) => return Err(internal(e)),
     };
     let message = format!("Welcome, {}! Your account is ready.", user.email);
-    complete_login(&user, next.as_deref().unwrap_or("/"), message).await
+    complete_login(
+        &user,
+        next.as_deref().unwrap_or("/"),
+        message,
+        Rotation::Registration,
+    )
+    .await
 }
 
 /// `POST /api/login` — `email`, `password`, optional `next`.
@@ -144,11 +153,14 @@ pub async fn login(
     let (ctx, _) = context_and_session().await?;
     let ip = client_ip();
     if password.len() > crate::model::MAX_PASSWORD_BYTES {
+        ctx.metrics.login(LoginOutcome::Failed);
         return Err(
             reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await,
         );
     }
-    let slot = hashing_slot(&ctx, Some(&email)).await?;
+    let slot = hashing_slot(&ctx, Some(&email)).await.inspect_err(|_| {
+        ctx.metrics.login(LoginOutcome::Throttled);
+    })?;
     // The attempt is counted before the password is checked (and given back if it was right):
     // concurrent guesses are throttled exactly like sequential ones. Only clients that have
     // been failing wait; the check costs no password hashing.
@@ -156,6 +168,7 @@ pub async fn login(
         .await
         .map_err(internal)?;
     if wait > 0 {
+        ctx.metrics.login(LoginOutcome::Throttled);
         return Err(too_many(wait, "failed attempts", Some(&email)).await);
     }
     let user = match Email::parse(&email) {
@@ -178,9 +191,20 @@ pub async fn login(
                 .await
                 .map_err(internal)?;
             let message = format!("Logged in as {}.", user.email);
-            complete_login(&user, next.as_deref().unwrap_or("/"), message).await
+            let reply = complete_login(
+                &user,
+                next.as_deref().unwrap_or("/"),
+                message,
+                Rotation::Login,
+            )
+            .await?;
+            ctx.metrics.login(LoginOutcome::Succeeded);
+            Ok(reply)
         }
-        _ => Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await),
+        _ => {
+            ctx.metrics.login(LoginOutcome::Failed);
+            Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await)
+        }
     }
 }
 
@@ -199,6 +223,7 @@ pub async fn logout() -> Result<ActionReply, ServerFnError> {
         .await
         .map_err(internal)?;
         tracing::info!(handle = %user.handle, "session destroyed on logout");
+        ctx.metrics.logout();
     }
     session::destroy_session(&session).await.map_err(internal)?;
     form_redirect("/");

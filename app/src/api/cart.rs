@@ -77,7 +77,14 @@ where
         }
         match tx.commit_last(&session).await {
             Ok(()) => return Ok(ActionReply::message(message)),
-            Err(session::SessionError::Conflict) if attempt < CONFLICT_RETRIES => continue,
+            Err(session::SessionError::Conflict) => {
+                ctx.metrics.write_conflict();
+                if attempt < CONFLICT_RETRIES {
+                    ctx.metrics.write_retry();
+                    continue;
+                }
+                return Err(internal(session::SessionError::Conflict));
+            }
             Err(error) => return Err(internal(error)),
         }
     }

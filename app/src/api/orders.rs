@@ -8,7 +8,9 @@ use {
     crate::model::Flash,
     crate::server::{
         cart::CartError,
-        internal, orders,
+        internal,
+        metrics::CheckoutOutcome,
+        orders,
         request::{context_and_session, form_redirect, is_form_post, reject, require_user},
         session_change::SessionTx,
     },
@@ -35,6 +37,7 @@ pub async fn checkout() -> Result<ActionReply, ServerFnError> {
             // Stock moved: cached pages must show it now.
             ctx.catalog.mark_changed();
             tracing::info!(order_id, user_id = user.id, "order placed");
+            ctx.metrics.checkout(CheckoutOutcome::Placed);
             let target = format!("/orders/{order_id}");
             form_redirect(&target);
             Ok(ActionReply {
@@ -44,10 +47,12 @@ pub async fn checkout() -> Result<ActionReply, ServerFnError> {
         }
         Err(CartError::Rejected(message)) => {
             tx.rollback().await;
+            ctx.metrics.checkout(CheckoutOutcome::Rejected);
             Err(reject(StatusCode::CONFLICT, message).await)
         }
         Err(other) => {
             tx.rollback().await;
+            ctx.metrics.checkout(CheckoutOutcome::Failed);
             Err(internal(other))
         }
     }

@@ -10,6 +10,7 @@ use {
     crate::model::{check_new_password, Flash},
     crate::server::{
         internal,
+        metrics::{Revocation, Rotation},
         registry::{self, EndReason},
         request::{context_and_session, flash_for_form, form_redirect, reject, require_user},
         session::{self, AuthUser},
@@ -105,6 +106,7 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
         .await);
     }
     tracing::info!(handle = %handle.trim(), by = %me.handle, "session revoked by its owner");
+    ctx.metrics.revoked(Revocation::SelfService, 1);
     let message = "The session was ended.".to_string();
     reply_after_revocation(&ctx, &session, &me, message).await
 }
@@ -121,6 +123,7 @@ pub async fn revoke_other_sessions() -> Result<ActionReply, ServerFnError> {
         return Err(login_ended(&session).await);
     };
     tracing::info!(by = %me.handle, sessions = ended, "signed out everywhere else");
+    ctx.metrics.revoked(Revocation::SelfService, ended);
     let message = match ended {
         0 => "There were no other sessions.".to_string(),
         1 => "Signed out of 1 other session.".to_string(),
@@ -174,6 +177,8 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     };
     session::rotate_id(&session).await.map_err(internal)?;
     tracing::info!(handle = %me.handle, other_sessions_ended = ended, "password changed; session rotated");
+    ctx.metrics.revoked(Revocation::PasswordChange, ended);
+    ctx.metrics.rotation(Rotation::PasswordChange);
     let message = "Your password is changed, and every other session is signed out.".to_string();
     flash_for_form(Flash::success(message.clone())).await?;
     form_redirect("/account/sessions");
@@ -250,6 +255,7 @@ pub async fn admin_revoke_session(session: String) -> Result<ActionReply, Server
     .await
     .map_err(internal)?;
     tracing::info!(%handle, by = %me.handle, "session revoked by an admin");
+    ctx.metrics.revoked(Revocation::AdminOne, 1);
     let message = "The session was revoked.".to_string();
     reply_after_revocation(&ctx, &session, &me, message).await
 }
@@ -285,6 +291,7 @@ pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, 
     .await
     .map_err(internal)?;
     tracing::info!(user_id, by = %me.handle, sessions = ended, "all sessions of a user revoked by an admin");
+    ctx.metrics.revoked(Revocation::AdminAll, ended);
     let message = format!("Ended {ended} session(s) of {email}.");
     reply_after_revocation(&ctx, &session, &me, message).await
 }

@@ -208,6 +208,13 @@ impl Pooled {
     }
 }
 
+/// A snapshot of a pool's connections (see [`Db::pool_use`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUse {
+    pub in_use: u32,
+    pub idle: u32,
+}
+
 impl Db {
     pub fn kind(&self) -> Kind {
         match self {
@@ -240,6 +247,16 @@ impl Db {
 
     pub async fn close(&self) {
         on_db!(self, pool => pool.close().await)
+    }
+
+    /// How many of the pool's connections are open, and how many of those wait idle.
+    pub fn pool_use(&self) -> PoolUse {
+        let (size, idle) = on_db!(self, pool => (pool.size(), pool.num_idle()));
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        PoolUse {
+            in_use: size - idle,
+            idle,
+        }
     }
 
     /// The SQLite pool, when this is SQLite.

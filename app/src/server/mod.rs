@@ -4,6 +4,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod db;
+pub mod metrics;
 pub mod orders;
 pub mod passwords;
 pub mod policy;
@@ -29,6 +30,8 @@ pub struct AppContext {
     pub passwords: passwords::PasswordHasher,
     pub policy: policy::SessionPolicy,
     pub catalog: catalog::CatalogCache,
+    /// This server's Prometheus metrics.
+    pub metrics: metrics::Metrics,
 }
 
 /// The request's `AppContext`. A missing context is a wiring bug, reported as a server error.

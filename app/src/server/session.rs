@@ -141,6 +141,14 @@ pub fn login_of(data: &Data) -> Option<AuthUser> {
         .and_then(|v| serde_json::from_value::<AuthUser>(v.clone()).ok())
 }
 
+/// The number of items in a stored record's cart (0 without a cart or with one unreadable).
+pub fn cart_items_of(data: &Data) -> i64 {
+    data.get(CART)
+        .and_then(|v| serde_json::from_value::<StoredCart>(v.clone()).ok())
+        .map(|cart| i64::from(cart.item_count()))
+        .unwrap_or(0)
+}
+
 /// Removes the login from a stored record, with a message for the shopper (the cart stays).
 pub fn sign_out_record(data: &mut Data, flash: &Flash) {
     data.remove(USER);

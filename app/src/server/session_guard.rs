@@ -2,6 +2,7 @@
 //! session to anonymous: login removed, ID rotated, cart kept, a message for the shopper) and
 //! records activity at most once per `touch_interval`.
 
+use super::metrics::{Expiry, Metrics};
 use super::policy::SessionPolicy;
 use super::registry::{self, EndReason};
 use super::session::{self, SessionError};
@@ -12,6 +13,7 @@ use tower_sessions::Session;
 pub async fn enforce(
     db: &SessionWrites,
     policy: &SessionPolicy,
+    metrics: &Metrics,
     session: &Session,
 ) -> Result<(), SessionError> {
     if session.id().is_none() {
@@ -25,7 +27,16 @@ pub async fn enforce(
         let idle = now - last_active > policy.login_idle_timeout.as_secs() as i64;
         let expired = now - user.logged_in_at > policy.login_absolute_timeout.as_secs() as i64;
         if idle || expired {
-            return demote(db, session, &user.handle, now).await;
+            demote(db, session, &user.handle, now).await?;
+            metrics.expired(
+                if expired {
+                    Expiry::LoginAbsolute
+                } else {
+                    Expiry::LoginIdle
+                },
+                1,
+            );
+            return Ok(());
         }
     }
     let due = seen.is_none_or(|seen| now - seen >= policy.touch_interval.as_secs() as i64);

@@ -1,5 +1,6 @@
-//! The session store: tower-sessions-sqlx-store's `SqliteStore` for loading, deleting and
-//! sweeping, with our own `create` and `save`, which keep one invariant together with the
+//! The session store: tower-sessions' `SessionStore` on the table layout of
+//! tower-sessions-sqlx-store (`tower_sessions`: id, data, expiry_date; plus our `cart_items`),
+//! on SQLite or PostgreSQL. Its `create` and `save` keep one invariant together with the
 //! session registry: **a stored record carries a login only while that login's registry row
 //! is live and points at the record.** Revocation ends the row and deletes the record in one
 //! write transaction (`registry::end_where`); `create` and `save` check the row in the same
@@ -15,10 +16,9 @@ use std::sync::Arc;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
-use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
 
 use super::db::{Conn, Kind};
-use super::session::{login_of, sign_out_record, SessionError};
+use super::session::{cart_items_of, login_of, sign_out_record, SessionError};
 use time::OffsetDateTime;
 
 /// The session table (tower-sessions-sqlx-store's layout, created by our migrations).
@@ -126,11 +126,12 @@ pub(crate) async fn save_in(
     expected: Option<&[u8]>,
 ) -> Result<bool, SessionError> {
     let sql = format!(
-        "UPDATE {TABLE} SET data = $1, expiry_date = $2
+        "UPDATE {TABLE} SET data = $1, expiry_date = $2, cart_items = $5
          WHERE id = $3 AND ($4 IS NULL OR data = $4)"
     );
     let key = storage_key(update.id);
     let expiry_date = update.expiry_date;
+    let cart_items = cart_items_of(&update.data);
     let data = encode_stored(Record {
         id: Id(0),
         data: update.data,
@@ -141,6 +142,7 @@ pub(crate) async fn save_in(
         .bind(expiry_date)
         .bind(&key)
         .bind(expected)
+        .bind(cart_items)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
@@ -149,7 +151,6 @@ pub(crate) async fn save_in(
 
 #[derive(Clone, Debug)]
 pub struct ShopSessionStore {
-    inner: Inner,
     db: Db,
     /// How long a new anonymous session is kept if it never comes back.
     anonymous_first_idle: time::Duration,
@@ -158,14 +159,8 @@ pub struct ShopSessionStore {
     /// Anonymous sessions stored, as last counted plus those this server created since: when
     /// it passes `max_anonymous`, the store counts again and evicts.
     anonymous: Arc<AtomicU64>,
-}
-
-/// tower-sessions-sqlx-store's store of the database, for what it does as we need it (the
-/// sweep of expired sessions); pointed at our table, which our migrations create.
-#[derive(Clone, Debug)]
-enum Inner {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    /// Where the sweeper counts the sessions it deletes.
+    metrics: super::metrics::Metrics,
 }
 
 /// Anonymous sessions: stored records that no live registry row points at.
@@ -176,26 +171,34 @@ fn anonymous() -> String {
     )
 }
 
+/// Live anonymous sessions whose cart holds something (every instance's).
+pub async fn count_anonymous_with_cart(db: &Db) -> sqlx::Result<i64> {
+    let sql = format!(
+        "SELECT COUNT(*) {} AND s.cart_items > 0 AND s.expiry_date > $1",
+        anonymous()
+    );
+    on_db!(db, pool => sqlx::query_scalar(&sql)
+        .bind(OffsetDateTime::now_utc())
+        .fetch_one(pool)
+        .await)
+}
+
 impl ShopSessionStore {
     pub fn new(db: Db, policy: &super::policy::SessionPolicy) -> ShopSessionStore {
-        let inner = match &db {
-            Db::Sqlite(pool) => Inner::Sqlite(SqliteStore::new(pool.clone())),
-            Db::Postgres(pool) => Inner::Postgres(
-                PostgresStore::new(pool.clone())
-                    .with_schema_name("public")
-                    .and_then(|store| store.with_table_name(TABLE))
-                    // Both names are fixed, valid identifiers.
-                    .expect("valid session table name"),
-            ),
-        };
         ShopSessionStore {
-            inner,
             db,
             anonymous_first_idle: time::Duration::try_from(policy.anonymous_first_idle_timeout)
                 .unwrap_or(time::Duration::DAY),
             max_anonymous: policy.max_anonymous_sessions.max(1),
             anonymous: Default::default(),
+            metrics: Default::default(),
         }
+    }
+
+    /// Counts the expired sessions this store deletes in `metrics` (the server's).
+    pub fn with_metrics(mut self, metrics: super::metrics::Metrics) -> ShopSessionStore {
+        self.metrics = metrics;
+        self
     }
 
     /// Re-keys sessions stored before IDs were hashed at rest (see [`storage_key`]): each is
@@ -325,7 +328,7 @@ impl SessionStore for ShopSessionStore {
         }
         let mut tx = self.db.begin_write().await.map_err(backend)?;
         let insert = format!(
-            "INSERT INTO {TABLE} (id, data, expiry_date) VALUES ($1, $2, $3)
+            "INSERT INTO {TABLE} (id, data, expiry_date, cart_items) VALUES ($1, $2, $3, $4)
              ON CONFLICT (id) DO NOTHING"
         );
         loop {
@@ -334,6 +337,7 @@ impl SessionStore for ShopSessionStore {
                 .bind(storage_key(&record.id))
                 .bind(data)
                 .bind(record.expiry_date)
+                .bind(cart_items_of(&record.data))
                 .execute(c)
                 .await
                 .map(|r| r.rows_affected()))
@@ -387,7 +391,7 @@ impl SessionStore for ShopSessionStore {
     /// while its registry row is live and points at it (checked in the same statement).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let sql = format!(
-            "UPDATE {TABLE} SET data = $1, expiry_date = $2 WHERE id = $3
+            "UPDATE {TABLE} SET data = $1, expiry_date = $2, cart_items = $5 WHERE id = $3
                AND ($4 IS NULL OR EXISTS (SELECT 1 FROM session_registry
                     WHERE handle = $4 AND session_id = $3 AND ended_at IS NULL))"
         );
@@ -398,6 +402,7 @@ impl SessionStore for ShopSessionStore {
             .bind(record.expiry_date)
             .bind(storage_key(&record.id))
             .bind(handle)
+            .bind(cart_items_of(&record.data))
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
@@ -428,10 +433,17 @@ impl SessionStore for ShopSessionStore {
 #[async_trait]
 impl ExpiredDeletion for ShopSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        match &self.inner {
-            Inner::Sqlite(store) => store.delete_expired().await?,
-            Inner::Postgres(store) => store.delete_expired().await?,
-        }
+        // Our own DELETE rather than the inner store's: its count is a metric. "Expired" as
+        // every load here sees it (an expiry date not after now).
+        let sql = format!("DELETE FROM {TABLE} WHERE expiry_date <= $1");
+        let deleted = on_db!(&self.db, pool => sqlx::query(&sql)
+            .bind(OffsetDateTime::now_utc())
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))
+        .map_err(backend)?;
+        self.metrics
+            .expired(super::metrics::Expiry::SessionIdle, deleted);
         // Counted afresh now and then: other processes create sessions too.
         self.evict_anonymous().await.map_err(backend)?;
         let closed = super::registry::close_orphans(&self.db)
