@@ -99,8 +99,9 @@ e2e-deps: chromium
 
 build: tools
 	@$(TIMED) "release build" cargo leptos build --release
-	@ls -l target/site/pkg/coatcheck.wasm | awk '{print "release wasm: " $$5 " bytes"}'
-	@gzip -c target/site/pkg/coatcheck.wasm | wc -c | awk '{print "release wasm gzip: " $$1 " bytes"}'
+	@wasm=target/site/pkg/coatcheck.$$(sed -n 's/^wasm: *//p' target/release/hash.txt).wasm; \
+	  ls -l "$$wasm" | awk '{print "release wasm: " $$5 " bytes"}'; \
+	  gzip -c "$$wasm" | wc -c | awk '{print "release wasm gzip: " $$1 " bytes"}'
 
 run: build
 	target/release/coatcheck serve

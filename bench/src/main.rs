@@ -829,7 +829,15 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     };
     let hash_ns = hashing_cost(200_000);
 
-    let wasm = root.join("target/site/pkg/coatcheck.wasm");
+    // The release wasm, by the content hash cargo-leptos wrote beside the server binary.
+    let wasm_hash = std::fs::read_to_string(root.join("target/release/hash.txt"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix("wasm:").map(|h| h.trim().to_string()));
+    let wasm = match wasm_hash {
+        Some(hash) => root.join(format!("target/site/pkg/coatcheck.{hash}.wasm")),
+        None => root.join("target/site/pkg/coatcheck.wasm"),
+    };
     Ok(Results {
         cart_lost,
         checkout,

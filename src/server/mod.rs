@@ -1,5 +1,6 @@
 //! The server: configuration, the router with its tower layers, start-up and graceful shutdown.
 
+mod assets;
 pub mod config;
 mod forms;
 mod guard;

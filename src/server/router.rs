@@ -20,6 +20,10 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 const REQUEST_ID_HEADER: http::HeaderName =
     http::HeaderName::from_static(super::proxies::REQUEST_ID);
 
+/// The browser build's name (`output-name` in Cargo.toml) and the folder of its files.
+const OUTPUT_NAME: &str = "coatcheck";
+const PKG_DIR: &str = "pkg";
+
 /// The largest request body accepted: every form here is tiny.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 use app::server::session_store::ShopSessionStore;
@@ -33,10 +37,13 @@ pub struct AppState {
 
 /// Builds the complete router for `config`.
 pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> Router {
+    let assets = super::assets::StaticAssets::of_this_build(OUTPUT_NAME, PKG_DIR);
     let leptos_options = LeptosOptions::builder()
-        .output_name("coatcheck")
+        .output_name(OUTPUT_NAME)
         .site_root(config.site_root.as_str())
-        .site_pkg_dir("pkg")
+        .site_pkg_dir(PKG_DIR)
+        .hash_files(assets.hashed())
+        .hash_file(super::assets::HASH_FILE.into())
         .site_addr(config.addr)
         .env(leptos::config::Env::PROD)
         .build();
@@ -116,6 +123,11 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         .layer(axum::middleware::from_fn_with_state(
             guard::hsts(config.cookie_secure, config.hsts_max_age),
             guard::security_headers,
+        ))
+        // Content-hashed wasm, JS and CSS: cached for a year, never revalidated.
+        .layer(axum::middleware::from_fn_with_state(
+            assets,
+            super::assets::cache_static_files,
         ))
         // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
         .layer(CompressionLayer::new())

@@ -1,0 +1,50 @@
+import { test, expect, Page } from '@playwright/test';
+import { noJs, open } from './helpers';
+
+/** What the browser fetched from the network (not from its cache) under /pkg/, by path. */
+async function recordDownloads(page: Page) {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  const fromCache = new Set<string>();
+  const downloads: { path: string; cacheControl: string; requestId: string }[] = [];
+  cdp.on('Network.requestServedFromCache', (event) => fromCache.add(event.requestId));
+  cdp.on('Network.responseReceived', (event) => {
+    const path = new URL(event.response.url).pathname;
+    if (!path.startsWith('/pkg/')) return;
+    if (event.response.fromDiskCache || event.response.fromPrefetchCache || event.response.fromServiceWorker) return;
+    const headers = Object.fromEntries(
+      Object.entries(event.response.headers).map(([name, value]) => [name.toLowerCase(), String(value)]),
+    );
+    downloads.push({ path, cacheControl: headers['cache-control'] ?? '', requestId: event.requestId });
+  });
+  // A response served from the memory cache may still be reported; leave those out.
+  return () => downloads.filter((d) => !fromCache.has(d.requestId));
+}
+
+test('the wasm, JS and CSS have content-hashed names, are cached for good, and a repeat visit downloads none again', async ({
+  page,
+}, testInfo) => {
+  const downloads = await recordDownloads(page);
+  await open(page, '/', testInfo);
+  await expect(page.getByRole('heading', { name: 'Catalog' })).toBeVisible();
+  const first = downloads();
+  const kinds = noJs(testInfo) ? ['css'] : ['css', 'js', 'wasm'];
+  for (const kind of kinds) {
+    const file = first.find((d) => new RegExp(`^/pkg/coatcheck\\.[A-Za-z0-9_-]+\\.${kind}$`).test(d.path));
+    expect(file, `a hashed .${kind} in ${JSON.stringify(first.map((d) => d.path))}`).toBeTruthy();
+    expect(file!.cacheControl).toBe('public, max-age=31536000, immutable');
+  }
+
+  // Another page, loaded in full (not a client-side navigation): everything from the cache.
+  const before = downloads().length;
+  await open(page, '/cart', testInfo);
+  await expect(page.getByRole('heading', { name: 'Your cart' })).toBeVisible();
+  const again = downloads().slice(before);
+  expect(again.map((d) => d.path), 'assets downloaded again on the repeat visit').toEqual([]);
+  // Still styled, and (with JavaScript) hydrated from the cached wasm: `open` waited for it.
+  const headerColor = await page.locator('header').evaluate((el) => getComputedStyle(el).backgroundColor);
+  expect(headerColor).not.toBe('rgba(0, 0, 0, 0)');
+  // Pages themselves are never stored.
+  const response = await page.request.get('/');
+  expect(response.headers()['cache-control']).toBe('no-store');
+});
