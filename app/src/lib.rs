@@ -66,8 +66,9 @@ pub fn App() -> impl IntoView {
         <Meta name="description" content="Coatcheck: coats, scarves, hats and gloves."/>
         <Title formatter=|title| format!("{title} · Coatcheck")/>
         <Router>
+            <a class="skip-link" href="#content">"Skip to content"</a>
             <Header/>
-            <main class="page">
+            <main class="page" id="content" tabindex="-1">
                 <PageFlashMessage/>
                 // Async SSR: every page is complete HTML before it is sent, so it reads
                 // correctly without JavaScript and can set its own status code.

@@ -26,7 +26,7 @@ pub fn ProductCard(product: ProductSummary) -> impl IntoView {
                     <ActionForm action=add attr:class="add-to-cart add-to-cart--card" attr:data-testid="add-to-cart">
                         <input type="hidden" name="product_id" value=product.id.to_string()/>
                         <input type="hidden" name="quantity" value="1"/>
-                        <button type="submit" aria-label=format!("Add {} to cart", product.name)>"Add to cart"</button>
+                        <button type="submit" aria-label=format!("Add to cart: {}", product.name)>"Add to cart"</button>
                     </ActionForm>
                     <ActionMessage action=add/>
                 })}

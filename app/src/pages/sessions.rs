@@ -63,7 +63,7 @@ fn MySessions() -> impl IntoView {
                     Ok(sessions) => view! {
                         <table>
                             <thead><tr><th scope="col">"Device"</th><th scope="col">"IP address"</th>
-                                <th scope="col">"Signed in"</th><th scope="col">"Last active"</th><th scope="col"></th></tr></thead>
+                                <th scope="col">"Signed in"</th><th scope="col">"Last active"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                             <tbody>
                                 {sessions.into_iter().map(|s| {
                                     let handle = s.handle.clone();
@@ -155,7 +155,7 @@ fn AdminSessions() -> impl IntoView {
                             <p data-testid="session-total">{format!("{} live sessions · page {} of {}", data.total, data.page, data.pages)}</p>
                             <table>
                                 <thead><tr><th scope="col">"User"</th><th scope="col">"Device"</th><th scope="col">"IP address"</th>
-                                    <th scope="col">"Signed in"</th><th scope="col">"Last active"</th><th scope="col"></th></tr></thead>
+                                    <th scope="col">"Signed in"</th><th scope="col">"Last active"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
                                 <tbody>
                                     {data.sessions.into_iter().map(|s| {
                                         let handle = s.handle.clone();
@@ -170,7 +170,7 @@ fn AdminSessions() -> impl IntoView {
                                                 <ActionForm action=revoke_user>
                                                     <input type="hidden" name="user_id" value=user_id.clone()/>
                                                     <button type="submit" class="link"
-                                                        aria-label=format!("Revoke all sessions of {email}")>"Revoke all of this user"</button>
+                                                        aria-label=format!("Revoke all of this user: {email}")>"Revoke all of this user"</button>
                                                 </ActionForm>
                                             </SessionRow>
                                         }
