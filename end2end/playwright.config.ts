@@ -61,6 +61,9 @@ export default defineConfig({
     command:
       'rm -rf target/e2e && mkdir -p target/e2e && target/release/coatcheck migrate && ' +
       `target/release/coatcheck user create --email ${ADMIN_EMAIL} --admin && ` +
+      // A shop-sized catalog (the demo's 15 products first, then 5,000 generated ones in an
+      // "Assortment" category) for the paging tests; the first page stays the demo's.
+      'target/release/coatcheck assortment --products 5000 && ' +
       'exec target/release/coatcheck serve',
     url: `${baseURL}/healthz`,
     reuseExistingServer: false,

@@ -26,6 +26,11 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Top the generated "Assortment" category up to N products (load tests, paging demos).
+    Assortment {
+        #[arg(long)]
+        products: usize,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -81,6 +86,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
         Command::Migrate => migrate().await,
+        Command::Assortment { products } => assortment(products).await,
         Command::User {
             command: UserCommand::Create { email, admin },
         } => create_user(&email, admin).await,
@@ -110,6 +116,22 @@ async fn migrate() -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     open_database(&config).await.map_err(|e| e.to_string())?;
     println!("migrations applied");
+    Ok(())
+}
+
+async fn assortment(products: usize) -> Result<(), String> {
+    if products > 1_000_000 {
+        return Err("at most 1,000,000 generated products".into());
+    }
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let (pool, _) = open_database(&config).await.map_err(|e| e.to_string())?;
+    app::server::seed::seed_if_empty(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    let added = app::server::seed::add_assortment(&pool, products)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("added {added} generated products (the assortment now has {products})");
     Ok(())
 }
 

@@ -325,3 +325,121 @@ async fn pages_with_a_session_are_kept_per_viewer_and_follow_login_cart_and_cata
     }
     app.stop().await;
 }
+
+/// The catalog API's listing for `query` (`sort=…&page=…`), as JSON.
+async fn listing(app: &common::TestApp, query: &str) -> serde_json::Value {
+    let response = reqwest::get(app.url(&format!("/api/catalog/products?{query}")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{query}");
+    response.json().await.unwrap()
+}
+
+fn prices(listing: &serde_json::Value) -> Vec<i64> {
+    listing["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["price"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_large_assortment_is_paged_sorted_and_searched_in_small_pages() {
+    let app = spawn_app().await;
+    let added = app::server::seed::add_assortment(&app.db().await, 5000)
+        .await
+        .unwrap();
+    assert_eq!(added, 5000);
+    let client = app.client();
+
+    let (status, first) = app.get_text(&client, "/").await;
+    assert_eq!(status, 200);
+    let first_slugs = testid_attr(&first, "product-card", "data-slug");
+    assert_eq!(first_slugs.len(), 24);
+    assert!(
+        first_slugs.contains(&"merino-scarf".to_string()),
+        "the demo catalog first"
+    );
+    assert_eq!(testid_attr(&first, "result-count", "data-total"), ["5015"]);
+    assert_eq!(
+        testid_text(&first, "result-count").as_deref(),
+        Some("1–24 of 5,015 products")
+    );
+    assert!(
+        first.len() < 60_000,
+        "a catalog page of a 5,015-product shop is {} bytes",
+        first.len()
+    );
+    assert!(first.contains(r#"href="/?page=2" rel="next""#));
+    assert!(first.contains(r#"href="/?page=209""#));
+
+    let (_, second) = app.get_text(&client, "/?page=2").await;
+    let second_slugs = testid_attr(&second, "product-card", "data-slug");
+    assert_eq!(second_slugs.len(), 24);
+    assert!(second_slugs.iter().all(|s| !first_slugs.contains(s)));
+    assert!(second.contains(r#"href="/" rel="prev""#));
+    let (status, last) = app.get_text(&client, "/?page=209").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        testid_attr(&last, "product-card", "data-slug").len(),
+        5015 - 208 * 24
+    );
+
+    // Pages that do not exist: 404 with a way back, never a 5xx.
+    for page in ["210", "0", "-1", "two", "99999999999999999999999"] {
+        let (status, html) = app.get_text(&client, &format!("/?page={page}")).await;
+        assert_eq!(status, 404, "page={page}");
+        assert!(testid_text(&html, "no-such-page").is_some(), "page={page}");
+        assert!(
+            html.contains(r#"href="/?page=209""#),
+            "a link to the last page"
+        );
+    }
+    let (status, _) = app.get_text(&client, "/?category=hats&page=2").await;
+    assert_eq!(status, 404, "four hats fill one page");
+
+    // Every sort order holds across a page boundary; the API agrees with the page.
+    let ascending: Vec<i64> = [
+        prices(&listing(&app, "sort=price-asc").await),
+        prices(&listing(&app, "sort=price-asc&page=2").await),
+    ]
+    .concat();
+    assert!(ascending.windows(2).all(|w| w[0] <= w[1]), "{ascending:?}");
+    let descending: Vec<i64> = [
+        prices(&listing(&app, "sort=price-desc").await),
+        prices(&listing(&app, "sort=price-desc&page=2").await),
+    ]
+    .concat();
+    assert!(
+        descending.windows(2).all(|w| w[0] >= w[1]),
+        "{descending:?}"
+    );
+    let names: Vec<String> = listing(&app, "sort=name").await["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_lowercase())
+        .collect();
+    assert!(names.windows(2).all(|w| w[0] <= w[1]), "{names:?}");
+    let newest = listing(&app, "sort=newest").await;
+    assert_eq!(newest["products"][0]["slug"], "assortment-05000");
+
+    // A search over the whole assortment, sorted and paged; the links keep all of it.
+    let linen = listing(&app, "q=linen&sort=price-asc").await;
+    let total = linen["total"].as_u64().unwrap();
+    assert!(total > 24 && total < 1000, "{total} linen products");
+    let (status, html) = app
+        .get_text(
+            &client,
+            "/?q=linen&category=assortment&sort=price-asc&page=2",
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("q=linen&amp;category=assortment&amp;sort=price-asc&amp;page=3"));
+    assert!(html.contains(r#"href="/?q=linen&amp;category=assortment&amp;sort=name""#));
+    let slugs = testid_attr(&html, "product-card", "data-slug");
+    assert_eq!(slugs.len(), 24);
+    assert!(slugs.iter().all(|s| s.starts_with("assortment-")));
+    app.stop().await;
+}

@@ -26,6 +26,31 @@ function done(summary, latency, requests)
 end
 "#;
 
+/// Catalog pages that are never in the page cache: a random search term and sort order, and
+/// a parameter the page ignores that makes every URL new (every request renders: search, sort
+/// and page over the whole assortment).
+const CATALOG_SEARCH_LUA: &str = r#"
+local words = {"wool","linen","cotton","cashmere","alpaca","tweed","leather","silk","fleece","canvas","scarf","coat"}
+local sorts = {"", "price-asc", "price-desc", "name", "newest"}
+request = function()
+  return wrk.format("GET", "/?q=" .. words[math.random(#words)] .. "&sort=" .. sorts[math.random(#sorts)]
+    .. "&page=" .. math.random(1, 3) .. "&r=" .. math.random(1, 1000000000))
+end
+"#;
+
+/// The same searches through the JSON API (no page rendering, no page cache).
+const CATALOG_API_LUA: &str = r#"
+local words = {"wool","linen","cotton","cashmere","alpaca","tweed","leather","silk","fleece","canvas","scarf","coat"}
+local sorts = {"", "price-asc", "price-desc", "name", "newest"}
+request = function()
+  return wrk.format("GET", "/api/catalog/products?q=" .. words[math.random(#words)] .. "&sort="
+    .. sorts[math.random(#sorts)] .. "&page=" .. math.random(1, 3))
+end
+"#;
+
+/// Generated products added for the catalog scenario (after the demo's 15).
+const ASSORTMENT: usize = 5000;
+
 /// Cart writes spread over many sessions (cookies from the file in BENCH_COOKIES) and all
 /// products, so no line reaches its quantity limit during a run.
 const CART_LUA: &str = r#"
@@ -616,6 +641,20 @@ struct Results {
     peak_rss_kib: u64,
     wasm_gzip: Option<u64>,
     wasm_raw: Option<u64>,
+    catalog: CatalogRuns,
+}
+
+/// The catalog with the demo's 15 products and [`ASSORTMENT`] generated ones.
+struct CatalogRuns {
+    /// Bytes of `/` and of `/?page=100`, as sent without compression.
+    first_page_bytes: usize,
+    middle_page_bytes: usize,
+    /// `/?page=100` again and again (the page cache).
+    cached: Run,
+    /// Random searches, sorts and pages, each rendered.
+    search_pages: Run,
+    /// The same through the JSON API.
+    search_api: Run,
 }
 
 fn gzip_size(path: &Path) -> Option<u64> {
@@ -742,6 +781,54 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
         .await?;
     println!("coatcheck browse@100k {}", browse_100k.cells());
     let (rss_kib, peak_rss_kib) = shop.rss_kib().unwrap_or((0, 0));
+
+    // 7. a catalog of 5,015 products: small pages, and what search over all of them costs.
+    let status = Command::new(&coatcheck)
+        .arg("assortment")
+        .arg("--products")
+        .arg(ASSORTMENT.to_string())
+        .env("DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .status()
+        .map_err(|e| err("coatcheck assortment")(&e))?;
+    if !status.success() {
+        return Err(format!("coatcheck assortment failed: {status}"));
+    }
+    let page_bytes = |path: &'static str| {
+        let url = shop.url(path);
+        async move {
+            let text = reqwest::get(&url)
+                .await
+                .map_err(|e| err("catalog page")(&e))?
+                .text()
+                .await
+                .map_err(|e| err("catalog page")(&e))?;
+            if !text.contains("of 5,015 products") {
+                return Err(format!("{url} does not list the assortment"));
+            }
+            Ok::<usize, Error>(text.len())
+        }
+    };
+    let first_page_bytes = page_bytes("/").await?;
+    let middle_page_bytes = page_bytes("/?page=100").await?;
+    let catalog_cached = wrk
+        .warmed_run(&shop.url("/?page=100"), &plain, None)
+        .await?;
+    println!("catalog page 100      {}", catalog_cached.cells());
+    let search_script = wrk.script("catalog-search.lua", CATALOG_SEARCH_LUA)?;
+    let search_pages = wrk.warmed_run(&shop.url(""), &search_script, None).await?;
+    println!("catalog search pages  {}", search_pages.cells());
+    let api_script = wrk.script("catalog-api.lua", CATALOG_API_LUA)?;
+    let search_api = wrk.warmed_run(&shop.url(""), &api_script, None).await?;
+    println!("catalog search API    {}", search_api.cells());
+    let catalog = CatalogRuns {
+        first_page_bytes,
+        middle_page_bytes,
+        cached: catalog_cached,
+        search_pages,
+        search_api,
+    };
     drop(shop);
 
     // Baselines.
@@ -861,6 +948,7 @@ async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
         peak_rss_kib,
         wasm_gzip: gzip_size(&wasm),
         wasm_raw: std::fs::metadata(&wasm).ok().map(|m| m.len()),
+        catalog,
     })
 }
 
@@ -1003,6 +1091,46 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
         verdict(r.cart_lost == 0)
     );
     all_met &= r.cart_lost == 0;
+
+    // The catalog of 5,015 products.
+    let c = &r.catalog;
+    let _ = writeln!(
+        out,
+        "## Catalog of {} products
+
+The demo's 15 and {ASSORTMENT} generated ones (`coatcheck assortment`), SQLite, one instance. A page shows 24; the search pages change their URL on every request (a parameter the page ignores), so each one is rendered: a substring search over every product's name and description, a sort, a page.\n",
+        15 + ASSORTMENT
+    );
+    let _ = writeln!(out, "| scenario | req/s | p50 ms | p99 ms | errors |");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "| `/?page=100` (page cache) | {} |", c.cached.cells());
+    let _ = writeln!(
+        out,
+        "| search pages, rendered (`/?q=…&sort=…&page=…`) | {} |",
+        c.search_pages.cells()
+    );
+    let _ = writeln!(
+        out,
+        "| search through the API (`/api/catalog/products`, JSON) | {} |",
+        c.search_api.cells()
+    );
+    let _ = writeln!(out);
+    let small = c.first_page_bytes < 100_000 && c.middle_page_bytes < 100_000;
+    let fast = c.search_pages.p99_ms < 50.0 && c.search_pages.errors == 0;
+    all_met &= small && fast && c.cached.errors == 0 && c.search_api.errors == 0;
+    let _ = writeln!(out, "| check | figure | target | |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| catalog page size | `/` {} bytes, `/?page=100` {} bytes (before paging: 4.9 MB for 5,015 products) | tens of KB | {} |",
+        c.first_page_bytes, c.middle_page_bytes, verdict(small)
+    );
+    let _ = writeln!(
+        out,
+        "| rendered search page p99 | {:.2} ms | < 50 ms | {} |\n",
+        c.search_pages.p99_ms,
+        verdict(fast)
+    );
 
     // PostgreSQL, one instance and two behind nginx, beside SQLite.
     let _ = writeln!(out);

@@ -1,7 +1,7 @@
 import { test as base, expect, Page, TestInfo } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { ADMIN_EMAIL, ADMIN_PASSWORD } from '../playwright.config';
-import { addFromProductPage, open, noJs } from './helpers';
+import { addFromProductPage, open, noJs, uniqueEmail } from './helpers';
 
 /**
  * axe runs as a script in the page, which a context with JavaScript disabled refuses. In the
@@ -54,7 +54,7 @@ test('the public pages have no accessibility violations', async ({ page }, testI
   await scan(page, '/no/such/page', testInfo, 404);
   // A rejected login: the form with its error message.
   await page.getByRole('link', { name: 'Log in' }).first().click();
-  await page.getByLabel('Email').fill('nobody@example.com');
+  await page.getByLabel('Email').fill(uniqueEmail('nobody', testInfo));
   await page.getByLabel('Password').fill('not a password');
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page.getByTestId('flash')).toContainText('Wrong email or password');
@@ -94,6 +94,8 @@ test('the pages of a logged-in admin with a cart have no accessibility violation
  * way that every stop shows a visible focus indicator.
  */
 async function tabTo(page: Page, target: ReturnType<Page['locator']>, limit = 60) {
+  // The page and its stylesheet loaded (after a form post, the URL changes first).
+  await page.waitForLoadState('load');
   for (let i = 0; i < limit; i++) {
     await page.keyboard.press('Tab');
     // After the last control, Tab leaves the page for the browser's own controls (the body

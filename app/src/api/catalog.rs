@@ -1,6 +1,8 @@
 //! Reading the catalog.
 
-use crate::model::{Category, ProductDetail, ProductSummary};
+#[cfg(feature = "ssr")]
+use crate::model::CatalogQuery;
+use crate::model::{CatalogListing, Category, ProductDetail};
 #[cfg(feature = "ssr")]
 use crate::server::{app_context, internal};
 use leptos::prelude::*;
@@ -9,19 +11,27 @@ use leptos::server_fn::codec::GetUrl;
 /// The longest search term we look for; longer input is cut, not rejected.
 pub const MAX_SEARCH_LEN: usize = 100;
 
-/// Products matching an optional search term and category.
+/// One page of the products matching an optional search term and category, in a sort order
+/// (`sort`: `price-asc`, `price-desc`, `name`, `newest`; anything else is the shop's order).
+/// `page` is 1-based; a page that does not exist comes back empty with `page` > `pages`.
 #[server(endpoint = "catalog/products", input = GetUrl)]
 pub async fn list_products(
     q: Option<String>,
     category: Option<String>,
-) -> Result<Vec<ProductSummary>, ServerFnError> {
+    sort: Option<String>,
+    page: Option<String>,
+) -> Result<CatalogListing, ServerFnError> {
     let ctx = app_context()?;
-    let term: Option<String> = q
-        .map(|q| q.trim().chars().take(MAX_SEARCH_LEN).collect::<String>())
-        .filter(|q| !q.is_empty());
-    let category = category.filter(|c| !c.trim().is_empty());
+    let mut query = CatalogQuery::from_params(
+        q.as_deref().unwrap_or_default(),
+        category.as_deref().unwrap_or_default(),
+        sort.as_deref().unwrap_or_default(),
+        page.as_deref().unwrap_or_default(),
+    );
+    // Longer search input is cut, not rejected.
+    query.search = query.search.chars().take(MAX_SEARCH_LEN).collect();
     let catalog = ctx.catalog.get(&ctx.db).await.map_err(internal)?;
-    Ok(catalog.list(term.as_deref(), category.as_deref()))
+    Ok(catalog.page(&query))
 }
 
 /// One product by slug; `None` when there is no such product.

@@ -3,6 +3,7 @@
 pub mod action;
 pub mod flash;
 pub mod header;
+pub mod pager;
 pub mod product_card;
 pub mod quantity_picker;
 pub mod require_login;

@@ -3,6 +3,7 @@
 mod account;
 mod cart;
 mod flash;
+mod listing;
 mod money;
 mod order;
 mod slug;
@@ -16,6 +17,10 @@ pub use cart::{
     MAX_LINE_QUANTITY,
 };
 pub use flash::{error_message, ActionReply, Flash, FlashKind};
+pub use listing::{
+    group_thousands, page_count, pager_numbers, CatalogListing, CatalogQuery, CatalogSort,
+    PRODUCTS_PER_PAGE,
+};
 pub use money::Cents;
 pub use order::{OrderDetail, OrderLine, OrderSummary};
 pub use slug::Slug;
@@ -23,7 +28,7 @@ pub use slug::Slug;
 use serde::{Deserialize, Serialize};
 
 /// A product as shown in a listing.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductSummary {
     pub id: i64,
     pub slug: String,

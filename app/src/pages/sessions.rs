@@ -5,6 +5,7 @@ use crate::api::sessions::{
     RevokeMySession, RevokeOtherSessions,
 };
 use crate::components::action::{refresh_after, session_version, ActionMessage};
+use crate::components::pager::Pager;
 use crate::components::require_login::RequireLogin;
 use crate::model::{error_message, format_unix, SessionInfo, MIN_PASSWORD_CHARS};
 use leptos::prelude::*;
@@ -150,7 +151,15 @@ fn AdminSessions() -> impl IntoView {
                     }
                     Ok(data) => {
                         let filter = email();
-                        let link = move |p: i64| format!("/admin/sessions?email={}&page={p}", filter.replace('&', "%26"));
+                        let link = move |p: usize| {
+                            let mut query = form_urlencoded::Serializer::new(String::new());
+                            if !filter.is_empty() {
+                                query.append_pair("email", &filter);
+                            }
+                            query.append_pair("page", &p.to_string());
+                            format!("/admin/sessions?{}", query.finish())
+                        };
+                        let (page, pages) = (data.page.max(1) as usize, data.pages.max(1) as usize);
                         view! {
                             <p data-testid="session-total">{format!("{} live sessions · page {} of {}", data.total, data.page, data.pages)}</p>
                             <table>
@@ -177,10 +186,7 @@ fn AdminSessions() -> impl IntoView {
                                     }).collect_view()}
                                 </tbody>
                             </table>
-                            <nav class="pager" aria-label="Pages">
-                                {(data.page > 1).then(|| view! { <a href=link(data.page - 1) rel="prev">"← Newer"</a> })}
-                                {(data.page < data.pages).then(|| view! { <a href=link(data.page + 1) rel="next">"Older →"</a> })}
-                            </nav>
+                            <Pager page pages link/>
                             <h2>"Audit log"</h2>
                             <table>
                                 <thead><tr><th scope="col">"When"</th><th scope="col">"Admin"</th><th scope="col">"Action"</th>

@@ -1,8 +1,12 @@
-//! The catalog: read from the database into memory, listed with search and category filter.
+//! The catalog: read from the database into memory, listed a page at a time with search,
+//! category filter and sort order.
 
 use super::db::Conn;
 use super::db::Db;
-use crate::model::{Category, Cents, ProductDetail, ProductSummary};
+use crate::model::{
+    page_count, CatalogListing, CatalogQuery, CatalogSort, Category, Cents, ProductDetail,
+    ProductSummary, PRODUCTS_PER_PAGE,
+};
 use crate::{on_conn, on_db};
 use sqlx::FromRow;
 use std::sync::{Arc, Mutex, RwLock};
@@ -164,19 +168,54 @@ fn matches_term(text: &str, term_lower: &str) -> bool {
 }
 
 impl Catalog {
-    /// Products matching the optional search term (name or description) and the optional
-    /// category slug, in catalog order.
-    pub fn list(&self, search: Option<&str>, category: Option<&str>) -> Vec<ProductSummary> {
-        let term = search.map(str::to_ascii_lowercase);
-        self.products
+    /// One page of the products matching `query` (search term in name or description,
+    /// category slug), in its sort order. Only the page's products are copied; a page past
+    /// the end (or page 0) comes back empty, with the page count to link to.
+    pub fn page(&self, query: &CatalogQuery) -> CatalogListing {
+        let term = Some(query.search.as_str())
+            .filter(|t| !t.is_empty())
+            .map(str::to_ascii_lowercase);
+        let category = Some(query.category.as_str()).filter(|c| !c.is_empty());
+        let mut matching: Vec<&ProductRow> = self
+            .products
             .iter()
             .filter(|p| category.is_none_or(|c| p.category == c))
             .filter(|p| {
                 term.as_deref()
                     .is_none_or(|t| matches_term(&p.name, t) || matches_term(&p.description, t))
             })
-            .map(|p| p.clone().summary())
-            .collect()
+            .collect();
+        // Stable sorts with the name and then the id as tie-breakers: every URL always shows
+        // the same products in the same order (pages neither overlap nor skip one).
+        match query.sort {
+            CatalogSort::Featured => {}
+            CatalogSort::PriceAscending => matching.sort_by(|a, b| {
+                (a.price_cents, &a.name, a.id).cmp(&(b.price_cents, &b.name, b.id))
+            }),
+            CatalogSort::PriceDescending => matching.sort_by(|a, b| {
+                (b.price_cents, &a.name, a.id).cmp(&(a.price_cents, &b.name, b.id))
+            }),
+            CatalogSort::Name => matching.sort_by_cached_key(|p| (p.name.to_lowercase(), p.id)),
+            CatalogSort::Newest => matching.sort_by_key(|p| std::cmp::Reverse(p.id)),
+        }
+        let total = matching.len();
+        let pages = page_count(total, PRODUCTS_PER_PAGE);
+        let products = if (1..=pages).contains(&query.page) {
+            matching
+                .into_iter()
+                .skip((query.page - 1) * PRODUCTS_PER_PAGE)
+                .take(PRODUCTS_PER_PAGE)
+                .map(|p| p.clone().summary())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        CatalogListing {
+            products,
+            total,
+            page: query.page,
+            pages,
+        }
     }
 
     /// One product by its slug.

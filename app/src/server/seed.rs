@@ -83,3 +83,85 @@ pub async fn seed_if_empty(db: &Db) -> Result<usize, sqlx::Error> {
     tx.commit().await?;
     Ok(inserted)
 }
+
+/// Words the generated assortment is made of: varied names for the sort by name, materials
+/// for searches that hit a few hundred products, prices spread over two orders of magnitude.
+const ADJECTIVES: &[&str] = &[
+    "Arctic", "Breton", "Coastal", "Dune", "Ember", "Fjord", "Glen", "Harbour", "Island",
+    "Juniper", "Kestrel", "Loch", "Moor", "Northern", "Orchard", "Pine", "Quarry", "River",
+    "Summit", "Tundra",
+];
+const MATERIALS: &[&str] = &[
+    "wool", "linen", "cotton", "cashmere", "alpaca", "tweed", "leather", "silk", "fleece",
+    "canvas", "corduroy",
+];
+/// An item, and the demo image it is shown with.
+const ITEMS: &[(&str, &str)] = &[
+    ("Coat", "harbour-wool-coat"),
+    ("Parka", "alpine-down-parka"),
+    ("Scarf", "merino-scarf"),
+    ("Wrap", "cashmere-wrap"),
+    ("Beanie", "knit-beanie"),
+    ("Cap", "wool-flat-cap"),
+    ("Gloves", "leather-gloves"),
+    ("Mittens", "shearling-mittens"),
+];
+
+/// The category the generated products go to (after the demo categories, so the demo
+/// catalog's first page is unchanged).
+pub const ASSORTMENT_CATEGORY: &str = "assortment";
+
+/// Tops the generated assortment up to `target` products (for load tests, paging demos and
+/// the paging tests: `coatcheck assortment --products 5000`). Returns how many were added.
+pub async fn add_assortment(db: &Db, target: usize) -> Result<usize, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    tx.conn().lock_key("seed").await?;
+    let added = on_conn!(&mut tx.conn(), c => {
+        let category_id: Option<i64> = sqlx::query_scalar("SELECT id FROM categories WHERE slug = $1")
+            .bind(ASSORTMENT_CATEGORY)
+            .fetch_optional(&mut *c)
+            .await?;
+        let category_id = match category_id {
+            Some(id) => id,
+            None => sqlx::query_scalar("INSERT INTO categories (slug, name) VALUES ($1, $2) RETURNING id")
+                .bind(ASSORTMENT_CATEGORY)
+                .bind("Assortment")
+                .fetch_one(&mut *c)
+                .await?,
+        };
+        let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE category_id = $1")
+            .bind(category_id)
+            .fetch_one(&mut *c)
+            .await?;
+        let existing = usize::try_from(existing).unwrap_or(0);
+        // Several rows per statement: 5,000 products in ten round trips, not 5,000. The values
+        // are generated here from fixed words and numbers, never from input.
+        for chunk_start in (existing..target).step_by(500) {
+            let rows: Vec<String> = (chunk_start..target.min(chunk_start + 500))
+                .map(|i| {
+                    let n = i + 1;
+                    let adjective = ADJECTIVES[i % ADJECTIVES.len()];
+                    let material = MATERIALS[(i / ADJECTIVES.len()) % MATERIALS.len()];
+                    let (item, image) = ITEMS[(i * 7) % ITEMS.len()];
+                    let price_cents = 900 + (i * 7919) % 49_100;
+                    format!(
+                        "('assortment-{n:05}', '{adjective} {material} {item} No. {n}', \
+                         'Number {n} of the assortment: a {material} {} made in small batches.', \
+                         {price_cents}, {}, '/images/{image}.svg', {category_id})",
+                        item.to_lowercase(),
+                        10 + i % 90,
+                    )
+                })
+                .collect();
+            sqlx::query(&format!(
+                "INSERT INTO products (slug, name, description, price_cents, stock, image, category_id) VALUES {}",
+                rows.join(", ")
+            ))
+            .execute(&mut *c)
+            .await?;
+        }
+        target.saturating_sub(existing)
+    });
+    tx.commit().await?;
+    Ok(added)
+}
