@@ -772,3 +772,104 @@ async fn session_ids_are_hashed_at_rest_and_old_sessions_carried_over() {
     restarted.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn admin_revocations_are_confirmed_first_and_the_audit_log_pages() {
+    let app = spawn_app().await;
+    let mut boss = admin(&app).await;
+    let mut victim = logged_in(&app, "victim@example.com").await;
+
+    // Before any revocation, the audit log says it is empty.
+    let page = boss.get("/admin/sessions").await;
+    assert_eq!(
+        testid_text(&page.body, "audit-empty").as_deref(),
+        Some("No sessions have been revoked yet.")
+    );
+    assert!(testid_text(&page.body, "confirm-revocation").is_none());
+
+    // "Revoke" is a link that asks; asking changes nothing.
+    let emails = testid_attr(&page.body, "session-row", "data-user-email");
+    let handles = testid_attr(&page.body, "session-row", "data-session");
+    let index = emails
+        .iter()
+        .position(|e| e == "victim@example.com")
+        .unwrap();
+    let ask = format!("/admin/sessions?confirm={}", handles[index]);
+    assert!(
+        page.body
+            .contains(&format!(r#"href="{ask}" data-testid="revoke-session""#)),
+        "the Revoke link asks first"
+    );
+    let question = boss.get(&ask).await;
+    assert_eq!(question.status, 200);
+    let text = testid_text(&question.body, "confirm-revocation").expect("a confirmation");
+    assert!(
+        text.contains("Revoke the session of victim@example.com"),
+        "{text}"
+    );
+    assert!(question
+        .body
+        .contains(r#"href="/admin/sessions">Cancel</a>"#));
+    assert_eq!(victim.me().await["user"]["email"], "victim@example.com");
+    // Revoke-all asks too, naming the user.
+    let user_id = victim.me().await["user"]["id"].as_i64().unwrap();
+    let question = boss
+        .get(&format!("/admin/sessions?confirm_user={user_id}"))
+        .await;
+    let text = testid_text(&question.body, "confirm-revocation").expect("a confirmation");
+    assert!(
+        text.contains("Revoke every session of victim@example.com"),
+        "{text}"
+    );
+
+    // The confirmation's form, as a plain HTML form: done, and the question is gone.
+    let done = boss
+        .post_form(
+            "/api/admin/sessions/revoke",
+            &[("session", &handles[index])],
+            &ask,
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert_eq!(done.location.as_deref(), Some(ask.as_str()));
+    assert_eq!(victim.me().await["user"], serde_json::Value::Null);
+    let after = boss.get(&ask).await;
+    assert!(testid_text(&after.body, "confirm-revocation").is_none());
+    assert!(testid_text(&after.body, "flash")
+        .unwrap()
+        .contains("revoked"));
+
+    // 45 entries: three pages of 20, newest first, with a pager of its own.
+    let db = app.db().await;
+    for i in 0..44 {
+        app::on_db!(&db, p => sqlx::query(
+            "INSERT INTO session_audit (at, actor_user_id, actor_email, action, target_user_id, target_email, handle, sessions_ended)
+             SELECT $1, id, email, 'revoke session', NULL, $2, NULL, 1 FROM users WHERE email = 'boss@example.com'"
+        )
+        .bind(1_700_000_000_i64 + i)
+        .bind(format!("old{i:02}@example.com"))
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+        .unwrap();
+    }
+    let first = boss.get("/admin/sessions").await;
+    let rows = testid_attr(&first.body, "audit-row", "data-testid");
+    assert_eq!(rows.len(), 20);
+    assert_eq!(
+        testid_text(&first.body, "audit-total").as_deref(),
+        Some("45 entries · page 1 of 3")
+    );
+    assert!(first.body.contains("old43@example.com"), "newest first");
+    assert!(first.body.contains(r#"aria-label="Audit log pages""#));
+    assert!(first
+        .body
+        .contains(r#"href="/admin/sessions?audit_page=2" rel="next""#));
+    let last = boss.get("/admin/sessions?audit_page=3").await;
+    assert_eq!(testid_attr(&last.body, "audit-row", "data-testid").len(), 5);
+    assert!(
+        last.body.contains("victim@example.com"),
+        "the oldest entry last"
+    );
+    app.stop().await;
+}

@@ -37,8 +37,17 @@ test('an admin revokes a shopper, whose next request is logged out with an empty
   await expect(row).toHaveAttribute('data-current', 'false');
   const handle = await row.getAttribute('data-session');
   expect(handle).not.toBe(await sessionCookie(page.context()));
+  // Two steps: the link asks, Cancel leaves everything as it was, the confirmation revokes.
   await row.getByTestId('revoke-session').click();
+  const confirmation = admin.getByTestId('confirm-revocation');
+  await expect(confirmation).toContainText(`Revoke the session of ${email}`);
+  await confirmation.getByRole('link', { name: 'Cancel' }).click();
+  await expect(confirmation).toHaveCount(0);
+  await expect(row).toHaveCount(1);
+  await row.getByTestId('revoke-session').click();
+  await confirmation.getByRole('button', { name: 'Revoke this session' }).click();
   await expect(admin.getByTestId('flash')).toContainText('revoked');
+  await expect(confirmation).toHaveCount(0);
   await expect(admin.locator(`[data-testid="session-row"][data-user-email="${email}"]`)).toHaveCount(0);
   await expect(admin.getByTestId('audit-row').first()).toContainText(email);
 
@@ -94,4 +103,37 @@ test('changing the password signs out the other device', async ({ page, browser 
   await open(other, '/account', testInfo);
   await expect(other.getByTestId('current-user')).toContainText(email);
   await other.context().close();
+});
+
+test('"Revoke all of this user" lines up with "Revoke" at every width, and asks before it acts', async ({ page, browser }, testInfo) => {
+  const email = uniqueEmail('aligned', testInfo);
+  await register(page, email, testInfo);
+  const admin = await secondDevice(browser, testInfo);
+  await open(admin, '/login', testInfo);
+  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
+  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await admin.getByRole('button', { name: 'Log in' }).click();
+  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
+  await open(admin, `/admin/sessions?email=${encodeURIComponent(email)}`, testInfo);
+  const row = admin.locator(`[data-testid="session-row"][data-user-email="${email}"]`);
+  for (const width of [360, 600, 900, 1280]) {
+    await admin.setViewportSize({ width, height: 800 });
+    const one = await row.getByTestId('revoke-session').boundingBox();
+    const all = await row.getByTestId('revoke-user').boundingBox();
+    expect(one && all, `both controls are shown at ${width}px`).toBeTruthy();
+    // Side by side on one line (same top), or stacked in one column (same left edge).
+    const sameLine = Math.abs(one!.y - all!.y) <= 2;
+    const sameColumn = Math.abs(one!.x - all!.x) <= 2;
+    expect(sameLine || sameColumn, `at ${width}px: Revoke ${JSON.stringify(one)}, Revoke all ${JSON.stringify(all)}`).toBe(true);
+    expect(one!.height, 'a comfortable target').toBeGreaterThanOrEqual(18);
+  }
+  await admin.setViewportSize({ width: 1280, height: 800 });
+  await row.getByTestId('revoke-user').click();
+  const confirmation = admin.getByTestId('confirm-revocation');
+  await expect(confirmation).toContainText(`Revoke every session of ${email}`);
+  await confirmation.getByRole('button', { name: 'Revoke all their sessions' }).click();
+  await expect(admin.getByTestId('flash')).toContainText(`Ended 1 session(s) of ${email}`);
+  await expect(row).toHaveCount(0);
+  await expectLoggedOut(page, testInfo);
+  await admin.context().close();
 });

@@ -23,6 +23,9 @@ use {
 /// Rows per page on the admin list.
 pub const SESSIONS_PER_PAGE: i64 = 50;
 
+/// Entries per page of the audit log.
+pub const AUDIT_PER_PAGE: i64 = 20;
+
 /// The caller, if they are an admin right now (checked against the database, not the session).
 #[cfg(feature = "ssr")]
 async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, ServerFnError> {
@@ -185,11 +188,12 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     Ok(ActionReply::message(message))
 }
 
-/// One page of every live session, filtered by email; with the audit log.
+/// One page of every live session, filtered by email; with one page of the audit log.
 #[server(endpoint = "admin/sessions", input = GetUrl)]
 pub async fn admin_sessions(
     email: Option<String>,
     page: Option<String>,
+    audit_page: Option<String>,
 ) -> Result<SessionPage, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_admin(&ctx, &session).await?;
@@ -209,16 +213,24 @@ pub async fn admin_sessions(
     )
     .await
     .map_err(internal)?;
-    let audit = registry::recent_audit(&ctx.db, 50)
+    let audit_page = audit_page
+        .and_then(|p| p.trim().parse::<i64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 1_000_000);
+    let (audit, audit_total) = registry::audit_page(&ctx.db, audit_page, AUDIT_PER_PAGE)
         .await
         .map_err(internal)?;
     let pages = ((total + SESSIONS_PER_PAGE - 1) / SESSIONS_PER_PAGE).max(1);
+    let audit_pages = ((audit_total + AUDIT_PER_PAGE - 1) / AUDIT_PER_PAGE).max(1);
     Ok(SessionPage {
         sessions,
         total,
         page,
         pages,
         audit,
+        audit_total,
+        audit_page,
+        audit_pages,
     })
 }
 

@@ -7,7 +7,14 @@ use leptos::prelude::*;
 /// Links to the pages of a list; nothing when it fits on one page. `link(n)` is the URL of
 /// page `n` (1-based).
 #[component]
-pub fn Pager(page: usize, pages: usize, link: impl Fn(usize) -> String + 'static) -> impl IntoView {
+pub fn Pager(
+    page: usize,
+    pages: usize,
+    link: impl Fn(usize) -> String + 'static,
+    /// The navigation's name, unique on its page (a page may have two pagers).
+    #[prop(default = "Pages")]
+    label: &'static str,
+) -> impl IntoView {
     if pages <= 1 {
         return ().into_any();
     }
@@ -18,7 +25,7 @@ pub fn Pager(page: usize, pages: usize, link: impl Fn(usize) -> String + 'static
         .map(|n| n.map(|n| (n, link(n))))
         .collect();
     view! {
-        <nav class="pager" aria-label="Pages" data-testid="pager">
+        <nav class="pager" aria-label=label data-testid="pager">
             {previous.map(|href| view! { <a href=href rel="prev">"← Previous"</a> })}
             <ul class="pager__pages">
                 {numbers.into_iter().map(|entry| match entry {

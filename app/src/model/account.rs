@@ -220,7 +220,11 @@ pub struct SessionPage {
     pub total: i64,
     pub page: i64,
     pub pages: i64,
+    /// One page of the audit log, newest first.
     pub audit: Vec<AuditEntry>,
+    pub audit_total: i64,
+    pub audit_page: i64,
+    pub audit_pages: i64,
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM UTC`.

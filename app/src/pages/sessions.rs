@@ -7,7 +7,7 @@ use crate::api::sessions::{
 use crate::components::action::{refresh_after, session_version, ActionMessage};
 use crate::components::pager::Pager;
 use crate::components::require_login::RequireLogin;
-use crate::model::{error_message, format_unix, SessionInfo, MIN_PASSWORD_CHARS};
+use crate::model::{error_message, format_unix, SessionInfo, SessionPage, MIN_PASSWORD_CHARS};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -121,14 +121,72 @@ pub fn AdminSessionsPage() -> impl IntoView {
     }
 }
 
+/// The admin list's URL state: filter, pages, and the revocation waiting for confirmation.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct AdminView {
+    email: String,
+    page: String,
+    audit_page: String,
+    /// `?confirm=<handle>`: revoking this session is asked for.
+    confirm: String,
+    /// `?confirm_user=<id>`: revoking every session of this user is asked for.
+    confirm_user: String,
+}
+
+impl AdminView {
+    /// This view's URL with `change` applied (empty parameters left out).
+    fn href(&self, change: impl FnOnce(&mut AdminView)) -> String {
+        let mut view = self.clone();
+        change(&mut view);
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [
+            ("email", &view.email),
+            ("page", &view.page),
+            ("audit_page", &view.audit_page),
+            ("confirm", &view.confirm),
+            ("confirm_user", &view.confirm_user),
+        ] {
+            if !value.is_empty() {
+                query.append_pair(key, value);
+            }
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            "/admin/sessions".to_string()
+        } else {
+            format!("/admin/sessions?{query}")
+        }
+    }
+
+    /// The same list, with no revocation asked for.
+    fn cancel(&self) -> String {
+        self.href(|v| {
+            v.confirm.clear();
+            v.confirm_user.clear();
+        })
+    }
+}
+
 #[component]
 fn AdminSessions() -> impl IntoView {
     let query = use_query_map();
-    let email = move || query.read().get("email").unwrap_or_default();
-    let page = move || query.read().get("page").unwrap_or_default();
+    let state = Memo::new(move |_| {
+        let query = query.read();
+        let get = |key: &str| query.get(key).unwrap_or_default();
+        AdminView {
+            email: get("email"),
+            page: get("page"),
+            audit_page: get("audit_page"),
+            confirm: get("confirm"),
+            confirm_user: get("confirm_user"),
+        }
+    });
     let data = Resource::new(
-        move || (email(), page(), session_version()),
-        |(email, page, _)| admin_sessions(Some(email), Some(page)),
+        move || {
+            let s = state.get();
+            (s.email, s.page, s.audit_page, session_version())
+        },
+        |(email, page, audit_page, _)| admin_sessions(Some(email), Some(page), Some(audit_page)),
     );
     let revoke = ServerAction::<AdminRevokeSession>::new();
     let revoke_user = ServerAction::<AdminRevokeUserSessions>::new();
@@ -139,71 +197,155 @@ fn AdminSessions() -> impl IntoView {
         <ActionMessage action=revoke_user/>
         <form method="get" action="/admin/sessions" class="catalog-filter" role="search">
             <label for="session-email">"Email"</label>
-            <input id="session-email" type="search" name="email" value=email maxlength="254"/>
+            <input id="session-email" type="search" name="email" value=move || state.read().email.clone() maxlength="254"/>
             <button type="submit">"Filter"</button>
         </form>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-            {move || Suspend::new(async move {
+            // Tracks the URL state too: asking for a confirmation (`?confirm=`) loads nothing
+            // new, but must show the question.
+            {move || {
+                let view_state = state.get();
+                Suspend::new(async move {
                 match data.await {
                     Err(e) => {
                         crate::pages::set_status(403);
                         view! { <p class="error" data-testid="forbidden">{error_message(&e)}</p> }.into_any()
                     }
-                    Ok(data) => {
-                        let filter = email();
-                        let link = move |p: usize| {
-                            let mut query = form_urlencoded::Serializer::new(String::new());
-                            if !filter.is_empty() {
-                                query.append_pair("email", &filter);
-                            }
-                            query.append_pair("page", &p.to_string());
-                            format!("/admin/sessions?{}", query.finish())
-                        };
-                        let (page, pages) = (data.page.max(1) as usize, data.pages.max(1) as usize);
-                        view! {
-                            <p data-testid="session-total">{format!("{} live sessions · page {} of {}", data.total, data.page, data.pages)}</p>
-                            <table>
-                                <thead><tr><th scope="col">"User"</th><th scope="col">"Device"</th><th scope="col">"IP address"</th>
-                                    <th scope="col">"Signed in"</th><th scope="col">"Last active"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
-                                <tbody>
-                                    {data.sessions.into_iter().map(|s| {
-                                        let handle = s.handle.clone();
-                                        let user_id = s.user_id.to_string();
-                                        let email = s.email.clone();
-                                        view! {
-                                            <SessionRow session=s show_email=true>
-                                                <ActionForm action=revoke>
-                                                    <input type="hidden" name="session" value=handle.clone()/>
-                                                    <button type="submit" class="link" data-testid="revoke-session">"Revoke"</button>
-                                                </ActionForm>
-                                                <ActionForm action=revoke_user>
-                                                    <input type="hidden" name="user_id" value=user_id.clone()/>
-                                                    <button type="submit" class="link"
-                                                        aria-label=format!("Revoke all of this user: {email}")>"Revoke all of this user"</button>
-                                                </ActionForm>
-                                            </SessionRow>
-                                        }
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                            <Pager page pages link/>
-                            <h2>"Audit log"</h2>
-                            <table>
-                                <thead><tr><th scope="col">"When"</th><th scope="col">"Admin"</th><th scope="col">"Action"</th>
-                                    <th scope="col">"User"</th><th scope="col">"Sessions ended"</th></tr></thead>
-                                <tbody>
-                                    {data.audit.into_iter().map(|a| view! {
-                                        <tr data-testid="audit-row">
-                                            <td>{format_unix(a.at)}</td><td>{a.actor_email}</td><td>{a.action}</td>
-                                            <td>{a.target_email.unwrap_or_default()}</td><td>{a.sessions_ended}</td>
-                                        </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        }.into_any()
-                    }
+                    Ok(data) => view! {
+                        <AdminList data state=view_state revoke revoke_user/>
+                    }.into_any(),
                 }
-            })}
+            })}}
         </Suspense>
+    }
+}
+
+/// The confirmation asked for (if its session or user is on this page), the list, the audit log.
+#[component]
+fn AdminList(
+    data: SessionPage,
+    state: AdminView,
+    revoke: ServerAction<AdminRevokeSession>,
+    revoke_user: ServerAction<AdminRevokeUserSessions>,
+) -> impl IntoView {
+    // Revoking is two steps, both plain HTML: a link asks (`?confirm=…`), this form does it.
+    // Once done, the session is no longer listed, and the question goes with it.
+    let cancel = state.cancel();
+    let confirmation = if let Some(s) = data
+        .sessions
+        .iter()
+        .find(|s| !state.confirm.is_empty() && s.handle == state.confirm)
+    {
+        let question = format!(
+            "Revoke the session of {} on {} ({}), last active {}?",
+            s.email,
+            s.device,
+            s.ip,
+            format_unix(s.last_seen_at)
+        );
+        let handle = s.handle.clone();
+        Some(view! {
+            <div class="confirm" role="group" aria-labelledby="confirm-question" data-testid="confirm-revocation">
+                <p id="confirm-question">{question}</p>
+                <ActionForm action=revoke attr:class="confirm__actions">
+                    <input type="hidden" name="session" value=handle/>
+                    <button type="submit" data-testid="confirm-revoke">"Revoke this session"</button>
+                    <a href=cancel.clone()>"Cancel"</a>
+                </ActionForm>
+            </div>
+        }.into_any())
+    } else if let Some(s) = data
+        .sessions
+        .iter()
+        .find(|s| !state.confirm_user.is_empty() && s.user_id.to_string() == state.confirm_user)
+    {
+        let question = format!(
+            "Revoke every session of {}? They are signed out on all their devices.",
+            s.email
+        );
+        let user_id = s.user_id.to_string();
+        Some(view! {
+            <div class="confirm" role="group" aria-labelledby="confirm-question" data-testid="confirm-revocation">
+                <p id="confirm-question">{question}</p>
+                <ActionForm action=revoke_user attr:class="confirm__actions">
+                    <input type="hidden" name="user_id" value=user_id/>
+                    <button type="submit" data-testid="confirm-revoke">"Revoke all their sessions"</button>
+                    <a href=cancel.clone()>"Cancel"</a>
+                </ActionForm>
+            </div>
+        }.into_any())
+    } else {
+        None
+    };
+    let (page, pages) = (data.page.max(1) as usize, data.pages.max(1) as usize);
+    let list_link = {
+        let state = state.clone();
+        move |p: usize| {
+            state.href(|v| {
+                v.page = p.to_string();
+                v.confirm.clear();
+                v.confirm_user.clear();
+            })
+        }
+    };
+    let (audit_page, audit_pages) = (
+        data.audit_page.max(1) as usize,
+        data.audit_pages.max(1) as usize,
+    );
+    let audit_link = {
+        let state = state.clone();
+        move |p: usize| {
+            state.href(|v| {
+                v.audit_page = p.to_string();
+                v.confirm.clear();
+                v.confirm_user.clear();
+            })
+        }
+    };
+    let rows = data.sessions.into_iter().map(|s| {
+        let ask_one = state.href(|v| { v.confirm = s.handle.clone(); v.confirm_user.clear(); });
+        let ask_all = state.href(|v| { v.confirm_user = s.user_id.to_string(); v.confirm.clear(); });
+        let email = s.email.clone();
+        view! {
+            <SessionRow session=s show_email=true>
+                <div class="row-actions">
+                    <a href=ask_one data-testid="revoke-session">"Revoke"</a>
+                    <a href=ask_all data-testid="revoke-user"
+                        aria-label=format!("Revoke all of this user: {email}")>"Revoke all of this user"</a>
+                </div>
+            </SessionRow>
+        }
+    }).collect_view();
+    let audit = if data.audit.is_empty() {
+        view! { <p class="empty" data-testid="audit-empty">"No sessions have been revoked yet."</p> }.into_any()
+    } else {
+        view! {
+            <p data-testid="audit-total">{format!("{} entries · page {} of {}", data.audit_total, audit_page, audit_pages)}</p>
+            <table>
+                <thead><tr><th scope="col">"When"</th><th scope="col">"Admin"</th><th scope="col">"Action"</th>
+                    <th scope="col">"User"</th><th scope="col">"Sessions ended"</th></tr></thead>
+                <tbody>
+                    {data.audit.into_iter().map(|a| view! {
+                        <tr data-testid="audit-row">
+                            <td>{format_unix(a.at)}</td><td>{a.actor_email}</td><td>{a.action}</td>
+                            <td>{a.target_email.unwrap_or_default()}</td><td>{a.sessions_ended}</td>
+                        </tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <Pager page=audit_page pages=audit_pages link=audit_link label="Audit log pages"/>
+        }.into_any()
+    };
+    view! {
+        {confirmation}
+        <p data-testid="session-total">{format!("{} live sessions · page {} of {}", data.total, data.page, data.pages)}</p>
+        <table class="sessions">
+            <thead><tr><th scope="col">"User"</th><th scope="col">"Device"</th><th scope="col">"IP address"</th>
+                <th scope="col">"Signed in"</th><th scope="col">"Last active"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <Pager page pages link=list_link label="Session list pages"/>
+        <h2>"Audit log"</h2>
+        {audit}
     }
 }

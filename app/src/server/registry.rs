@@ -427,14 +427,25 @@ pub async fn audit(db: &Db, record: AuditRecord<'_>) -> Result<(), sqlx::Error> 
     Ok(())
 }
 
-pub async fn recent_audit(db: &Db, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+/// Page `page` (1-based) of the audit log, newest first, `per_page` entries a page; and how
+/// many entries there are in all.
+pub async fn audit_page(
+    db: &Db,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<AuditEntry>, i64), sqlx::Error> {
+    let total: i64 = on_db!(db, pool => sqlx::query_scalar("SELECT COUNT(*) FROM session_audit")
+        .fetch_one(pool)
+        .await)?;
     let rows: Vec<(i64, String, String, Option<String>, i64)> = on_db!(db, pool => sqlx::query_as(
-        "SELECT at, actor_email, action, target_email, sessions_ended FROM session_audit ORDER BY id DESC LIMIT $1",
+        "SELECT at, actor_email, action, target_email, sessions_ended FROM session_audit
+         ORDER BY id DESC LIMIT $1 OFFSET $2",
     )
-    .bind(limit)
+    .bind(per_page)
+    .bind((page.max(1) - 1).saturating_mul(per_page))
     .fetch_all(pool)
     .await)?;
-    Ok(rows
+    let entries = rows
         .into_iter()
         .map(
             |(at, actor_email, action, target_email, sessions_ended)| AuditEntry {
@@ -445,7 +456,8 @@ pub async fn recent_audit(db: &Db, limit: i64) -> Result<Vec<AuditEntry>, sqlx::
                 sessions_ended,
             },
         )
-        .collect())
+        .collect();
+    Ok((entries, total))
 }
 
 /// The owner of a live session handle.
