@@ -214,6 +214,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
             is_admin: false,
             handle: handle.into(),
             logged_in_at: registry::now(),
+            remembered: false,
         };
         record
             .data
@@ -233,6 +234,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
                     user_id,
                     ip: "192.0.2.1",
                     user_agent: "test",
+                    remembered: false,
                 },
             )
             .await

@@ -873,3 +873,107 @@ async fn admin_revocations_are_confirmed_first_and_the_audit_log_pages() {
     );
     app.stop().await;
 }
+
+/// The `id=` cookie a reply set, if any.
+fn session_cookie_header(reply: &common::Reply) -> Option<String> {
+    reply
+        .set_cookie
+        .iter()
+        .find(|c| c.starts_with("id="))
+        .cloned()
+}
+
+#[tokio::test]
+async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
+    let app = spawn_app_with(|config| {
+        config.policy.login_idle_timeout = std::time::Duration::from_secs(2);
+        config.policy.login_absolute_timeout = std::time::Duration::from_secs(3);
+        config.policy.remembered_login_timeout = std::time::Duration::from_secs(6);
+        config.policy.touch_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let scarf = product_id(&app, "merino-scarf").await;
+    for email in ["brief@example.com", "kept@example.com"] {
+        let mut shopper = Shopper::new(&app);
+        assert_eq!(shopper.register(email, PASSWORD).await.status, 200);
+    }
+
+    // Unticked: a cookie that ends with the browser, also when the session changes later.
+    let mut brief = Shopper::new(&app);
+    let reply = brief.login("brief@example.com", PASSWORD).await;
+    let cookie = session_cookie_header(&reply).expect("a new session cookie");
+    assert!(
+        !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+        "{cookie}"
+    );
+    let reply = brief.add(scarf, "1").await;
+    if let Some(cookie) = session_cookie_header(&reply) {
+        assert!(
+            !cookie.contains("Max-Age") && !cookie.contains("Expires"),
+            "{cookie}"
+        );
+    }
+
+    // Ticked, as a plain HTML form (no JavaScript): a cookie for the session idle timeout.
+    let mut kept = Shopper::new(&app);
+    let reply = kept
+        .post_form(
+            "/api/login",
+            &[
+                ("email", "kept@example.com"),
+                ("password", PASSWORD),
+                ("remember", "on"),
+            ],
+            "/login",
+        )
+        .await;
+    assert_eq!(reply.status, 303);
+    let cookie = session_cookie_header(&reply).expect("a new session cookie");
+    assert!(cookie.contains("Max-Age=604800"), "7 days: {cookie}");
+
+    // The registry says which kind each is (the registration's login is listed too: not kept).
+    let kind_of_current = |html: &str| {
+        let current = testid_attr(html, "session-row", "data-current");
+        let kinds = testid_attr(html, "session-kind", "data-remembered");
+        assert_eq!(current.len(), kinds.len());
+        current
+            .iter()
+            .zip(kinds)
+            .find(|(current, _)| *current == "true")
+            .map(|(_, kind)| kind)
+            .expect("the current session is listed")
+    };
+    let page = kept.get("/account/sessions").await;
+    assert_eq!(kind_of_current(&page.body), "true");
+    assert!(page.body.contains("Kept signed in"));
+    assert!(page.body.contains("Until the browser closes"));
+    let page = brief.get("/account/sessions").await;
+    assert_eq!(kind_of_current(&page.body), "false");
+
+    // Idle for longer than the login idle timeout: only the remembered login is kept.
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    assert_eq!(brief.me().await["user"], serde_json::Value::Null);
+    assert_eq!(kept.me().await["user"]["email"], "kept@example.com");
+    // Active past the short absolute timeout (3 s), the remembered login lasts until the long
+    // one (6 s), then ends too.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(kept.me().await["user"]["email"], "kept@example.com");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(kept.me().await["user"], serde_json::Value::Null);
+    let metrics = app.scrape().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "coatcheck_session_expiries_total{kind=\"login_idle\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "coatcheck_session_expiries_total{kind=\"login_absolute\"}"
+        ),
+        1.0
+    );
+    app.stop().await;
+}

@@ -137,3 +137,38 @@ test('"Revoke all of this user" lines up with "Revoke" at every width, and asks 
   await expectLoggedOut(page, testInfo);
   await admin.context().close();
 });
+
+test('"Keep me signed in" decides whether the login outlives the browser', async ({ page, browser }, testInfo) => {
+  const email = uniqueEmail('remember', testInfo);
+  await register(page, email, testInfo);
+  const idCookie = async (p: Page) => (await p.context().cookies()).find((c) => c.name === 'id' || c.name === '__Host-id');
+
+  // Unticked: a cookie without expiry (the browser drops it when it closes).
+  const brief = await secondDevice(browser, testInfo);
+  await open(brief, '/login', testInfo);
+  await brief.getByLabel('Email').fill(email);
+  await brief.getByLabel('Password').fill(PASSWORD);
+  await expect(brief.getByLabel('Keep me signed in')).not.toBeChecked();
+  await brief.getByRole('button', { name: 'Log in' }).click();
+  await expect(brief.getByTestId('current-user')).toContainText(email);
+  expect((await idCookie(brief))?.expires, 'a browser-session cookie').toBe(-1);
+
+  // Ticked: a cookie that lasts the session idle timeout (7 days by default).
+  const kept = await secondDevice(browser, testInfo);
+  await open(kept, '/login', testInfo);
+  await kept.getByLabel('Email').fill(email);
+  await kept.getByLabel('Password').fill(PASSWORD);
+  await kept.getByLabel('Keep me signed in').check();
+  await kept.getByRole('button', { name: 'Log in' }).click();
+  await expect(kept.getByTestId('current-user')).toContainText(email);
+  const expires = (await idCookie(kept))?.expires ?? 0;
+  expect(expires - Date.now() / 1000).toBeGreaterThan(6.9 * 24 * 3600);
+
+  // Each session says which kind it is.
+  await open(kept, '/account/sessions', testInfo);
+  const current = kept.locator('[data-testid="session-row"][data-current="true"]');
+  await expect(current.getByTestId('session-kind')).toHaveText('Kept signed in');
+  await expect(kept.getByTestId('session-kind').filter({ hasText: 'Until the browser closes' })).toHaveCount(2);
+  await brief.context().close();
+  await kept.context().close();
+});

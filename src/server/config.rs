@@ -119,6 +119,10 @@ impl Config {
                 "COATCHECK_LOGIN_ABSOLUTE_TIMEOUT",
                 defaults.login_absolute_timeout,
             )?,
+            remembered_login_timeout: duration(
+                "COATCHECK_REMEMBERED_LOGIN_TIMEOUT",
+                defaults.remembered_login_timeout,
+            )?,
             anonymous_first_idle_timeout: duration(
                 "COATCHECK_ANONYMOUS_FIRST_IDLE_TIMEOUT",
                 defaults.anonymous_first_idle_timeout,

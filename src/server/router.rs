@@ -100,6 +100,8 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             guard_state.clone(),
             guard::session_timeouts,
         ))
+        // Innermost of the session layer: the cookie's lifetime, from the login it carries.
+        .layer(axum::middleware::from_fn(sessions::cookie_lifetime))
         .layer(sessions::layer(
             store,
             config.cookie_secure,

@@ -34,6 +34,34 @@ pub fn layer(
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
+/// A login without "Keep me signed in" gets a cookie that ends with the browser (no `Max-Age`,
+/// no `Expires`); every other session the layer's persistent one (`Max-Age` = the idle
+/// timeout). Runs inside the session layer, after the request: when the session is about to
+/// be saved (and its cookie sent), its expiry is set from what it holds now — a login made,
+/// ended or kept during this very request included. An unchanged session is neither saved nor
+/// sent again, and the browser keeps the cookie it has.
+pub async fn cookie_lifetime(request: Request, next: Next) -> Response {
+    let session = request
+        .extensions()
+        .get::<tower_sessions::Session>()
+        .cloned();
+    let response = next.run(request).await;
+    if let Some(session) = session {
+        if session.is_modified() {
+            let browser_session = app::server::session::current_user(&session)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|user| !user.remembered);
+            // Otherwise the expiry stays the layer's (set afresh on every request).
+            if browser_session {
+                session.set_expiry(Some(Expiry::OnSessionEnd));
+            }
+        }
+    }
+    response
+}
+
 /// The cookie that clears the session cookie, with the attributes it was set with.
 fn clearing_cookie(secure: bool) -> String {
     Cookie::build((cookie_name(secure), ""))

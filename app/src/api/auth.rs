@@ -38,6 +38,7 @@ async fn complete_login(
     next: &str,
     message: String,
     reason: Rotation,
+    remembered: bool,
 ) -> Result<ActionReply, ServerFnError> {
     use crate::server::registry;
     let (ctx, session) = context_and_session().await?;
@@ -57,6 +58,7 @@ async fn complete_login(
             user_id: user.id,
             ip: &ip,
             user_agent: &user_agent(),
+            remembered,
         },
     )
     .await
@@ -67,6 +69,7 @@ async fn complete_login(
         is_admin: user.is_admin,
         handle: handle.clone(),
         logged_in_at: registry::now(),
+        remembered,
     };
     session::cycle_session_on_login(&session, &auth)
         .await
@@ -138,17 +141,24 @@ pub async fn register(
         next.as_deref().unwrap_or("/"),
         message,
         Rotation::Registration,
+        false,
     )
     .await
 }
 
-/// `POST /api/login` — `email`, `password`, optional `next`.
+/// `POST /api/login` — `email`, `password`, optional `next`, optional `remember` ("Keep me
+/// signed in": any value but empty, `0`, `off` or `false` ticks it; a checkbox sends `on`).
 #[server(endpoint = "login")]
 pub async fn login(
     email: String,
     password: String,
     next: Option<String>,
+    remember: Option<String>,
 ) -> Result<ActionReply, ServerFnError> {
+    let remembered = remember
+        .as_deref()
+        .map(str::trim)
+        .is_some_and(|r| !matches!(r, "" | "0" | "off" | "false"));
     use crate::server::{registry, throttle};
     let (ctx, _) = context_and_session().await?;
     let ip = client_ip();
@@ -196,6 +206,7 @@ pub async fn login(
                 next.as_deref().unwrap_or("/"),
                 message,
                 Rotation::Login,
+                remembered,
             )
             .await?;
             ctx.metrics.login(LoginOutcome::Succeeded);

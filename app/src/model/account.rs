@@ -201,6 +201,8 @@ pub struct SessionInfo {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub current: bool,
+    /// Logged in with "Keep me signed in" (else: until the browser closes).
+    pub remembered: bool,
 }
 
 /// One revocation, for the admin page's audit log.

@@ -56,6 +56,14 @@ pub fn LoginPage() -> impl IntoView {
                 <label for="login-password">"Password"</label>
                 <input id="login-password" type="password" name="password" autocomplete="current-password"
                     required=true maxlength="1024"/>
+                <div class="checkbox">
+                    <input id="login-remember" type="checkbox" name="remember" value="on"
+                        aria-describedby="login-remember-hint"/>
+                    <label for="login-remember">"Keep me signed in"</label>
+                </div>
+                <p id="login-remember-hint" class="hint">
+                    "Unticked, you are signed out when the browser closes. Not on a shared computer."
+                </p>
                 <button type="submit">"Log in"</button>
             </ActionForm>
         }/>

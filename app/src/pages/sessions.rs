@@ -24,7 +24,11 @@ fn SessionRow(
             data-user-email=session.email.clone() data-current=session.current.to_string()>
             {show_email.then(|| view! { <td>{session.email.clone()}</td> })}
             <td>{session.device.clone()}
-                {session.current.then(|| view! { <strong class="current">" (this device)"</strong> })}</td>
+                {session.current.then(|| view! { <strong class="current">" (this device)"</strong> })}
+                <br/><span class="hint" data-testid="session-kind"
+                    data-remembered=session.remembered.to_string()>
+                    {if session.remembered { "Kept signed in" } else { "Until the browser closes" }}
+                </span></td>
             <td>{session.ip.clone()}</td>
             <td>{format_unix(session.created_at)}</td>
             <td>{format_unix(session.last_seen_at)}</td>

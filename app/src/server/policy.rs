@@ -23,8 +23,22 @@ pub struct SessionPolicy {
     pub login_idle_timeout: Duration,
     /// A login is dropped this long after it began, whatever the activity.
     pub login_absolute_timeout: Duration,
+    /// The same for a login with "Keep me signed in", whose idle timeout is the session's
+    /// (`idle_timeout`) and whose cookie outlives the browser.
+    pub remembered_login_timeout: Duration,
     /// "Last seen" is written at most this often per session.
     pub touch_interval: Duration,
+}
+
+impl SessionPolicy {
+    /// The idle and absolute timeouts of a login, by whether it is remembered.
+    pub fn login_timeouts(&self, remembered: bool) -> (Duration, Duration) {
+        if remembered {
+            (self.idle_timeout, self.remembered_login_timeout)
+        } else {
+            (self.login_idle_timeout, self.login_absolute_timeout)
+        }
+    }
 }
 
 impl Default for SessionPolicy {
@@ -38,6 +52,7 @@ impl Default for SessionPolicy {
             registrations_per_address: 10,
             login_idle_timeout: Duration::from_secs(30 * 60),
             login_absolute_timeout: Duration::from_secs(12 * 3600),
+            remembered_login_timeout: Duration::from_secs(30 * 24 * 3600),
             touch_interval: Duration::from_secs(60),
         }
     }

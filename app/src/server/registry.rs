@@ -54,6 +54,8 @@ pub struct NewSession<'a> {
     pub user_id: i64,
     pub ip: &'a str,
     pub user_agent: &'a str,
+    /// "Keep me signed in" was ticked.
+    pub remembered: bool,
 }
 
 pub async fn record_login(db: &Db, new: NewSession<'_>) -> Result<(), sqlx::Error> {
@@ -61,8 +63,8 @@ pub async fn record_login(db: &Db, new: NewSession<'_>) -> Result<(), sqlx::Erro
     let user_agent: String = new.user_agent.chars().take(512).collect();
     let device = describe_device(&user_agent);
     on_db!(db, pool => sqlx::query(
-        "INSERT INTO session_registry (handle, user_id, created_at, last_seen_at, ip, user_agent, device)
-         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        "INSERT INTO session_registry (handle, user_id, created_at, last_seen_at, ip, user_agent, device, remembered)
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
     )
     .bind(new.handle)
     .bind(new.user_id)
@@ -70,6 +72,7 @@ pub async fn record_login(db: &Db, new: NewSession<'_>) -> Result<(), sqlx::Erro
     .bind(new.ip)
     .bind(&user_agent)
     .bind(&device)
+    .bind(new.remembered)
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;
@@ -309,6 +312,7 @@ struct InfoRow {
     ip: String,
     created_at: i64,
     last_seen_at: i64,
+    remembered: bool,
 }
 
 impl InfoRow {
@@ -323,6 +327,7 @@ impl InfoRow {
             created_at: self.created_at,
             last_seen_at: self.last_seen_at,
             current: is_current,
+            remembered: self.remembered,
         }
     }
 }
@@ -344,7 +349,7 @@ pub async fn list_for_user(
 ) -> Result<Vec<SessionInfo>, sqlx::Error> {
     let live = live();
     let sql = format!(
-        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {live}
+        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at, r.remembered {live}
          AND r.user_id = $2 ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
     );
     let rows: Vec<InfoRow> = on_db!(db, pool => sqlx::query_as(&sql)
@@ -383,7 +388,7 @@ pub async fn list_live(
         .fetch_one(pool)
         .await)?;
     let list_sql = format!(
-        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at {live}
+        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at, r.remembered {live}
          AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')
          ORDER BY r.last_seen_at DESC, r.created_at DESC, r.handle LIMIT $3 OFFSET $4"
     );

@@ -32,6 +32,10 @@ pub struct AuthUser {
     pub handle: String,
     /// Unix seconds of the login, for the absolute timeout.
     pub logged_in_at: i64,
+    /// "Keep me signed in": a persistent cookie and the long timeouts. Logins stored before
+    /// the choice existed read as not remembered (the short timeouts they always had).
+    #[serde(default)]
+    pub remembered: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -24,8 +24,9 @@ pub async fn enforce(
     let seen = session::last_seen(session).await?;
     if let Some(user) = &user {
         let last_active = seen.unwrap_or(user.logged_in_at);
-        let idle = now - last_active > policy.login_idle_timeout.as_secs() as i64;
-        let expired = now - user.logged_in_at > policy.login_absolute_timeout.as_secs() as i64;
+        let (idle_limit, absolute_limit) = policy.login_timeouts(user.remembered);
+        let idle = now - last_active > idle_limit.as_secs() as i64;
+        let expired = now - user.logged_in_at > absolute_limit.as_secs() as i64;
         if idle || expired {
             demote(db, session, &user.handle, now).await?;
             metrics.expired(
