@@ -887,8 +887,8 @@ fn session_cookie_header(reply: &common::Reply) -> Option<String> {
 async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
     let app = spawn_app_with(|config| {
         config.policy.login_idle_timeout = std::time::Duration::from_secs(2);
-        config.policy.login_absolute_timeout = std::time::Duration::from_secs(3);
-        config.policy.remembered_login_timeout = std::time::Duration::from_secs(6);
+        config.policy.login_absolute_timeout = std::time::Duration::from_secs(4);
+        config.policy.remembered_login_timeout = std::time::Duration::from_secs(7);
         config.policy.touch_interval = std::time::Duration::from_secs(1);
     })
     .await;
@@ -950,15 +950,16 @@ async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
     let page = brief.get("/account/sessions").await;
     assert_eq!(kind_of_current(&page.body), "false");
 
-    // Idle for longer than the login idle timeout: only the remembered login is kept.
-    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    // Idle for longer than the login idle timeout (2 s, counted in whole seconds from the
+    // last recorded activity, so 3 s and a bit): only the remembered login is kept.
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
     assert_eq!(brief.me().await["user"], serde_json::Value::Null);
     assert_eq!(kept.me().await["user"]["email"], "kept@example.com");
-    // Active past the short absolute timeout (3 s), the remembered login lasts until the long
-    // one (6 s), then ends too.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // Past the short absolute timeout (4 s, whole seconds), the remembered login lasts until
+    // the long one (7 s), then ends too.
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
     assert_eq!(kept.me().await["user"]["email"], "kept@example.com");
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
     assert_eq!(kept.me().await["user"], serde_json::Value::Null);
     let metrics = app.scrape().await;
     assert_eq!(

@@ -10,6 +10,7 @@ pub mod server;
 use components::action::provide_session_version;
 use components::flash::{provide_page_flash, PageFlashMessage};
 use components::header::Header;
+use components::session_watch::{provide_signed_out, SignedOutNotice};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, Title};
 use leptos_router::{
@@ -54,6 +55,7 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_session_version();
     provide_page_flash();
+    provide_signed_out();
     // Effects only run in the browser: this marks the page as hydrated for tests and CSS.
     Effect::new(|_| {
         if let Some(body) = document().body() {
@@ -69,6 +71,7 @@ pub fn App() -> impl IntoView {
             <a class="skip-link" href="#content">"Skip to content"</a>
             <Header/>
             <main class="page" id="content" tabindex="-1">
+                <SignedOutNotice/>
                 <PageFlashMessage/>
                 // Async SSR: every page is complete HTML before it is sent, so it reads
                 // correctly without JavaScript and can set its own status code.

@@ -172,3 +172,39 @@ test('"Keep me signed in" decides whether the login outlives the browser', async
   await brief.context().close();
   await kept.context().close();
 });
+
+test("an admin's revocation reaches the victim's open tab within 2 seconds, without a click", async ({ page, browser }, testInfo) => {
+  const email = uniqueEmail('open-tab', testInfo);
+  await register(page, email, testInfo);
+  await addFromProductPage(page, 'merino-scarf', 1, testInfo);
+  await open(page, '/account', testInfo);
+  await expect(page.getByTestId('signed-out-notice')).toHaveCount(0);
+
+  const admin = await secondDevice(browser, testInfo);
+  await open(admin, '/login', testInfo);
+  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
+  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await admin.getByRole('button', { name: 'Log in' }).click();
+  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
+  await open(admin, `/admin/sessions?email=${encodeURIComponent(email)}`, testInfo);
+  const row = admin.locator(`[data-testid="session-row"][data-user-email="${email}"]`);
+  await row.getByTestId('revoke-session').click();
+  await admin.getByTestId('confirm-revocation').getByRole('button', { name: 'Revoke this session' }).click();
+  await expect(admin.getByTestId('flash')).toContainText('revoked');
+  const revokedAt = Date.now();
+
+  if (noJs(testInfo)) {
+    // Without JavaScript nothing changes until the next request, which shows it as always.
+    await page.waitForTimeout(2_500);
+    await expect(page.getByTestId('current-user')).toContainText(email);
+    await open(page, '/account', testInfo);
+    await expect(page).toHaveURL(/\/login\?next=/);
+  } else {
+    // The open tab says so by itself, and its header shows nobody logged in and no cart.
+    await expect(page.getByTestId('signed-out-notice')).toContainText('You were signed out', { timeout: 2_000 });
+    console.log(`signed-out notice ${Date.now() - revokedAt} ms after the revocation (${testInfo.project.name})`);
+    await expect(page.getByRole('link', { name: 'Log in' }).first()).toBeVisible();
+    await expectCartCount(page, 0);
+  }
+  await admin.context().close();
+});

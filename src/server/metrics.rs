@@ -3,6 +3,7 @@
 
 use app::server::db::Db;
 use app::server::metrics::Metrics;
+use app::server::session_events::SessionEvents;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -11,13 +12,14 @@ use axum::routing::get;
 use axum::Router;
 
 /// The metrics listener's router: `/metrics`, nothing else.
-pub fn router(db: Db, metrics: Metrics) -> Router {
+pub fn router(db: Db, metrics: Metrics, events: SessionEvents) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
-        .with_state((db, metrics))
+        .with_state((db, metrics, events))
 }
 
-async fn scrape(State((db, metrics)): State<(Db, Metrics)>) -> Response {
+async fn scrape(State((db, metrics, events)): State<(Db, Metrics, SessionEvents)>) -> Response {
+    metrics.set_open_streams(events.open_streams());
     match metrics.scrape(&db).await {
         Ok(text) => (
             [(

@@ -2,6 +2,7 @@
 
 mod assets;
 pub mod config;
+mod events;
 mod forms;
 mod guard;
 mod metrics;
@@ -53,6 +54,7 @@ pub struct Application {
     pool: db::Db,
     sessions: app::server::session_change::SessionWrites,
     metrics: app::server::metrics::Metrics,
+    events: app::server::session_events::SessionEvents,
     header_read_timeout: std::time::Duration,
 }
 
@@ -92,6 +94,7 @@ impl Application {
         let metrics = app::server::metrics::Metrics::new();
         let store = store.with_metrics(metrics.clone());
         let context = AppContext {
+            events: Default::default(),
             metrics,
             db: pool.clone(),
             sessions: app::server::session_change::SessionWrites::new(pool.clone()),
@@ -101,6 +104,7 @@ impl Application {
         };
         let sessions = context.sessions.clone();
         let metrics = context.metrics.clone();
+        let events = context.events.clone();
         let router = router::build(&config, context, store.clone());
         Ok(Application {
             listener,
@@ -110,6 +114,7 @@ impl Application {
             pool,
             sessions,
             metrics,
+            events,
             header_read_timeout: config.header_read_timeout,
         })
     }
@@ -153,8 +158,20 @@ impl Application {
                 let _ = signalled.wait_for(|stop| *stop).await.map(drop);
             }
         };
+        // Open pages hear of ended logins from the database's feed; at shutdown their streams
+        // end at once, so that they do not hold up the drain.
+        let feed = tokio::spawn(self.events.clone().follow(self.pool.clone()));
+        let events_stop = {
+            let events = self.events.clone();
+            let stop = stopping();
+            tokio::spawn(async move {
+                stop.await;
+                events.shut_down();
+            })
+        };
         let metrics = self.metrics_listener.map(|listener| {
-            let router = metrics::router(self.pool.clone(), self.metrics.clone());
+            let router =
+                metrics::router(self.pool.clone(), self.metrics.clone(), self.events.clone());
             tokio::spawn(serve::serve(
                 listener,
                 router,
@@ -180,6 +197,8 @@ impl Application {
             }
         };
         sweeper.abort();
+        feed.abort();
+        events_stop.abort();
         if let Some(metrics) = metrics {
             metrics.abort();
         }

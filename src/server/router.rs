@@ -74,6 +74,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
 
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/session/events", get(super::events::session_events))
         .leptos_routes_with_context(&state, routes, page_context, {
             let options = leptos_options.clone();
             move || shell(options.clone())

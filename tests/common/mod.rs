@@ -502,7 +502,66 @@ impl ServerProcess {
     }
 }
 
+/// An open `GET /api/session/events` stream, read event by event.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// Opens the stream of the session `cookie` (the `id` cookie's value) at `base`.
+    pub async fn open(base: &str, cookie: &str) -> EventStream {
+        let response = reqwest::Client::new()
+            .get(format!("{base}/api/session/events"))
+            .header("cookie", format!("id={cookie}"))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("the stream opens");
+        assert_eq!(response.status(), 200, "event stream");
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        EventStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event's (name, data) within `limit` (comments are skipped); `None` if none
+    /// came in time; `Some(("", ""))` when the server closed the stream.
+    pub async fn next(&mut self, limit: std::time::Duration) -> Option<(String, String)> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut name = String::new();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = value.trim().to_string();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data = value.trim().to_string();
+                    }
+                }
+                if name.is_empty() && data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some((name, data));
+            }
+            match tokio::time::timeout_at(deadline, self.response.chunk()).await {
+                Err(_) => return None,
+                Ok(Ok(Some(bytes))) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) | Ok(Err(_)) => return Some((String::new(), String::new())),
+            }
+        }
+    }
+}
+
 impl ServerProcess {
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal (`"TERM"`, `"KILL"`) to the server process.
     pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")

@@ -3,6 +3,7 @@
 use crate::api::auth::{me, Logout};
 use crate::api::cart::get_cart;
 use crate::components::action::{refresh_after, session_version};
+use crate::components::session_watch;
 use leptos::prelude::*;
 
 #[component]
@@ -20,16 +21,24 @@ pub fn Header() -> impl IntoView {
                 <Suspense fallback=|| ()>
                     {move || Suspend::new(async move {
                         match user.await.ok().and_then(|me| me.user) {
-                            Some(user) => view! {
+                            Some(user) => {
+                                let id = user.id;
+                                // Browser only: hear at once if this login ends.
+                                Effect::new(move |_| session_watch::watch(id));
+                                view! {
                                 <a href="/account" data-testid="current-user">{user.email}</a>
                                 <ActionForm action=logout>
                                     <button type="submit" class="link">"Log out"</button>
                                 </ActionForm>
-                            }.into_any(),
-                            None => view! {
+                            }.into_any()
+                            }
+                            None => {
+                                Effect::new(|_| session_watch::unwatch());
+                                view! {
                                 <a href="/login">"Log in"</a>
                                 <a href="/register">"Register"</a>
-                            }.into_any(),
+                            }.into_any()
+                            }
                         }
                     })}
                 </Suspense>

@@ -7,3 +7,4 @@ pub mod pager;
 pub mod product_card;
 pub mod quantity_picker;
 pub mod require_login;
+pub mod session_watch;

@@ -140,6 +140,7 @@ struct Inner {
     checkouts: IntCounterVec,
     sessions_live: IntGaugeVec,
     pool_connections: IntGaugeVec,
+    streams_open: prometheus::IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -244,6 +245,13 @@ impl Metrics {
                 "This server's database connections, in use and idle.",
                 &["state"],
             ),
+            streams_open: register(
+                &registry,
+                prometheus::IntGauge::new(
+                    "session_event_streams_open",
+                    "Open pages of logged-in sessions waiting to hear that their login ended (this instance).",
+                ),
+            ),
             registry,
         };
         // Every known label value from the start: a rate over a series that appears late
@@ -335,6 +343,13 @@ impl Metrics {
 
     pub fn checkout(&self, outcome: CheckoutOutcome) {
         self.0.checkouts.with_label_values(&[outcome.label()]).inc();
+    }
+
+    /// The number of open session-event streams (read from the hub when scraped).
+    pub fn set_open_streams(&self, open: usize) {
+        self.0
+            .streams_open
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
     /// Every metric in the Prometheus text format, the gauges read from `db` first.

@@ -13,6 +13,7 @@ pub mod request;
 pub mod seed;
 pub mod session;
 pub mod session_change;
+pub mod session_events;
 pub mod session_guard;
 pub mod session_store;
 pub mod throttle;
@@ -32,6 +33,8 @@ pub struct AppContext {
     pub catalog: catalog::CatalogCache,
     /// This server's Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// This server's hub of open pages waiting to hear that their login ended.
+    pub events: session_events::SessionEvents,
 }
 
 /// The request's `AppContext`. A missing context is a wiring bug, reported as a server error.

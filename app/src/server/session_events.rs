@@ -1,0 +1,351 @@
+//! Tells a login's open pages at once that it ended — revoked by an admin or by its owner on
+//! another device, ended by a password change or a logout in another tab, or timed out.
+//!
+//! One hub per server. Its feed is the database's shared notification, so a login ended on
+//! any instance reaches the streams of every instance: on PostgreSQL a trigger on the
+//! registry `NOTIFY`s the handle of every row that ends (`LISTEN` here); SQLite has no
+//! notification across processes, so the hub polls the registry's recently ended rows twice a
+//! second. Either way each open page's stream (an SSE response, see the server's `events`
+//! module) learns of it well within 2 seconds. A stream also re-checks its login's row when
+//! the login's next timeout is due and whenever the feed may have missed something (a
+//! dropped listener connection, a slow stream that lagged behind).
+
+use super::db::Db;
+use super::policy::SessionPolicy;
+use crate::on_db;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+
+/// The PostgreSQL channel the registry's trigger notifies (migrations/postgres/0004).
+pub const CHANNEL: &str = "coatcheck_session_ended";
+
+/// How often SQLite's registry is polled for ended logins.
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Open streams at most, per login and per server: a tab holds one; past the limit a new one
+/// is refused (503) rather than letting one client hold unbounded connections.
+pub const MAX_STREAMS_PER_LOGIN: usize = 32;
+pub const MAX_STREAMS: usize = 10_000;
+
+/// What the feed says: this login ended, or "check yours" (something may have been missed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Notice {
+    Ended(Arc<str>),
+    CheckAll,
+}
+
+/// The hub of one server. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct SessionEvents(Arc<Inner>);
+
+struct Inner {
+    notices: broadcast::Sender<Notice>,
+    shutdown: watch::Sender<bool>,
+    /// Open streams per login handle.
+    open: Mutex<HashMap<Arc<str>, usize>>,
+}
+
+impl std::fmt::Debug for SessionEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SessionEvents({} open)", self.open_streams())
+    }
+}
+
+impl Default for SessionEvents {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why a stream may not open.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("too many open pages for this login")]
+    PerLogin,
+    #[error("too many open pages")]
+    Server,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// What a stream learns next.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Its login ended.
+    Ended,
+    /// Its login's row must be read again (a timeout is due, or the feed may have missed it).
+    Check,
+    /// The server is stopping: end the stream (the page reconnects to another instance).
+    Shutdown,
+}
+
+impl SessionEvents {
+    pub fn new() -> SessionEvents {
+        let (notices, _) = broadcast::channel(1024);
+        let (shutdown, _) = watch::channel(false);
+        SessionEvents(Arc::new(Inner {
+            notices,
+            shutdown,
+            open: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// A stream for the login `handle`, counted until dropped.
+    pub fn subscribe(&self, handle: &str) -> Result<Subscription, SubscribeError> {
+        if *self.0.shutdown.borrow() {
+            return Err(SubscribeError::ShuttingDown);
+        }
+        let handle: Arc<str> = handle.into();
+        {
+            let mut open = self.0.open.lock().unwrap_or_else(|e| e.into_inner());
+            let total: usize = open.values().sum();
+            if total >= MAX_STREAMS {
+                return Err(SubscribeError::Server);
+            }
+            let mine = open.entry(handle.clone()).or_default();
+            if *mine >= MAX_STREAMS_PER_LOGIN {
+                return Err(SubscribeError::PerLogin);
+            }
+            *mine += 1;
+        }
+        Ok(Subscription {
+            notices: self.0.notices.subscribe(),
+            shutdown: self.0.shutdown.subscribe(),
+            handle,
+            hub: self.clone(),
+        })
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.0
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
+    }
+
+    /// Ends every stream (at shutdown: open pages reconnect elsewhere) and refuses new ones.
+    pub fn shut_down(&self) {
+        let _ = self.0.shutdown.send(true);
+    }
+
+    fn ended(&self, handle: &str) {
+        let _ = self.0.notices.send(Notice::Ended(handle.into()));
+    }
+
+    fn check_all(&self) {
+        let _ = self.0.notices.send(Notice::CheckAll);
+    }
+
+    /// Feeds the hub from the database until the server stops (spawned by the server).
+    pub async fn follow(self, db: Db) {
+        match db {
+            Db::Postgres(pool) => self.listen(pool).await,
+            Db::Sqlite(_) => self.poll(db).await,
+        }
+    }
+
+    /// PostgreSQL: `LISTEN`. A lost connection may have lost notifications: every stream then
+    /// checks its row once the listener is back.
+    async fn listen(self, pool: sqlx::PgPool) {
+        let mut shutdown = self.0.shutdown.subscribe();
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(%error, "session events: cannot connect the listener");
+                    if wait_or_stop(&mut shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if let Err(error) = listener.listen(CHANNEL).await {
+                tracing::warn!(%error, "session events: cannot LISTEN");
+                if wait_or_stop(&mut shutdown, Duration::from_secs(1)).await {
+                    return;
+                }
+                continue;
+            }
+            // Anything that ended while no listener was connected.
+            self.check_all();
+            loop {
+                tokio::select! {
+                    received = listener.try_recv() => match received {
+                        Ok(Some(notification)) => self.ended(notification.payload()),
+                        // The connection was lost (the next call reconnects): check everything.
+                        Ok(None) => self.check_all(),
+                        Err(error) => {
+                            tracing::warn!(%error, "session events: the listener failed");
+                            self.check_all();
+                            break;
+                        }
+                    },
+                    _ = stopping(&mut shutdown) => return,
+                }
+            }
+        }
+    }
+
+    /// SQLite: the rows that ended since the last look (with a second of overlap, as the
+    /// registry keeps whole seconds; a handle seen twice is harmless).
+    async fn poll(self, db: Db) {
+        let mut shutdown = self.0.shutdown.subscribe();
+        let mut since = super::registry::now() - 1;
+        loop {
+            if wait_or_stop(&mut shutdown, POLL_INTERVAL).await {
+                return;
+            }
+            let now = super::registry::now();
+            let ended: Result<Vec<String>, sqlx::Error> = on_db!(&db, pool => sqlx::query_scalar(
+                "SELECT handle FROM session_registry WHERE ended_at >= $1"
+            )
+            .bind(since - 1)
+            .fetch_all(pool)
+            .await);
+            match ended {
+                Ok(handles) => {
+                    for handle in handles {
+                        self.ended(&handle);
+                    }
+                    since = now;
+                }
+                Err(error) => tracing::warn!(%error, "session events: cannot read the registry"),
+            }
+        }
+    }
+}
+
+/// Resolves once the server is stopping (the guard `wait_for` returns is dropped at once).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await.map(drop);
+}
+
+/// Sleeps for `period`; true if the server is stopping.
+async fn wait_or_stop(shutdown: &mut watch::Receiver<bool>, period: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(period) => *shutdown.borrow(),
+        _ = stopping(shutdown) => true,
+    }
+}
+
+/// One open page's view of the hub.
+pub struct Subscription {
+    notices: broadcast::Receiver<Notice>,
+    shutdown: watch::Receiver<bool>,
+    handle: Arc<str>,
+    hub: SessionEvents,
+}
+
+impl Subscription {
+    /// Waits for what concerns this login, or until `check_at` (a timeout may be due).
+    pub async fn next(&mut self, check_at: tokio::time::Instant) -> Wake {
+        loop {
+            tokio::select! {
+                notice = self.notices.recv() => match notice {
+                    Ok(Notice::Ended(handle)) if handle == self.handle => return Wake::Ended,
+                    Ok(Notice::Ended(_)) => continue,
+                    Ok(Notice::CheckAll) => return Wake::Check,
+                    // Fell behind the feed: what was missed may have been ours.
+                    Err(broadcast::error::RecvError::Lagged(_)) => return Wake::Check,
+                    Err(broadcast::error::RecvError::Closed) => return Wake::Shutdown,
+                },
+                _ = stopping(&mut self.shutdown) => return Wake::Shutdown,
+                _ = tokio::time::sleep_until(check_at) => return Wake::Check,
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut open = self.hub.0.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.handle) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.handle);
+            }
+        }
+    }
+}
+
+/// Where a login stands, from its registry row.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginState {
+    /// Live; its next timeout is due in this many seconds (from now).
+    Live { due_in_secs: u64 },
+    /// Ended (logged out, revoked, replaced by a password change).
+    Ended,
+    /// Past its idle or absolute timeout (its next request will sign it out).
+    TimedOut,
+}
+
+/// Reads the login `handle`'s registry row: live, ended, or timed out by `policy`.
+pub async fn login_state(
+    db: &Db,
+    policy: &SessionPolicy,
+    handle: &str,
+) -> Result<LoginState, sqlx::Error> {
+    let row: Option<(Option<i64>, i64, i64, bool)> = on_db!(db, pool => sqlx::query_as(
+        "SELECT ended_at, created_at, last_seen_at, remembered FROM session_registry WHERE handle = $1"
+    )
+    .bind(handle)
+    .fetch_optional(pool)
+    .await)?;
+    let Some((ended_at, created_at, last_seen_at, remembered)) = row else {
+        return Ok(LoginState::Ended);
+    };
+    if ended_at.is_some() {
+        return Ok(LoginState::Ended);
+    }
+    let (idle, absolute) = policy.login_timeouts(remembered);
+    let now = super::registry::now();
+    // The guard signs a login out once more than the timeout has passed.
+    let due =
+        (last_seen_at + idle.as_secs() as i64).min(created_at + absolute.as_secs() as i64) + 1;
+    if now >= due {
+        return Ok(LoginState::TimedOut);
+    }
+    Ok(LoginState::Live {
+        due_in_secs: u64::try_from(due - now).unwrap_or(1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn streams_are_counted_capped_and_woken_for_their_own_login_only() {
+        let hub = SessionEvents::new();
+        let mut mine = hub.subscribe("a").unwrap();
+        let mut other = hub.subscribe("b").unwrap();
+        assert_eq!(hub.open_streams(), 2);
+        hub.ended("a");
+        let later = tokio::time::Instant::now() + Duration::from_secs(5);
+        assert_eq!(mine.next(later).await, Wake::Ended);
+        let soon = tokio::time::Instant::now() + Duration::from_millis(50);
+        assert_eq!(
+            other.next(soon).await,
+            Wake::Check,
+            "b only waits for its check"
+        );
+        drop(mine);
+        assert_eq!(hub.open_streams(), 1);
+
+        let held: Vec<_> = (0..MAX_STREAMS_PER_LOGIN)
+            .map(|_| hub.subscribe("c").unwrap())
+            .collect();
+        assert_eq!(hub.subscribe("c").err(), Some(SubscribeError::PerLogin));
+        drop(held);
+        assert!(hub.subscribe("c").is_ok());
+
+        hub.shut_down();
+        assert_eq!(other.next(later).await, Wake::Shutdown);
+        assert_eq!(hub.subscribe("d").err(), Some(SubscribeError::ShuttingDown));
+    }
+}

@@ -1,0 +1,282 @@
+//! An open page of a login hears at once that the login ended (the `/api/session/events`
+//! stream): revoked by an admin, by its owner elsewhere, by a password change, a logout in
+//! another tab, a timeout; on another instance too; bounded, and closed at shutdown.
+#![cfg(feature = "ssr")]
+
+mod common;
+use common::{
+    admin, fresh_database_url, spawn_app, spawn_app_with, testid_attr, EventStream, ServerProcess,
+    Shopper, TestApp, PASSWORD,
+};
+use std::time::{Duration, Instant};
+
+/// "Within 2 seconds" of the issue, for the page; the server's part must fit well inside it.
+const AT_ONCE: Duration = Duration::from_secs(2);
+
+async fn logged_in(app: &TestApp, email: &str) -> Shopper {
+    let mut shopper = Shopper::new(app);
+    let reply = shopper.register(email, PASSWORD).await;
+    if reply.status == 409 {
+        assert_eq!(shopper.login(email, PASSWORD).await.status, 200);
+    }
+    shopper
+}
+
+/// A second login of the same user (another device).
+async fn second_device(app: &TestApp, email: &str) -> Shopper {
+    let mut other = Shopper::new(app);
+    assert_eq!(other.login(email, PASSWORD).await.status, 200);
+    other
+}
+
+async fn expect_signed_out(stream: &mut EventStream, what: &str) {
+    let started = Instant::now();
+    let event = stream.next(AT_ONCE).await;
+    assert_eq!(
+        event.as_ref().map(|(name, _)| name.as_str()),
+        Some("signed-out"),
+        "{what}: {event:?} after {:?}",
+        started.elapsed()
+    );
+    // Then the stream ends.
+    assert_eq!(
+        stream.next(Duration::from_secs(1)).await,
+        Some((String::new(), String::new())),
+        "{what}: the stream closes"
+    );
+}
+
+#[tokio::test]
+async fn every_way_a_login_ends_reaches_its_open_pages_at_once() {
+    let app = spawn_app().await;
+    let mut boss = admin(&app).await;
+
+    // An admin revokes it.
+    let victim = logged_in(&app, "one@example.com").await;
+    let mut stream = EventStream::open(&app.base, victim.cookie.as_deref().unwrap()).await;
+    assert_eq!(
+        stream.next(Duration::from_millis(700)).await,
+        None,
+        "nothing while live"
+    );
+    let page = boss.get("/admin/sessions?email=one%40example.com").await;
+    let handle = testid_attr(&page.body, "session-row", "data-session").remove(0);
+    let reply = boss
+        .post("/api/admin/sessions/revoke", &[("session", &handle)])
+        .await;
+    assert_eq!(reply.status, 200);
+    expect_signed_out(&mut stream, "admin revocation").await;
+
+    // Its owner signs out everywhere else.
+    let mut owner = logged_in(&app, "two@example.com").await;
+    let other = second_device(&app, "two@example.com").await;
+    let mut theirs = EventStream::open(&app.base, other.cookie.as_deref().unwrap()).await;
+    let mut mine = EventStream::open(&app.base, owner.cookie.as_deref().unwrap()).await;
+    let reply = owner.post("/api/account/sessions/revoke-others", &[]).await;
+    assert_eq!(reply.status, 200);
+    expect_signed_out(&mut theirs, "sign out other devices").await;
+    assert_eq!(
+        mine.next(Duration::from_millis(700)).await,
+        None,
+        "this device stays"
+    );
+
+    // A password change ends the other device's login.
+    let other = second_device(&app, "two@example.com").await;
+    let mut theirs = EventStream::open(&app.base, other.cookie.as_deref().unwrap()).await;
+    let reply = owner
+        .post(
+            "/api/account/password",
+            &[("current", PASSWORD), ("new", "a brand new passphrase")],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    expect_signed_out(&mut theirs, "password change").await;
+
+    // A logout in another tab of the same browser (same cookie).
+    let mut tabs = logged_in(&app, "three@example.com").await;
+    let mut other_tab = EventStream::open(&app.base, tabs.cookie.as_deref().unwrap()).await;
+    assert_eq!(tabs.post("/api/logout", &[]).await.status, 200);
+    expect_signed_out(&mut other_tab, "logout in another tab").await;
+
+    // A session without a login hears it at once.
+    let mut anonymous = Shopper::new(&app);
+    anonymous
+        .add(common::product_id(&app, "merino-scarf").await, "1")
+        .await;
+    let mut stream = EventStream::open(&app.base, anonymous.cookie.as_deref().unwrap()).await;
+    assert_eq!(
+        stream.next(AT_ONCE).await,
+        Some(("signed-out".to_string(), "none".to_string()))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_login_that_times_out_tells_its_page() {
+    let app = spawn_app_with(|config| {
+        config.policy.login_idle_timeout = Duration::from_secs(2);
+        config.policy.touch_interval = Duration::from_secs(1);
+    })
+    .await;
+    let shopper = logged_in(&app, "idle@example.com").await;
+    let started = Instant::now();
+    let mut stream = EventStream::open(&app.base, shopper.cookie.as_deref().unwrap()).await;
+    // Due once more than 2 s have passed since the last activity (whole seconds): 3-4 s.
+    let event = stream.next(Duration::from_secs(6)).await;
+    assert_eq!(
+        event,
+        Some(("signed-out".to_string(), "timed-out".to_string()))
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2),
+        "not before the timeout: {waited:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn streams_are_capped_per_login() {
+    let app = spawn_app().await;
+    let shopper = logged_in(&app, "tabs@example.com").await;
+    let cookie = shopper.cookie.clone().unwrap();
+    let mut open = Vec::new();
+    for _ in 0..app::server::session_events::MAX_STREAMS_PER_LOGIN {
+        open.push(EventStream::open(&app.base, &cookie).await);
+    }
+    let refused = reqwest::Client::new()
+        .get(app.url("/api/session/events"))
+        .header("cookie", format!("id={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert!(refused.headers().contains_key("retry-after"));
+    let metrics = app.scrape().await;
+    assert_eq!(
+        common::sample(&metrics, "coatcheck_session_event_streams_open"),
+        app::server::session_events::MAX_STREAMS_PER_LOGIN as f64
+    );
+    drop(open);
+    app.stop().await;
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_hundred_open_streams_cost_little_and_all_close_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let mut server = ServerProcess::start(&url).await;
+    let app_like = TestAppRef {
+        base: server.base.clone(),
+    };
+    // 8 logins × 25 pages = 200 streams.
+    let mut cookies = Vec::new();
+    for i in 0..8 {
+        let mut shopper = app_like.shopper();
+        let reply = shopper
+            .register(&format!("many{i}@example.com"), PASSWORD)
+            .await;
+        assert_eq!(reply.status, 200);
+        cookies.push(shopper.cookie.unwrap());
+    }
+    // One stream first, so that what is measured is the cost of the 199 others.
+    let mut streams = vec![EventStream::open(&server.base, &cookies[0]).await];
+    let before = rss_kib(server.pid());
+    for i in 1..200 {
+        streams.push(EventStream::open(&server.base, &cookies[i % 8]).await);
+    }
+    let after = rss_kib(server.pid());
+    let grown = after.saturating_sub(before);
+    eprintln!("RSS {before} KiB with 1 stream, {after} KiB with 200 (+{grown} KiB)");
+    assert!(
+        grown < 16 * 1024,
+        "199 more streams cost {grown} KiB (at most 16 MiB expected)"
+    );
+
+    let stopping = Instant::now();
+    server.signal("TERM");
+    for stream in &mut streams {
+        assert_eq!(
+            stream.next(Duration::from_secs(5)).await,
+            Some((String::new(), String::new())),
+            "every stream ends at shutdown"
+        );
+    }
+    let status = server
+        .wait_exit(coatcheck::server::DRAIN_TIMEOUT)
+        .await
+        .expect("the server exits within the drain limit");
+    assert!(status.success());
+    eprintln!(
+        "200 streams closed and the server exited in {:?}",
+        stopping.elapsed()
+    );
+}
+
+/// A base URL to make shoppers for (a server in another process).
+struct TestAppRef {
+    base: String,
+}
+
+impl TestAppRef {
+    fn shopper(&self) -> Shopper {
+        Shopper {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_instance_reaches_the_page_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let a = ServerProcess::start(&url).await;
+    let b = ServerProcess::start(&url).await;
+    let on_a = TestAppRef {
+        base: a.base.clone(),
+    };
+    let on_b = TestAppRef {
+        base: b.base.clone(),
+    };
+    let mut laptop = on_a.shopper();
+    assert_eq!(
+        laptop
+            .register("roaming@example.com", PASSWORD)
+            .await
+            .status,
+        200
+    );
+    let mut phone = on_b.shopper();
+    assert_eq!(
+        phone.login("roaming@example.com", PASSWORD).await.status,
+        200
+    );
+    let mut stream = EventStream::open(&a.base, laptop.cookie.as_deref().unwrap()).await;
+    assert_eq!(stream.next(Duration::from_millis(700)).await, None);
+    let started = Instant::now();
+    let reply = phone.post("/api/account/sessions/revoke-others", &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    expect_signed_out(&mut stream, "revoked on the other instance").await;
+    eprintln!(
+        "heard on A {:?} after the revocation on B",
+        started.elapsed()
+    );
+    let _ = laptop.me().await;
+}
