@@ -20,14 +20,7 @@ async fn instances(n: usize) -> (tempfile::TempDir, String, Vec<ServerProcess>) 
 
 /// A shopper without a session yet, whose requests go to `server` until moved with [`on`].
 fn shopper(server: &ServerProcess) -> Shopper {
-    Shopper {
-        base: server.base.clone(),
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        cookie: None,
-    }
+    server.shopper()
 }
 
 /// The same shopper (same cookie), now talking to `server`.

@@ -5,22 +5,13 @@
 
 mod common;
 use common::{
-    admin, fresh_database_url, spawn_app, spawn_app_with, testid_attr, EventStream, ServerProcess,
-    Shopper, TestApp, PASSWORD,
+    admin, fresh_database_url, logged_in, spawn_app, spawn_app_with, testid_attr, EventStream,
+    ServerProcess, Shopper, TestApp, PASSWORD,
 };
 use std::time::{Duration, Instant};
 
 /// "Within 2 seconds" of the issue, for the page; the server's part must fit well inside it.
 const AT_ONCE: Duration = Duration::from_secs(2);
-
-async fn logged_in(app: &TestApp, email: &str) -> Shopper {
-    let mut shopper = Shopper::new(app);
-    let reply = shopper.register(email, PASSWORD).await;
-    if reply.status == 409 {
-        assert_eq!(shopper.login(email, PASSWORD).await.status, 200);
-    }
-    shopper
-}
 
 /// A second login of the same user (another device).
 async fn second_device(app: &TestApp, email: &str) -> Shopper {
@@ -178,13 +169,10 @@ async fn two_hundred_open_streams_cost_little_and_all_close_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(&dir).await;
     let mut server = ServerProcess::start(&url).await;
-    let app_like = TestAppRef {
-        base: server.base.clone(),
-    };
     // 8 logins × 25 pages = 200 streams.
     let mut cookies = Vec::new();
     for i in 0..8 {
-        let mut shopper = app_like.shopper();
+        let mut shopper = server.shopper();
         let reply = shopper
             .register(&format!("many{i}@example.com"), PASSWORD)
             .await;
@@ -225,37 +213,13 @@ async fn two_hundred_open_streams_cost_little_and_all_close_at_shutdown() {
     );
 }
 
-/// A base URL to make shoppers for (a server in another process).
-struct TestAppRef {
-    base: String,
-}
-
-impl TestAppRef {
-    fn shopper(&self) -> Shopper {
-        Shopper {
-            base: self.base.clone(),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            cookie: None,
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_revocation_on_one_instance_reaches_the_page_on_another() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(&dir).await;
     let a = ServerProcess::start(&url).await;
     let b = ServerProcess::start(&url).await;
-    let on_a = TestAppRef {
-        base: a.base.clone(),
-    };
-    let on_b = TestAppRef {
-        base: b.base.clone(),
-    };
-    let mut laptop = on_a.shopper();
+    let mut laptop = a.shopper();
     assert_eq!(
         laptop
             .register("roaming@example.com", PASSWORD)
@@ -263,7 +227,7 @@ async fn a_revocation_on_one_instance_reaches_the_page_on_another() {
             .status,
         200
     );
-    let mut phone = on_b.shopper();
+    let mut phone = b.shopper();
     assert_eq!(
         phone.login("roaming@example.com", PASSWORD).await.status,
         200

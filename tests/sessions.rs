@@ -4,19 +4,9 @@
 
 mod common;
 use common::{
-    admin, product_id, sample, spawn_app, spawn_app_with, testid_attr, testid_text, Shopper,
-    TestApp, PASSWORD,
+    admin, logged_in, product_id, sample, spawn_app, spawn_app_with, testid_attr, testid_text,
+    Shopper, TestApp, PASSWORD,
 };
-
-/// A logged-in shopper (registered, then logged in afresh so is_admin is read anew).
-async fn logged_in(app: &TestApp, email: &str) -> Shopper {
-    let mut shopper = Shopper::new(app);
-    let reply = shopper.register(email, PASSWORD).await;
-    if reply.status == 409 {
-        assert_eq!(shopper.login(email, PASSWORD).await.status, 200);
-    }
-    shopper
-}
 
 #[tokio::test]
 async fn admin_revocation_takes_effect_on_the_next_request() {
@@ -377,7 +367,7 @@ async fn expired_sessions_are_swept_and_their_rows_closed() {
     let store = app::server::session_store::ShopSessionStore::new(db.clone(), &Default::default())
         .with_metrics(metrics.clone());
     store.delete_expired().await.unwrap();
-    let scrape = metrics.scrape(&db).await.unwrap();
+    let scrape = metrics.scrape(&db, &Default::default()).await.unwrap();
     assert_eq!(
         sample(
             &scrape,
@@ -954,7 +944,11 @@ async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
     // last recorded activity, so 3 s and a bit): only the remembered login is kept.
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
     assert_eq!(brief.me().await["user"], serde_json::Value::Null);
-    assert_eq!(kept.me().await["user"]["email"], "kept@example.com");
+    // Used again after the touch interval: the persistent cookie is sent again, renewed.
+    let reply = kept.get("/api/me").await;
+    assert_eq!(reply.json()["user"]["email"], "kept@example.com");
+    let renewed = session_cookie_header(&reply).expect("the cookie is renewed with use");
+    assert!(renewed.contains("Max-Age=604800"), "{renewed}");
     // Past the short absolute timeout (4 s, whole seconds), the remembered login lasts until
     // the long one (7 s), then ends too.
     tokio::time::sleep(std::time::Duration::from_millis(2300)).await;

@@ -41,6 +41,9 @@ test('the wasm, JS and CSS have content-hashed names, are cached for good, and a
   await expect(page.getByRole('heading', { name: 'Your cart' })).toBeVisible();
   const again = downloads().slice(before);
   expect(again.map((d) => d.path), 'assets downloaded again on the repeat visit').toEqual([]);
+  console.log(
+    `[${testInfo.project.name}] /pkg/ downloads: ${first.length} on the first visit (${first.map((d) => d.path.replace(/^\/pkg\//, '')).join(', ')}), ${again.length} on the next page`,
+  );
   // Still styled, and (with JavaScript) hydrated from the cached wasm: `open` waited for it.
   const headerColor = await page.locator('header').evaluate((el) => getComputedStyle(el).backgroundColor);
   expect(headerColor).not.toBe('rgba(0, 0, 0, 0)');

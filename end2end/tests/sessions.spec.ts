@@ -13,6 +13,17 @@ async function secondDevice(browser: Browser, testInfo: TestInfo): Promise<Page>
   return context.newPage();
 }
 
+/** The shop admin, logged in on a device of their own. */
+async function adminDevice(browser: Browser, testInfo: TestInfo): Promise<Page> {
+  const admin = await secondDevice(browser, testInfo);
+  await open(admin, '/login', testInfo);
+  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
+  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await admin.getByRole('button', { name: 'Log in' }).click();
+  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
+  return admin;
+}
+
 async function expectLoggedOut(page: Page, testInfo: TestInfo) {
   await open(page, '/account', testInfo);
   await expect(page).toHaveURL(/\/login\?next=\/account$/);
@@ -25,12 +36,7 @@ test('an admin revokes a shopper, whose next request is logged out with an empty
   await addFromProductPage(page, 'merino-scarf', 2, testInfo);
   await expectCartCount(page, 2);
 
-  const admin = await secondDevice(browser, testInfo);
-  await open(admin, '/login', testInfo);
-  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
-  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await admin.getByRole('button', { name: 'Log in' }).click();
-  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
+  const admin = await adminDevice(browser, testInfo);
   await open(admin, `/admin/sessions?email=${encodeURIComponent(email)}`, testInfo);
   const row = admin.locator(`[data-testid="session-row"][data-user-email="${email}"]`);
   await expect(row).toHaveCount(1);
@@ -108,12 +114,7 @@ test('changing the password signs out the other device', async ({ page, browser 
 test('"Revoke all of this user" lines up with "Revoke" at every width, and asks before it acts', async ({ page, browser }, testInfo) => {
   const email = uniqueEmail('aligned', testInfo);
   await register(page, email, testInfo);
-  const admin = await secondDevice(browser, testInfo);
-  await open(admin, '/login', testInfo);
-  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
-  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await admin.getByRole('button', { name: 'Log in' }).click();
-  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
+  const admin = await adminDevice(browser, testInfo);
   await open(admin, `/admin/sessions?email=${encodeURIComponent(email)}`, testInfo);
   const row = admin.locator(`[data-testid="session-row"][data-user-email="${email}"]`);
   for (const width of [360, 600, 900, 1280]) {
@@ -180,12 +181,7 @@ test("an admin's revocation reaches the victim's open tab within 2 seconds, with
   await open(page, '/account', testInfo);
   await expect(page.getByTestId('signed-out-notice')).toHaveCount(0);
 
-  const admin = await secondDevice(browser, testInfo);
-  await open(admin, '/login', testInfo);
-  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
-  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await admin.getByRole('button', { name: 'Log in' }).click();
-  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
+  const admin = await adminDevice(browser, testInfo);
   await open(admin, `/admin/sessions?email=${encodeURIComponent(email)}`, testInfo);
   const row = admin.locator(`[data-testid="session-row"][data-user-email="${email}"]`);
   await row.getByTestId('revoke-session').click();

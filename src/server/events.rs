@@ -79,6 +79,15 @@ pub async fn session_events(State(state): State<AppState>, session: Session) -> 
             match watch.subscription.next(check_at).await {
                 Wake::Ended => return Some((Ok::<_, Infallible>(signed_out("ended")), None)),
                 Wake::Check => check = true,
+                Wake::Missed => {
+                    // Every stream hears this at once: spread their reads over two seconds
+                    // rather than queue thousands on the pool in the same instant.
+                    let pause = Duration::from_millis(rand::random::<u64>() % 2000);
+                    if watch.subscription.pause(pause).await {
+                        return None;
+                    }
+                    check = true;
+                }
                 Wake::Shutdown => return None,
             }
         }

@@ -1,6 +1,7 @@
 //! Middleware around every request: the cross-site check for state-changing requests, the
 //! session timeouts, and the security headers.
 
+use app::server::session_guard::Activity;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -86,9 +87,10 @@ pub async fn session_timeouts(
     request: Request,
     next: Next,
 ) -> Response {
+    let mut activity = Activity::Unchanged;
     if !is_static(request.uri().path()) {
         if let Some(session) = request.extensions().get::<Session>().cloned() {
-            if let Err(error) = app::server::session_guard::enforce(
+            match app::server::session_guard::enforce(
                 &state.context.sessions,
                 &state.context.policy,
                 &state.context.metrics,
@@ -96,17 +98,25 @@ pub async fn session_timeouts(
             )
             .await
             {
-                tracing::error!(%error, "session check failed");
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    [(header::RETRY_AFTER, "5")],
-                    "The shop is busy. Please try again in a moment.",
-                )
-                    .into_response();
+                Ok(recorded) => activity = recorded,
+                Err(error) => {
+                    tracing::error!(%error, "session check failed");
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        [(header::RETRY_AFTER, "5")],
+                        "The shop is busy. Please try again in a moment.",
+                    )
+                        .into_response();
+                }
             }
         }
     }
-    next.run(request).await
+    let mut response = next.run(request).await;
+    // For `sessions::cookie_lifetime`, which renews the cookie of a session in use.
+    if activity == Activity::Recorded {
+        response.extensions_mut().insert(activity);
+    }
+    response
 }
 
 /// This request's CSP nonce, chosen before the page renders (see [`page_nonce`]).

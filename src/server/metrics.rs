@@ -1,9 +1,8 @@
 //! Prometheus: the operators' listener (`COATCHECK_METRICS_ADDR`, serving `GET /metrics`) and
 //! the middleware that counts and times the shop's requests by route template.
 
-use app::server::db::Db;
 use app::server::metrics::Metrics;
-use app::server::session_events::SessionEvents;
+use app::server::AppContext;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -12,15 +11,16 @@ use axum::routing::get;
 use axum::Router;
 
 /// The metrics listener's router: `/metrics`, nothing else.
-pub fn router(db: Db, metrics: Metrics, events: SessionEvents) -> Router {
+pub fn router(context: AppContext) -> Router {
     Router::new()
         .route("/metrics", get(scrape))
-        .with_state((db, metrics, events))
+        .with_state(context)
 }
 
-async fn scrape(State((db, metrics, events)): State<(Db, Metrics, SessionEvents)>) -> Response {
-    metrics.set_open_streams(events.open_streams());
-    match metrics.scrape(&db).await {
+async fn scrape(State(context): State<AppContext>) -> Response {
+    let metrics = &context.metrics;
+    metrics.set_open_streams(context.events.open_streams());
+    match metrics.scrape(&context.db, &context.policy).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

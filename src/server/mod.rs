@@ -53,8 +53,8 @@ pub struct Application {
     store: ShopSessionStore,
     pool: db::Db,
     sessions: app::server::session_change::SessionWrites,
-    metrics: app::server::metrics::Metrics,
-    events: app::server::session_events::SessionEvents,
+    /// The services the router's requests share (the metrics listener and the event feed too).
+    context: AppContext,
     header_read_timeout: std::time::Duration,
 }
 
@@ -93,7 +93,7 @@ impl Application {
         };
         let metrics = app::server::metrics::Metrics::new();
         let store = store.with_metrics(metrics.clone());
-        let context = AppContext {
+        let context = AppContext::new(app::server::Services {
             events: Default::default(),
             metrics,
             db: pool.clone(),
@@ -101,11 +101,9 @@ impl Application {
             passwords: app::server::passwords::PasswordHasher::new(),
             policy: config.policy,
             catalog: Default::default(),
-        };
+        });
         let sessions = context.sessions.clone();
-        let metrics = context.metrics.clone();
-        let events = context.events.clone();
-        let router = router::build(&config, context, store.clone());
+        let router = router::build(&config, context.clone(), store.clone());
         Ok(Application {
             listener,
             metrics_listener,
@@ -113,8 +111,7 @@ impl Application {
             store,
             pool,
             sessions,
-            metrics,
-            events,
+            context,
             header_read_timeout: config.header_read_timeout,
         })
     }
@@ -160,9 +157,9 @@ impl Application {
         };
         // Open pages hear of ended logins from the database's feed; at shutdown their streams
         // end at once, so that they do not hold up the drain.
-        let feed = tokio::spawn(self.events.clone().follow(self.pool.clone()));
+        let feed = tokio::spawn(self.context.events.clone().follow(self.pool.clone()));
         let events_stop = {
-            let events = self.events.clone();
+            let events = self.context.events.clone();
             let stop = stopping();
             tokio::spawn(async move {
                 stop.await;
@@ -170,8 +167,7 @@ impl Application {
             })
         };
         let metrics = self.metrics_listener.map(|listener| {
-            let router =
-                metrics::router(self.pool.clone(), self.metrics.clone(), self.events.clone());
+            let router = metrics::router(self.context.clone());
             tokio::spawn(serve::serve(
                 listener,
                 router,

@@ -102,7 +102,13 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             guard::session_timeouts,
         ))
         // Innermost of the session layer: the cookie's lifetime, from the login it carries.
-        .layer(axum::middleware::from_fn(sessions::cookie_lifetime))
+        .layer(axum::middleware::from_fn_with_state(
+            sessions::CookiePolicy {
+                secure: config.cookie_secure,
+                idle_timeout: context.policy.idle_timeout,
+            },
+            sessions::cookie_lifetime,
+        ))
         .layer(sessions::layer(
             store,
             config.cookie_secure,

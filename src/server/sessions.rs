@@ -34,29 +34,70 @@ pub fn layer(
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
+/// What the session cookie's lifetime depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct CookiePolicy {
+    pub secure: bool,
+    /// The session idle timeout: a persistent cookie's `Max-Age`.
+    pub idle_timeout: std::time::Duration,
+}
+
 /// A login without "Keep me signed in" gets a cookie that ends with the browser (no `Max-Age`,
-/// no `Expires`); every other session the layer's persistent one (`Max-Age` = the idle
-/// timeout). Runs inside the session layer, after the request: when the session is about to
-/// be saved (and its cookie sent), its expiry is set from what it holds now — a login made,
-/// ended or kept during this very request included. An unchanged session is neither saved nor
-/// sent again, and the browser keeps the cookie it has.
-pub async fn cookie_lifetime(request: Request, next: Next) -> Response {
-    let session = request
+/// no `Expires`); every other session a persistent one (`Max-Age` = the idle timeout),
+/// renewed with use. Runs inside the session layer, around the request:
+/// - when the layer is about to save the session (and send its cookie), the expiry is set
+///   from what the session holds now — a login made, ended or kept during this very request;
+/// - the session's own transactions (cart writes, the activity touch) leave the layer nothing
+///   to save, so it sends no cookie: when the request recorded activity (the touch, at most
+///   once per touch interval), the persistent cookie is sent again here, with a fresh
+///   `Max-Age`, so a session in use never loses its cookie.
+pub async fn cookie_lifetime(
+    State(policy): State<CookiePolicy>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use app::server::session::current_user;
+    use app::server::session_guard::Activity;
+    let Some(session) = request
         .extensions()
         .get::<tower_sessions::Session>()
-        .cloned();
-    let response = next.run(request).await;
-    if let Some(session) = session {
-        if session.is_modified() {
-            let browser_session = app::server::session::current_user(&session)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|user| !user.remembered);
-            // Otherwise the expiry stays the layer's (set afresh on every request).
-            if browser_session {
-                session.set_expiry(Some(Expiry::OnSessionEnd));
-            }
+        .cloned()
+    else {
+        return next.run(request).await;
+    };
+    let mut response = next.run(request).await;
+    // Nothing is saved after a server error (and the session may not even be readable).
+    if response.status().is_server_error() {
+        return response;
+    }
+    let touched = response.extensions().get::<Activity>() == Some(&Activity::Recorded);
+    if !session.is_modified() && !touched {
+        return response;
+    }
+    // Read from the copy the request already loaded: no database access.
+    let browser_session = current_user(&session)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|user| !user.remembered);
+    if session.is_modified() {
+        // Otherwise the expiry stays the layer's (set afresh on every request).
+        if browser_session {
+            session.set_expiry(Some(Expiry::OnSessionEnd));
+        }
+        return response;
+    }
+    if let (Some(id), true, false) = (session.id(), touched, browser_session) {
+        let max_age = Duration::try_from(policy.idle_timeout).unwrap_or(Duration::days(7));
+        let cookie = Cookie::build((cookie_name(policy.secure), id.to_string()))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(policy.secure)
+            .max_age(max_age)
+            .build();
+        if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
     response

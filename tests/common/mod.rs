@@ -388,6 +388,16 @@ impl Shopper {
     }
 }
 
+/// A logged-in shopper (registered, or logged in when the email is taken).
+pub async fn logged_in(app: &TestApp, email: &str) -> Shopper {
+    let mut shopper = Shopper::new(app);
+    let reply = shopper.register(email, PASSWORD).await;
+    if reply.status == 409 {
+        assert_eq!(shopper.login(email, PASSWORD).await.status, 200);
+    }
+    shopper
+}
+
 /// Makes the user with `email` an admin (their next login reads it).
 pub async fn make_admin(app: &TestApp, email: &str) {
     app::on_db!(&app.db().await, p => sqlx::query("UPDATE users SET is_admin = $1 WHERE email = $2")
@@ -557,6 +567,18 @@ impl EventStream {
 }
 
 impl ServerProcess {
+    /// A shopper without a session yet, whose requests go to this server.
+    pub fn shopper(&self) -> Shopper {
+        Shopper {
+            base: self.base.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client builds"),
+            cookie: None,
+        }
+    }
+
     /// The server's process ID.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -50,6 +50,10 @@ pub fn unwatch() {
 
 #[cfg(feature = "hydrate")]
 mod browser {
+    //! One stream per tab, and only while the tab is visible: browsers allow six HTTP/1.1
+    //! connections per host, and a hidden tab's stream would hold one of them. A tab that
+    //! becomes visible again opens a new stream, whose first check says at once whether the
+    //! login ended meanwhile.
     use super::SignedOut;
     use crate::components::action::SessionVersion;
     use leptos::prelude::*;
@@ -58,44 +62,137 @@ mod browser {
     use leptos::web_sys::{Event, EventSource};
     use std::cell::RefCell;
 
+    #[derive(Default)]
+    struct Watcher {
+        /// The logged-in user this tab watches for (`None`: nobody).
+        user_id: Option<i64>,
+        hooks: Option<(Option<SignedOut>, Option<SessionVersion>)>,
+        source: Option<EventSource>,
+        /// The listeners of `source`, kept as long as it is (dropped only after it closed).
+        listeners: Vec<Closure<dyn FnMut(Event)>>,
+        visibility_hooked: bool,
+    }
+
     thread_local! {
-        // This tab's stream and the user it is for (the browser runs this once per page).
-        static OPEN: RefCell<Option<(i64, EventSource)>> = const { RefCell::new(None) };
+        static WATCHER: RefCell<Watcher> = RefCell::new(Watcher::default());
     }
 
     pub fn watch(user_id: i64, signed_out: Option<SignedOut>, version: Option<SessionVersion>) {
-        let already = OPEN.with(|open| open.borrow().as_ref().map(|(id, _)| *id) == Some(user_id));
-        if already {
-            return;
+        // Logged in (again): no message from an earlier login stays up.
+        if let Some(SignedOut(signal)) = signed_out {
+            if signal.get_untracked() {
+                signal.set(false);
+            }
         }
-        close();
-        let Ok(source) = EventSource::new("/api/session/events") else {
+        let hook_visibility = WATCHER.with(|w| {
+            let mut w = w.borrow_mut();
+            if w.user_id != Some(user_id) {
+                close_source(&mut w);
+            }
+            w.user_id = Some(user_id);
+            w.hooks = Some((signed_out, version));
+            !std::mem::replace(&mut w.visibility_hooked, true)
+        });
+        if hook_visibility {
+            let on_visibility = Closure::<dyn FnMut(Event)>::new(|_: Event| {
+                if hidden() {
+                    WATCHER.with(|w| close_source(&mut w.borrow_mut()));
+                } else {
+                    open();
+                }
+            });
+            let _ = document().add_event_listener_with_callback(
+                "visibilitychange",
+                on_visibility.as_ref().unchecked_ref(),
+            );
+            // For the page's life.
+            on_visibility.forget();
+        }
+        if !hidden() {
+            open();
+        }
+    }
+
+    pub fn close() {
+        WATCHER.with(|w| {
+            let mut w = w.borrow_mut();
+            w.user_id = None;
+            close_source(&mut w);
+        });
+    }
+
+    fn hidden() -> bool {
+        document().hidden()
+    }
+
+    fn close_source(w: &mut Watcher) {
+        if let Some(source) = w.source.take() {
+            source.close();
+        }
+        w.listeners.clear();
+    }
+
+    /// Opens the stream if someone is logged in and none is open (or the last one gave up).
+    fn open() {
+        WATCHER.with(|w| {
+            let mut w = w.borrow_mut();
+            if w.user_id.is_none() {
+                return;
+            }
+            if let Some(source) = &w.source {
+                if source.ready_state() != EventSource::CLOSED {
+                    return;
+                }
+            }
+            close_source(&mut w);
+            let Ok(source) = EventSource::new("/api/session/events") else {
+                return;
+            };
+            // (A refused stream — 503: too many, or the database busy — gives up for good and
+            // is CLOSED: the next header render or visibility change opens a new one, above.)
+            let on_signed_out = Closure::<dyn FnMut(Event)>::new(|_: Event| signed_out());
+            if source
+                .add_event_listener_with_callback(
+                    "signed-out",
+                    on_signed_out.as_ref().unchecked_ref(),
+                )
+                .is_err()
+            {
+                source.close();
+                return;
+            }
+            w.source = Some(source);
+            w.listeners = vec![on_signed_out];
+        });
+    }
+
+    /// The server says this tab's login ended. Asks who is logged in now before saying so: a
+    /// new login in another tab of this browser ends the old one too, and then this tab is
+    /// logged in again, not out.
+    fn signed_out() {
+        let hooks = WATCHER.with(|w| {
+            let w = w.borrow();
+            // Closed now; the listeners go once this event has been handled.
+            if let Some(source) = &w.source {
+                source.close();
+            }
+            w.hooks
+        });
+        let Some((signed_out, version)) = hooks else {
             return;
         };
-        // Called at most once (the stream is closed in it), and then freed by wasm-bindgen.
-        let on_signed_out = Closure::once_into_js(move |_: Event| {
-            close();
-            if let Some(SignedOut(signal)) = signed_out {
-                signal.set(true);
+        leptos::task::spawn_local(async move {
+            let logged_in = matches!(crate::api::auth::me().await, Ok(me) if me.user.is_some());
+            if !logged_in {
+                if let Some(SignedOut(signal)) = signed_out {
+                    signal.set(true);
+                }
             }
-            // The header and the page load again: logged out, the cart as it now is.
+            // The header and the page load again: who is logged in, the cart as it now is
+            // (and, logged in again, the header watches the new login).
             if let Some(SessionVersion(version)) = version {
                 version.update(|v| *v += 1);
             }
         });
-        if source
-            .add_event_listener_with_callback("signed-out", on_signed_out.unchecked_ref())
-            .is_err()
-        {
-            source.close();
-            return;
-        }
-        OPEN.with(|open| *open.borrow_mut() = Some((user_id, source)));
-    }
-
-    pub fn close() {
-        if let Some((_, source)) = OPEN.with(|open| open.borrow_mut().take()) {
-            source.close();
-        }
     }
 }

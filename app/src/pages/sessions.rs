@@ -224,6 +224,17 @@ fn AdminSessions() -> impl IntoView {
     }
 }
 
+/// The second step of a revocation: the question, and `children` (the form that does it).
+#[component]
+fn Confirmation(question: String, children: Children) -> impl IntoView {
+    view! {
+        <div class="confirm" role="group" aria-labelledby="confirm-question" data-testid="confirm-revocation">
+            <p id="confirm-question">{question}</p>
+            {children()}
+        </div>
+    }
+}
+
 /// The confirmation asked for (if its session or user is on this page), the list, the audit log.
 #[component]
 fn AdminList(
@@ -249,14 +260,13 @@ fn AdminList(
         );
         let handle = s.handle.clone();
         Some(view! {
-            <div class="confirm" role="group" aria-labelledby="confirm-question" data-testid="confirm-revocation">
-                <p id="confirm-question">{question}</p>
+            <Confirmation question>
                 <ActionForm action=revoke attr:class="confirm__actions">
                     <input type="hidden" name="session" value=handle/>
                     <button type="submit" data-testid="confirm-revoke">"Revoke this session"</button>
                     <a href=cancel.clone()>"Cancel"</a>
                 </ActionForm>
-            </div>
+            </Confirmation>
         }.into_any())
     } else if let Some(s) = data
         .sessions
@@ -269,14 +279,13 @@ fn AdminList(
         );
         let user_id = s.user_id.to_string();
         Some(view! {
-            <div class="confirm" role="group" aria-labelledby="confirm-question" data-testid="confirm-revocation">
-                <p id="confirm-question">{question}</p>
+            <Confirmation question>
                 <ActionForm action=revoke_user attr:class="confirm__actions">
                     <input type="hidden" name="user_id" value=user_id/>
                     <button type="submit" data-testid="confirm-revoke">"Revoke all their sessions"</button>
                     <a href=cancel.clone()>"Cancel"</a>
                 </ActionForm>
-            </div>
+            </Confirmation>
         }.into_any())
     } else {
         None
@@ -320,8 +329,17 @@ fn AdminList(
             </SessionRow>
         }
     }).collect_view();
-    let audit = if data.audit.is_empty() {
+    let audit = if data.audit_total == 0 {
         view! { <p class="empty" data-testid="audit-empty">"No sessions have been revoked yet."</p> }.into_any()
+    } else if data.audit.is_empty() {
+        let first = audit_link(1);
+        view! {
+            <p class="empty" data-testid="audit-empty">
+                {format!("The audit log has {audit_pages} pages, not {audit_page}. ")}
+                <a href=first>"Go to its first page"</a>
+            </p>
+        }
+        .into_any()
     } else {
         view! {
             <p data-testid="audit-total">{format!("{} entries · page {} of {}", data.audit_total, audit_page, audit_pages)}</p>

@@ -3,6 +3,7 @@
 //! database when scraped. Labels come from the enums below, so a label value is spelled once.
 
 use super::db::Db;
+use super::policy::SessionPolicy;
 use crate::on_db;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -352,8 +353,9 @@ impl Metrics {
             .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
-    /// Every metric in the Prometheus text format, the gauges read from `db` first.
-    pub async fn scrape(&self, db: &Db) -> Result<String, sqlx::Error> {
+    /// Every metric in the Prometheus text format, the gauges read from `db` first (a login
+    /// counts as live while `policy`'s timeouts have not ended it).
+    pub async fn scrape(&self, db: &Db, policy: &SessionPolicy) -> Result<String, sqlx::Error> {
         let pool = db.pool_use();
         self.0
             .pool_connections
@@ -363,7 +365,7 @@ impl Metrics {
             .pool_connections
             .with_label_values(&["idle"])
             .set(i64::from(pool.idle));
-        let (logged_in, anonymous_with_cart) = live_sessions(db).await?;
+        let (logged_in, anonymous_with_cart) = live_sessions(db, policy).await?;
         self.0
             .sessions_live
             .with_label_values(&["logged_in"])
@@ -380,12 +382,25 @@ impl Metrics {
     }
 }
 
-/// Live logins (registry rows not ended) and stored anonymous sessions with a cart, across
-/// every instance sharing the database.
-async fn live_sessions(db: &Db) -> Result<(i64, i64), sqlx::Error> {
+/// Live logins (registry rows not ended, and within their idle and absolute timeouts: a login
+/// that timed out is only ended by its next request) and stored anonymous sessions with a
+/// cart, across every instance sharing the database.
+async fn live_sessions(db: &Db, policy: &SessionPolicy) -> Result<(i64, i64), sqlx::Error> {
+    let now = super::registry::now();
+    let since = |d: std::time::Duration| now - i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+    let (idle, absolute) = policy.login_timeouts(false);
+    let (kept_idle, kept_absolute) = policy.login_timeouts(true);
     let logged_in: i64 = on_db!(db, pool => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM session_registry WHERE ended_at IS NULL"
+        "SELECT COUNT(*) FROM session_registry WHERE ended_at IS NULL AND (
+            (remembered = $1 AND last_seen_at >= $2 AND created_at >= $3)
+         OR (remembered = $4 AND last_seen_at >= $5 AND created_at >= $6))"
     )
+    .bind(false)
+    .bind(since(idle))
+    .bind(since(absolute))
+    .bind(true)
+    .bind(since(kept_idle))
+    .bind(since(kept_absolute))
     .fetch_one(pool)
     .await)?;
     let anonymous_with_cart = super::session_store::count_anonymous_with_cart(db).await?;

@@ -22,8 +22,27 @@ pub mod users;
 use leptos::prelude::*;
 
 /// What every server function and page on the server can reach, provided as Leptos context.
+/// One shared allocation: every request clones it several times (router layers, the page's
+/// context), and one reference count is cheaper to move between cores than one per field.
 #[derive(Clone, Debug)]
-pub struct AppContext {
+pub struct AppContext(std::sync::Arc<Services>);
+
+impl AppContext {
+    pub fn new(services: Services) -> AppContext {
+        AppContext(std::sync::Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppContext {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The parts of an [`AppContext`].
+#[derive(Debug)]
+pub struct Services {
     pub db: db::Db,
     /// This server's coordination of session writes on `db` (see `session_change`).
     pub sessions: session_change::SessionWrites,

@@ -115,12 +115,13 @@ pub async fn touch(conn: &mut Conn<'_>, handle: &str, at: i64) -> Result<(), sql
 
 /// Marks a session's row ended inside the caller's transaction, which also removes the login
 /// from the stored record (see `session_guard::demote`).
+/// Whether this call ended it (false: it had ended already).
 pub async fn end_in(
     conn: &mut Conn<'_>,
     handle: &str,
     reason: EndReason,
-) -> Result<(), sqlx::Error> {
-    on_conn!(conn, c => sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let ended = on_conn!(conn, c => sqlx::query(
         "UPDATE session_registry SET ended_at = $1, end_reason = $2, session_id = NULL
          WHERE handle = $3 AND ended_at IS NULL",
     )
@@ -130,7 +131,7 @@ pub async fn end_in(
     .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(ended > 0)
 }
 
 /// Ends one login: its row closed and its stored session deleted, in one transaction (logout,

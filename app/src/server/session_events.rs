@@ -75,8 +75,11 @@ pub enum SubscribeError {
 pub enum Wake {
     /// Its login ended.
     Ended,
-    /// Its login's row must be read again (a timeout is due, or the feed may have missed it).
+    /// Its login's next timeout is due: read its row again.
     Check,
+    /// The feed may have missed its end (a lost listener connection, a stream that fell
+    /// behind): read its row again — after a random pause, as every stream gets this at once.
+    Missed,
     /// The server is stopping: end the stream (the page reconnects to another instance).
     Shutdown,
 }
@@ -192,10 +195,11 @@ impl SessionEvents {
     }
 
     /// SQLite: the rows that ended since the last look (with a second of overlap, as the
-    /// registry keeps whole seconds; a handle seen twice is harmless).
+    /// registry keeps whole seconds; a handle already announced is not announced again).
     async fn poll(self, db: Db) {
         let mut shutdown = self.0.shutdown.subscribe();
         let mut since = super::registry::now() - 1;
+        let mut announced: HashMap<String, i64> = HashMap::new();
         loop {
             if wait_or_stop(&mut shutdown, POLL_INTERVAL).await {
                 return;
@@ -210,8 +214,11 @@ impl SessionEvents {
             match ended {
                 Ok(handles) => {
                     for handle in handles {
-                        self.ended(&handle);
+                        if announced.insert(handle.clone(), now).is_none() {
+                            self.ended(&handle);
+                        }
                     }
+                    announced.retain(|_, at| *at >= now - 5);
                     since = now;
                 }
                 Err(error) => tracing::warn!(%error, "session events: cannot read the registry"),
@@ -249,15 +256,22 @@ impl Subscription {
                 notice = self.notices.recv() => match notice {
                     Ok(Notice::Ended(handle)) if handle == self.handle => return Wake::Ended,
                     Ok(Notice::Ended(_)) => continue,
-                    Ok(Notice::CheckAll) => return Wake::Check,
+                    Ok(Notice::CheckAll) => return Wake::Missed,
                     // Fell behind the feed: what was missed may have been ours.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return Wake::Check,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return Wake::Missed,
                     Err(broadcast::error::RecvError::Closed) => return Wake::Shutdown,
                 },
                 _ = stopping(&mut self.shutdown) => return Wake::Shutdown,
                 _ = tokio::time::sleep_until(check_at) => return Wake::Check,
             }
         }
+    }
+}
+
+impl Subscription {
+    /// Waits `period`; true if the server began stopping meanwhile.
+    pub async fn pause(&mut self, period: Duration) -> bool {
+        wait_or_stop(&mut self.shutdown, period).await
     }
 }
 

@@ -10,14 +10,22 @@ use super::session_change::{SessionTx, SessionWrites};
 use crate::model::Flash;
 use tower_sessions::Session;
 
+/// Whether [`enforce`] recorded the session's activity (its "last seen", written at most
+/// once per touch interval).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activity {
+    Recorded,
+    Unchanged,
+}
+
 pub async fn enforce(
     db: &SessionWrites,
     policy: &SessionPolicy,
     metrics: &Metrics,
     session: &Session,
-) -> Result<(), SessionError> {
+) -> Result<Activity, SessionError> {
     if session.id().is_none() {
-        return Ok(());
+        return Ok(Activity::Unchanged);
     }
     let now = registry::now();
     let user = session::current_user(session).await?;
@@ -28,7 +36,12 @@ pub async fn enforce(
         let idle = now - last_active > idle_limit.as_secs() as i64;
         let expired = now - user.logged_in_at > absolute_limit.as_secs() as i64;
         if idle || expired {
-            demote(db, session, &user.handle, now).await?;
+            // Counted once: of the page's parallel requests that saw the stale login, only the
+            // one that ended its row.
+            let ended_here = demote(db, session, &user.handle, now).await?;
+            if !ended_here {
+                return Ok(Activity::Unchanged);
+            }
             metrics.expired(
                 if expired {
                     Expiry::LoginAbsolute
@@ -37,7 +50,7 @@ pub async fn enforce(
                 },
                 1,
             );
-            return Ok(());
+            return Ok(Activity::Unchanged);
         }
     }
     let due = seen.is_none_or(|seen| now - seen >= policy.touch_interval.as_secs() as i64);
@@ -45,15 +58,16 @@ pub async fn enforce(
         let mut tx = SessionTx::begin(db, session).await?;
         if !tx.contents().exists() {
             tx.rollback().await;
-            return Ok(());
+            return Ok(Activity::Unchanged);
         }
         tx.contents().mark_seen(now)?;
         if let Some(user) = tx.contents().login() {
             registry::touch(&mut tx.conn(), &user.handle, now).await?;
         }
         tx.commit(session).await?;
+        return Ok(Activity::Recorded);
     }
-    Ok(())
+    Ok(Activity::Unchanged)
 }
 
 /// Drops the login but keeps the cart, with a new session ID.
@@ -62,16 +76,16 @@ async fn demote(
     session: &Session,
     handle: &str,
     now: i64,
-) -> Result<(), SessionError> {
+) -> Result<bool, SessionError> {
     let mut tx = SessionTx::begin(db, session).await?;
     tx.contents().sign_out(&Flash::error(
         "You were signed out after a period of inactivity. Please log in again.",
     ))?;
     tx.contents().mark_seen(now)?;
     // The row ends in the same transaction that removes the login from the stored record.
-    registry::end_in(&mut tx.conn(), handle, EndReason::Timeout).await?;
+    let ended = registry::end_in(&mut tx.conn(), handle, EndReason::Timeout).await?;
     tx.commit(session).await?;
     session.cycle_id().await?;
     tracing::info!(%handle, "session demoted: login timed out");
-    Ok(())
+    Ok(ended)
 }
