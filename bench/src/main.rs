@@ -1096,7 +1096,7 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
     let c = &r.catalog;
     let _ = writeln!(
         out,
-        "## Catalog of {} products
+        "\n## Catalog of {} products
 
 The demo's 15 and {ASSORTMENT} generated ones (`coatcheck assortment`), SQLite, one instance. A page shows 24; the search pages change their URL on every request (a parameter the page ignores), so each one is rendered: a substring search over every product's name and description, a sort, a page.\n",
         15 + ASSORTMENT

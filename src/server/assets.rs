@@ -4,10 +4,7 @@
 //! so they are cached for a year without revalidation. Pages keep their own rules
 //! (`guard::security_headers`: `no-store`).
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderValue, Request, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use std::collections::HashSet;
 use std::path::Path;
@@ -85,22 +82,17 @@ impl StaticAssets {
     }
 }
 
-/// Sets `Cache-Control` on a static file's successful answer.
-pub async fn cache_static_files(
-    State(assets): State<StaticAssets>,
-    request: Request<Body>,
-    next: Next,
-) -> Response {
-    let path = request.uri().path().to_string();
-    let mut response = next.run(request).await;
-    let found = matches!(response.status(), StatusCode::OK | StatusCode::NOT_MODIFIED);
-    if found && super::guard::is_static(&path) {
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(assets.cache_control(&path)),
-        );
+impl StaticAssets {
+    /// Sets `Cache-Control` on the successful answer for the static file at `path` (called by
+    /// `guard::security_headers`, which knows which paths are static files).
+    pub fn set_cache_control(&self, path: &str, response: &mut Response) {
+        if matches!(response.status(), StatusCode::OK | StatusCode::NOT_MODIFIED) {
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(self.cache_control(path)),
+            );
+        }
     }
-    response
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub fn is_same_site(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
 pub struct GuardState {
     pub context: app::server::AppContext,
     pub public_origin: Option<std::sync::Arc<str>>,
+    /// What the session cookie's lifetime depends on (see `sessions::set_cookie_lifetime`).
+    pub cookie: super::sessions::CookiePolicy,
 }
 
 pub async fn cross_site_check(
@@ -111,10 +113,10 @@ pub async fn session_timeouts(
             }
         }
     }
+    let session = request.extensions().get::<Session>().cloned();
     let mut response = next.run(request).await;
-    // For `sessions::cookie_lifetime`, which renews the cookie of a session in use.
-    if activity == Activity::Recorded {
-        response.extensions_mut().insert(activity);
+    if let Some(session) = session {
+        super::sessions::set_cookie_lifetime(state.cookie, &session, activity, &mut response).await;
     }
     response
 }
@@ -178,13 +180,26 @@ pub fn hsts(secure: bool, max_age: std::time::Duration) -> Option<HeaderValue> {
         .flatten()
 }
 
+/// What [`security_headers`] adds besides its fixed headers.
+#[derive(Clone, Debug)]
+pub struct HeaderState {
+    pub hsts: Option<HeaderValue>,
+    /// How long each static file may be cached.
+    pub assets: super::assets::StaticAssets,
+}
+
 pub async fn security_headers(
-    State(hsts): State<Option<HeaderValue>>,
+    State(state): State<HeaderState>,
     request: Request<Body>,
     next: Next,
 ) -> Response {
-    let static_file = is_static(request.uri().path());
+    let static_path = is_static(request.uri().path()).then(|| request.uri().path().to_string());
+    let static_file = static_path.is_some();
     let mut response = next.run(request).await;
+    if let Some(path) = static_path {
+        state.assets.set_cache_control(&path, &mut response);
+    }
+    let hsts = state.hsts;
     let headers = response.headers_mut();
     if let Some(hsts) = hsts {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);

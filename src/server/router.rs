@@ -69,6 +69,10 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
     let guard_state = guard::GuardState {
         context: context.clone(),
         public_origin: config.public_origin.as_deref().map(Into::into),
+        cookie: sessions::CookiePolicy {
+            secure: config.cookie_secure,
+            idle_timeout: context.policy.idle_timeout,
+        },
     };
     let page_cache = super::page_cache::PageCache::new(context.db.clone(), context.catalog.clone());
 
@@ -101,14 +105,6 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             guard_state.clone(),
             guard::session_timeouts,
         ))
-        // Innermost of the session layer: the cookie's lifetime, from the login it carries.
-        .layer(axum::middleware::from_fn_with_state(
-            sessions::CookiePolicy {
-                secure: config.cookie_secure,
-                idle_timeout: context.policy.idle_timeout,
-            },
-            sessions::cookie_lifetime,
-        ))
         .layer(sessions::layer(
             store,
             config.cookie_secure,
@@ -129,14 +125,13 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             guard::cross_site_check,
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Security headers; content-hashed wasm, JS and CSS cached for a year.
         .layer(axum::middleware::from_fn_with_state(
-            guard::hsts(config.cookie_secure, config.hsts_max_age),
+            guard::HeaderState {
+                hsts: guard::hsts(config.cookie_secure, config.hsts_max_age),
+                assets,
+            },
             guard::security_headers,
-        ))
-        // Content-hashed wasm, JS and CSS: cached for a year, never revalidated.
-        .layer(axum::middleware::from_fn_with_state(
-            assets,
-            super::assets::cache_static_files,
         ))
         // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
         .layer(CompressionLayer::new())

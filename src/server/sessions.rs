@@ -44,38 +44,32 @@ pub struct CookiePolicy {
 
 /// A login without "Keep me signed in" gets a cookie that ends with the browser (no `Max-Age`,
 /// no `Expires`); every other session a persistent one (`Max-Age` = the idle timeout),
-/// renewed with use. Runs inside the session layer, around the request:
+/// renewed with use. Called by the session guard (`guard::session_timeouts`, inside the session
+/// layer) once the request is done, with the activity the guard recorded:
 /// - when the layer is about to save the session (and send its cookie), the expiry is set
 ///   from what the session holds now — a login made, ended or kept during this very request;
 /// - the session's own transactions (cart writes, the activity touch) leave the layer nothing
 ///   to save, so it sends no cookie: when the request recorded activity (the touch, at most
 ///   once per touch interval), the persistent cookie is sent again here, with a fresh
 ///   `Max-Age`, so a session in use never loses its cookie.
-pub async fn cookie_lifetime(
-    State(policy): State<CookiePolicy>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn set_cookie_lifetime(
+    policy: CookiePolicy,
+    session: &tower_sessions::Session,
+    activity: app::server::session_guard::Activity,
+    response: &mut Response,
+) {
     use app::server::session::current_user;
     use app::server::session_guard::Activity;
-    let Some(session) = request
-        .extensions()
-        .get::<tower_sessions::Session>()
-        .cloned()
-    else {
-        return next.run(request).await;
-    };
-    let mut response = next.run(request).await;
     // Nothing is saved after a server error (and the session may not even be readable).
     if response.status().is_server_error() {
-        return response;
+        return;
     }
-    let touched = response.extensions().get::<Activity>() == Some(&Activity::Recorded);
+    let touched = activity == Activity::Recorded;
     if !session.is_modified() && !touched {
-        return response;
+        return;
     }
     // Read from the copy the request already loaded: no database access.
-    let browser_session = current_user(&session)
+    let browser_session = current_user(session)
         .await
         .ok()
         .flatten()
@@ -85,7 +79,7 @@ pub async fn cookie_lifetime(
         if browser_session {
             session.set_expiry(Some(Expiry::OnSessionEnd));
         }
-        return response;
+        return;
     }
     if let (Some(id), true, false) = (session.id(), touched, browser_session) {
         let max_age = Duration::try_from(policy.idle_timeout).unwrap_or(Duration::days(7));
@@ -100,7 +94,6 @@ pub async fn cookie_lifetime(
             response.headers_mut().append(header::SET_COOKIE, value);
         }
     }
-    response
 }
 
 /// The cookie that clears the session cookie, with the attributes it was set with.
