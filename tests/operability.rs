@@ -87,27 +87,19 @@ async fn every_log_line_of_a_request_carries_its_id_and_never_the_session_id() {
     assert_ne!(insane.headers()["x-request-id"], "two words");
 
     // Registering and logging in: the login's own log lines name its request.
-    let register = shopper
-        .post(format!("{}/api/register", server.base))
-        .header("accept", "application/json")
-        .form(&[
-            ("email", "logs@example.com"),
-            ("password", "a long enough secret"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(register.status(), 200);
-    let login = shopper
-        .post(format!("{}/api/login", server.base))
-        .header("accept", "application/json")
-        .form(&[
-            ("email", "logs@example.com"),
-            ("password", "a long enough secret"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let credentials = [
+        ("email", "logs@example.com"),
+        ("password", "a long enough secret"),
+    ];
+    let call = |path: &str| {
+        shopper
+            .post(format!("{}{path}", server.base))
+            .header("accept", "application/json")
+            .form(&credentials)
+            .send()
+    };
+    assert_eq!(call("/api/register").await.unwrap().status(), 200);
+    let login = call("/api/login").await.unwrap();
     assert_eq!(login.status(), 200);
     let login_id = login.headers()["x-request-id"]
         .to_str()
