@@ -80,9 +80,7 @@ impl StaticAssets {
             PUBLIC_FILE
         }
     }
-}
 
-impl StaticAssets {
     /// Sets `Cache-Control` on the successful answer for the static file at `path` (called by
     /// `guard::security_headers`, which knows which paths are static files).
     pub fn set_cache_control(&self, path: &str, response: &mut Response) {

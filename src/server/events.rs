@@ -39,7 +39,7 @@ pub async fn session_events(State(state): State<AppState>, session: Session) -> 
         Ok(user) => user,
         Err(error) => {
             tracing::error!(%error, "session events: cannot read the session");
-            return unavailable("The shop is busy. Please try again in a moment.");
+            return super::guard::busy();
         }
     };
     let Some(user) = user else {
@@ -48,7 +48,7 @@ pub async fn session_events(State(state): State<AppState>, session: Session) -> 
     };
     let subscription = match state.context.events.subscribe(&user.handle) {
         Ok(subscription) => subscription,
-        Err(error) => return unavailable(&error.to_string()),
+        Err(error) => return refused(&error.to_string()),
     };
     let watch = Watch {
         subscription,
@@ -105,7 +105,8 @@ fn sse(mut response: Response) -> Response {
     response
 }
 
-fn unavailable(message: &str) -> Response {
+/// A stream over the limits (or asked for during shutdown): 503, to be tried again later.
+fn refused(message: &str) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "5")],

@@ -90,35 +90,39 @@ pub async fn session_timeouts(
     next: Next,
 ) -> Response {
     let mut activity = Activity::Unchanged;
-    if !is_static(request.uri().path()) {
-        if let Some(session) = request.extensions().get::<Session>().cloned() {
-            match app::server::session_guard::enforce(
-                &state.context.sessions,
-                &state.context.policy,
-                &state.context.metrics,
-                &session,
-            )
-            .await
-            {
-                Ok(recorded) => activity = recorded,
-                Err(error) => {
-                    tracing::error!(%error, "session check failed");
-                    return (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        [(header::RETRY_AFTER, "5")],
-                        "The shop is busy. Please try again in a moment.",
-                    )
-                        .into_response();
-                }
+    let session = request.extensions().get::<Session>().cloned();
+    if let (false, Some(session)) = (is_static(request.uri().path()), &session) {
+        match app::server::session_guard::enforce(
+            &state.context.sessions,
+            &state.context.policy,
+            &state.context.metrics,
+            session,
+        )
+        .await
+        {
+            Ok(recorded) => activity = recorded,
+            Err(error) => {
+                tracing::error!(%error, "session check failed");
+                return busy();
             }
         }
     }
-    let session = request.extensions().get::<Session>().cloned();
     let mut response = next.run(request).await;
     if let Some(session) = session {
         super::sessions::set_cookie_lifetime(state.cookie, &session, activity, &mut response).await;
     }
     response
+}
+
+/// 503 with `Retry-After`: the database (or the session store on it) did not answer; the same
+/// request may well succeed in a moment.
+pub fn busy() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "5")],
+        "The shop is busy. Please try again in a moment.",
+    )
+        .into_response()
 }
 
 /// This request's CSP nonce, chosen before the page renders (see [`page_nonce`]).
