@@ -41,7 +41,7 @@ export default defineConfig({
   workers: 2,
   // No retries, on CI either: a test that fails once is a bug to find, not to hide.
   retries: 0,
-  reporter: [['list']],
+  reporter: [['list'], ['./slowest-reporter.ts']],
   use: { baseURL, trace: 'retain-on-failure' },
   projects: [
     { name: 'js', use: { ...chromium, javaScriptEnabled: true } },

@@ -260,9 +260,22 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
 
     // A login revoked before its record is created: stored without the login, cart kept.
     login("revoked-first").await;
-    assert!(registry::revoke(&app.pool, "revoked-first", None)
+    // Revoked by its owner from the live login.
+    let owner = registry::Actor {
+        handle: "live-login",
+        user_id,
+        admin: false,
+    };
+    let revoked = registry::revoke(&app.pool, owner, "revoked-first", Some(user_id), None)
         .await
-        .unwrap());
+        .unwrap();
+    assert_eq!(
+        revoked,
+        registry::Revoked::Ended {
+            handles: vec!["revoked-first".to_string()],
+            owner: Some(user_id)
+        }
+    );
     let mut late = record_for("revoked-first");
     store.create(&mut late).await.unwrap();
     assert_eq!(stored_user(late.id).await, Some(false), "no ghost");

@@ -133,7 +133,7 @@ async fn streams_are_capped_per_login() {
     let shopper = logged_in(&app, "tabs@example.com").await;
     let cookie = shopper.cookie.clone().unwrap();
     let mut open = Vec::new();
-    for _ in 0..app::server::session_events::MAX_STREAMS_PER_LOGIN {
+    for _ in 0..app::server::session_events::StreamLimits::default().per_login {
         open.push(EventStream::open(&app.base, &cookie).await);
     }
     let refused = reqwest::Client::new()
@@ -142,12 +142,12 @@ async fn streams_are_capped_per_login() {
         .send()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.status(), 429, "the login has its share");
     assert!(refused.headers().contains_key("retry-after"));
     let metrics = app.scrape().await;
     assert_eq!(
         common::sample(&metrics, "coatcheck_session_event_streams_open"),
-        app::server::session_events::MAX_STREAMS_PER_LOGIN as f64
+        app::server::session_events::StreamLimits::default().per_login as f64
     );
     drop(open);
     app.stop().await;
@@ -168,10 +168,16 @@ fn rss_kib(pid: u32) -> u64 {
 async fn two_hundred_open_streams_cost_little_and_all_close_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(&dir).await;
-    let mut server = ServerProcess::start(&url).await;
-    // 8 logins × 25 pages = 200 streams.
+    // 40 accounts from one address: the registration and new-session budgets lifted.
+    let mut server = ServerProcess::start_with(&url, |command| {
+        command
+            .env("COATCHECK_REGISTRATIONS_PER_ADDRESS", "1000")
+            .env("COATCHECK_NEW_SESSIONS_BURST", "1000");
+    })
+    .await;
+    // 40 logins × 5 pages = 200 streams, from 40 client addresses (each within its limits).
     let mut cookies = Vec::new();
-    for i in 0..8 {
+    for i in 0..40 {
         let mut shopper = server.shopper();
         let reply = shopper
             .register(&format!("many{i}@example.com"), PASSWORD)
@@ -180,10 +186,10 @@ async fn two_hundred_open_streams_cost_little_and_all_close_at_shutdown() {
         cookies.push(shopper.cookie.unwrap());
     }
     // One stream first, so that what is measured is the cost of the 199 others.
-    let mut streams = vec![EventStream::open(&server.base, &cookies[0]).await];
+    let mut streams = vec![EventStream::open_as(&server.base, &cookies[0], 0).await];
     let before = rss_kib(server.pid());
     for i in 1..200 {
-        streams.push(EventStream::open(&server.base, &cookies[i % 8]).await);
+        streams.push(EventStream::open_as(&server.base, &cookies[i % 40], i % 40).await);
     }
     let after = rss_kib(server.pid());
     let grown = after.saturating_sub(before);

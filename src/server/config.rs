@@ -21,6 +21,18 @@ pub struct Config {
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection is kept (`COATCHECK_HEADER_READ_TIMEOUT`, default 15 s).
     pub header_read_timeout: std::time::Duration,
+    /// The whole request body must arrive within this (`COATCHECK_BODY_TIMEOUT`, default 20 s).
+    pub body_timeout: std::time::Duration,
+    /// Each write of an answer must make progress within this (`COATCHECK_SEND_TIMEOUT`,
+    /// default 30 s): a client that does not read is disconnected.
+    pub send_timeout: std::time::Duration,
+    /// Open connections per client network (`COATCHECK_MAX_CONNECTIONS_PER_CLIENT`, default 256).
+    pub max_connections_per_client: usize,
+    /// Open connections in all (`COATCHECK_MAX_CONNECTIONS`; default and ceiling: what the
+    /// process's open-file limit allows, see `serve::max_connections_for_this_process`).
+    pub max_connections: Option<usize>,
+    /// The bounds of the session event streams.
+    pub streams: app::server::session_events::StreamLimits,
     /// Load balancers whose `X-Forwarded-For` gives the client's address
     /// (`COATCHECK_TRUSTED_PROXIES`, default none).
     pub trusted_proxies: super::proxies::TrustedProxies,
@@ -152,6 +164,29 @@ impl Config {
             "COATCHECK_HEADER_READ_TIMEOUT",
             std::time::Duration::from_secs(15),
         )?;
+        let body_timeout = duration("COATCHECK_BODY_TIMEOUT", std::time::Duration::from_secs(20))?;
+        let send_timeout = duration("COATCHECK_SEND_TIMEOUT", std::time::Duration::from_secs(30))?;
+        let max_connections_per_client =
+            number("COATCHECK_MAX_CONNECTIONS_PER_CLIENT", 256usize, &lookup)?;
+        let max_connections = match lookup("COATCHECK_MAX_CONNECTIONS") {
+            None => None,
+            Some(_) => Some(number("COATCHECK_MAX_CONNECTIONS", 1usize, &lookup)?),
+        };
+        let stream_defaults = app::server::session_events::StreamLimits::default();
+        let streams = app::server::session_events::StreamLimits {
+            per_login: number(
+                "COATCHECK_MAX_STREAMS_PER_LOGIN",
+                stream_defaults.per_login,
+                &lookup,
+            )?,
+            per_client: number(
+                "COATCHECK_MAX_STREAMS_PER_CLIENT",
+                stream_defaults.per_client,
+                &lookup,
+            )?,
+            total: number("COATCHECK_MAX_STREAMS", stream_defaults.total, &lookup)?,
+            lifetime: duration("COATCHECK_STREAM_LIFETIME", stream_defaults.lifetime)?,
+        };
         let hsts_max_age = duration(
             "COATCHECK_HSTS_MAX_AGE",
             std::time::Duration::from_secs(365 * 24 * 3600),
@@ -173,6 +208,11 @@ impl Config {
             policy,
             trusted_proxies,
             header_read_timeout,
+            body_timeout,
+            send_timeout,
+            max_connections_per_client,
+            max_connections,
+            streams,
             hsts_max_age,
             addr,
             site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.to_string()),

@@ -2,11 +2,15 @@
 //! session, authenticated by its cookie. It sends one `signed-out` event when the login ends
 //! (revoked, logged out elsewhere, replaced by a password change, timed out), then closes;
 //! `: keep-alive` comments every 15 s keep proxies from closing it; it ends when the server
-//! stops (the page reconnects, to another instance behind a load balancer). A session without
-//! a login gets the `signed-out` event at once. See `app::server::session_events`.
+//! stops (the page reconnects, to another instance behind a load balancer) and after its
+//! lifetime (the page reconnects; the new stream is checked like any request). A session
+//! without a login gets the `signed-out` event at once. Opening a stream is not activity: it
+//! never keeps an idle login alive (see the guard). Limits per login, per client network and
+//! per server: `app::server::session_events::StreamLimits`. See `app::server::session_events`.
 
 use super::router::AppState;
-use app::server::session_events::{login_state, LoginState, Subscription, Wake};
+use app::server::request::ClientNet;
+use app::server::session_events::{login_state, LoginState, SubscribeError, Subscription, Wake};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -27,6 +31,8 @@ struct Watch {
     subscription: Subscription,
     state: AppState,
     handle: String,
+    /// The end of the stream's lifetime: it closes then, and the page opens a new one.
+    ends_at: Instant,
 }
 
 /// The one event a stream ever sends.
@@ -34,7 +40,14 @@ fn signed_out(reason: &'static str) -> Event {
     Event::default().event("signed-out").data(reason)
 }
 
-pub async fn session_events(State(state): State<AppState>, session: Session) -> Response {
+pub async fn session_events(
+    State(state): State<AppState>,
+    session: Session,
+    request: axum::extract::Request,
+) -> Response {
+    let client = app::server::request::client_addr(request.extensions())
+        .map(ClientNet::of)
+        .unwrap_or(ClientNet::of(std::net::Ipv4Addr::UNSPECIFIED.into()));
     let user = match app::server::session::current_user(&session).await {
         Ok(user) => user,
         Err(error) => {
@@ -46,14 +59,25 @@ pub async fn session_events(State(state): State<AppState>, session: Session) -> 
         let once = futures_util::stream::once(async { Ok::<_, Infallible>(signed_out("none")) });
         return sse(Sse::new(once).into_response());
     };
-    let subscription = match state.context.events.subscribe(&user.handle) {
+    let subscription = match state.context.events.subscribe(&user.handle, client) {
         Ok(subscription) => subscription,
-        Err(error) => return refused(&error.to_string()),
+        Err(error) => return refused(error, client),
     };
+    // The stream's end: its lifetime, give or take a tenth (pages do not all reconnect at once).
+    let lifetime = state.context.events.limits().lifetime;
+    let spread = lifetime.as_millis() as u64 / 10;
+    let jitter = if spread > 0 {
+        rand::random::<u64>() % (2 * spread)
+    } else {
+        0
+    };
+    let ends_at =
+        Instant::now() + lifetime - Duration::from_millis(spread) + Duration::from_millis(jitter);
     let watch = Watch {
         subscription,
         state,
         handle: user.handle,
+        ends_at,
     };
     let stream = futures_util::stream::unfold(Some(watch), |watch| async move {
         let mut watch = watch?;
@@ -76,9 +100,12 @@ pub async fn session_events(State(state): State<AppState>, session: Session) -> 
                     }
                 };
             }
-            match watch.subscription.next(check_at).await {
+            if Instant::now() >= watch.ends_at {
+                return None;
+            }
+            match watch.subscription.next(check_at.min(watch.ends_at)).await {
                 Wake::Ended => return Some((Ok::<_, Infallible>(signed_out("ended")), None)),
-                Wake::Check => check = true,
+                Wake::Check => check = Instant::now() >= check_at,
                 Wake::Missed => {
                     // Every stream hears this at once: spread their reads over two seconds
                     // rather than queue thousands on the pool in the same instant.
@@ -105,12 +132,19 @@ fn sse(mut response: Response) -> Response {
     response
 }
 
-/// A stream over the limits (or asked for during shutdown): 503, to be tried again later.
-fn refused(message: &str) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, "5")],
-        message.to_string(),
-    )
-        .into_response()
+/// A stream refused: 429 when the login or the client network has its share open already (the
+/// client's doing: logged at INFO), 503 when the server is full or stopping; `Retry-After`
+/// either way.
+fn refused(error: SubscribeError, client: ClientNet) -> Response {
+    let status = match error {
+        SubscribeError::PerLogin | SubscribeError::PerClient => {
+            tracing::info!(%client, %error, "event stream refused");
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        SubscribeError::Server | SubscribeError::ShuttingDown => {
+            tracing::warn!(%client, %error, "event stream refused");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    (status, [(header::RETRY_AFTER, "5")], error.to_string()).into_response()
 }

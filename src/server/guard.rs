@@ -9,6 +9,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
+/// The session event stream a page opens by itself (see `events`): not the user's activity.
+pub(super) const EVENTS_PATH: &str = "/api/session/events";
+
 /// Static files: no session work, and they may be cached.
 pub(super) fn is_static(path: &str) -> bool {
     path.starts_with("/pkg/") || path.starts_with("/images/") || path == "/favicon.svg"
@@ -34,13 +37,19 @@ fn origin_of(url: &str) -> Option<String> {
 /// Whether a state-changing request comes from this site. Browsers send `Origin` on every
 /// POST; `Referer` is the fallback; a request with neither (not a browser) is allowed, as the
 /// SameSite=Lax cookie already keeps it out of cross-site browser requests.
+///
+/// An `Origin` or `Referer` that is not plain visible ASCII (no browser sends one; a URL's
+/// non-ASCII parts are percent-encoded) cannot be compared, so it is refused, never waved
+/// through as "absent".
 pub fn is_same_site(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
-    let source = headers
+    let Some(value) = headers
         .get(header::ORIGIN)
         .or_else(|| headers.get(header::REFERER))
-        .and_then(|v| v.to_str().ok());
-    let Some(source) = source else {
+    else {
         return true;
+    };
+    let Ok(source) = value.to_str() else {
+        return false;
     };
     match public_origin {
         Some(expected) => origin_of(source).is_some_and(|o| o.eq_ignore_ascii_case(expected)),
@@ -52,6 +61,35 @@ pub fn is_same_site(headers: &HeaderMap, public_origin: Option<&str>) -> bool {
             }
         }
     }
+}
+
+/// The longest request target (path and query) served: every URL of the shop is far shorter,
+/// and browsers and proxies commonly stop at 8 KB.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Requests no route of the shop can serve, refused before anything else runs: `CONNECT` (this
+/// is not a proxy) with 405, a request target over [`MAX_URI_BYTES`] with 414. Both are the
+/// client's doing: a 4xx, never an error in the log.
+pub async fn refuse_unservable(request: Request, next: Next) -> Response {
+    if request.method() == Method::CONNECT {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            [
+                (header::ALLOW, "GET, HEAD, POST"),
+                (header::CONNECTION, "close"),
+            ],
+            "This is not a proxy.",
+        )
+            .into_response();
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target > MAX_URI_BYTES {
+        return (StatusCode::URI_TOO_LONG, "That address is too long.").into_response();
+    }
+    next.run(request).await
 }
 
 /// What the guards need, cheap to clone (axum clones a middleware's state for every request).
@@ -97,6 +135,7 @@ pub async fn session_timeouts(
             &state.context.policy,
             &state.context.metrics,
             session,
+            request.uri().path() != EVENTS_PATH,
         )
         .await
         {
@@ -265,6 +304,22 @@ mod tests {
             None
         ));
         assert!(is_same_site(&headers(&[("host", "a.test")]), None));
+    }
+
+    #[test]
+    fn a_non_ascii_origin_is_refused() {
+        let mut map = headers(&[("host", "a.test")]);
+        map.insert(
+            header::ORIGIN,
+            HeaderValue::from_bytes("http://a.test\u{e9}".as_bytes()).unwrap(),
+        );
+        assert!(!is_same_site(&map, None));
+        let mut map = headers(&[("host", "a.test")]);
+        map.insert(
+            header::REFERER,
+            HeaderValue::from_bytes("http://\u{e9}vil.test/".as_bytes()).unwrap(),
+        );
+        assert!(!is_same_site(&map, Some("http://a.test")));
     }
 
     #[test]

@@ -55,7 +55,8 @@ pub struct Application {
     sessions: app::server::session_change::SessionWrites,
     /// The services the router's requests share (the metrics listener and the event feed too).
     context: AppContext,
-    header_read_timeout: std::time::Duration,
+    /// The bounds of every connection of the shop's listener.
+    limits: serve::Limits,
 }
 
 /// Opens the database and applies migrations (the shop's and the session store's).
@@ -93,8 +94,14 @@ impl Application {
         };
         let metrics = app::server::metrics::Metrics::new();
         let store = store.with_metrics(metrics.clone());
+        let max_connections = serve::max_connections_for_this_process(config.max_connections);
+        // Streams never take more than half the connections: the shop stays reachable.
+        let streams = app::server::session_events::StreamLimits {
+            total: config.streams.total.min(max_connections / 2).max(1),
+            ..config.streams
+        };
         let context = AppContext::new(app::server::Services {
-            events: Default::default(),
+            events: app::server::session_events::SessionEvents::new(streams),
             metrics,
             db: pool.clone(),
             sessions: app::server::session_change::SessionWrites::new(pool.clone()),
@@ -112,7 +119,14 @@ impl Application {
             pool,
             sessions,
             context,
-            header_read_timeout: config.header_read_timeout,
+            limits: serve::Limits {
+                header_read_timeout: config.header_read_timeout,
+                body_timeout: config.body_timeout,
+                send_timeout: config.send_timeout,
+                per_client: config.max_connections_per_client,
+                total: max_connections,
+                exempt: config.trusted_proxies.clone(),
+            },
         })
     }
 
@@ -168,19 +182,15 @@ impl Application {
         };
         let metrics = self.metrics_listener.map(|listener| {
             let router = metrics::router(self.context.clone());
-            tokio::spawn(serve::serve(
-                listener,
-                router,
-                self.header_read_timeout,
-                stopping(),
-            ))
+            // Operators only: a few connections are plenty.
+            let limits = serve::Limits {
+                per_client: 16,
+                total: 64,
+                ..self.limits.clone()
+            };
+            tokio::spawn(serve::serve(listener, router, limits, stopping()))
         });
-        let serve = serve::serve(
-            self.listener,
-            self.router,
-            self.header_read_timeout,
-            stopping(),
-        );
+        let serve = serve::serve(self.listener, self.router, self.limits, stopping());
         let drain_limit = stopping();
         let result = tokio::select! {
             _ = serve => Ok(()),

@@ -1,4 +1,5 @@
-//! The budget of new sessions per client address: a token bucket per IP. Every visitor that
+//! The budget of new sessions per client address: a token bucket per client network (IPv4
+//! address, IPv6 /64: `ClientNet`). Every visitor that
 //! adds to a cart without a session gets one stored for days, so without a bound one client
 //! could fill the disk (wrk from one address: 45,662 sessions in 10 s). A client past its
 //! budget gets 429 with `Retry-After`, before anything runs, and nothing is stored.
@@ -6,13 +7,12 @@
 //! Hand-written rather than `governor`'s keyed limiter: a request that turns out not to
 //! start a session (a rejected input) gives its token back, which `governor` cannot do.
 
-use app::server::request::client_addr;
+use app::server::request::{client_addr, ClientNet};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower_sessions::Session;
@@ -23,7 +23,7 @@ const MAX_CLIENTS: usize = 100_000;
 /// One server's new-session budgets.
 #[derive(Clone)]
 pub struct NewSessionBudget {
-    buckets: Arc<Mutex<HashMap<IpAddr, Bucket>>>,
+    buckets: Arc<Mutex<HashMap<ClientNet, Bucket>>>,
     burst: f64,
     interval: Duration,
 }
@@ -53,7 +53,7 @@ impl NewSessionBudget {
     }
 
     /// Runs `change` on `client`'s bucket, refilled up to now (a new client's is full).
-    fn with_bucket<T>(&self, client: IpAddr, change: impl FnOnce(&mut Bucket) -> T) -> T {
+    fn with_bucket<T>(&self, client: ClientNet, change: impl FnOnce(&mut Bucket) -> T) -> T {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= MAX_CLIENTS {
@@ -68,7 +68,7 @@ impl NewSessionBudget {
     }
 
     /// Takes a token, or says how long until there is one.
-    fn take(&self, client: IpAddr) -> Result<(), Duration> {
+    fn take(&self, client: ClientNet) -> Result<(), Duration> {
         self.with_bucket(client, |bucket| {
             if bucket.tokens >= 1.0 {
                 bucket.tokens -= 1.0;
@@ -81,14 +81,14 @@ impl NewSessionBudget {
 
     /// Takes a token whatever the balance (a session was started by a request that was not
     /// expected to start one).
-    fn charge(&self, client: IpAddr) {
+    fn charge(&self, client: ClientNet) {
         self.with_bucket(client, |bucket| {
             bucket.tokens = (bucket.tokens - 1.0).max(0.0)
         });
     }
 
     /// Gives back a token taken by a request that started no session after all.
-    fn give_back(&self, client: IpAddr) {
+    fn give_back(&self, client: ClientNet) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(bucket) = buckets.get_mut(&client) {
             bucket.tokens = (bucket.tokens + 1.0).min(self.burst);
@@ -105,7 +105,7 @@ pub async fn budget_new_sessions(
     next: Next,
 ) -> Response {
     let session = request.extensions().get::<Session>().cloned();
-    let client = client_addr(request.extensions());
+    let client = client_addr(request.extensions()).map(ClientNet::of);
     let (Some(session), Some(client)) = (session, client) else {
         return next.run(request).await;
     };
@@ -153,8 +153,9 @@ mod tests {
     #[test]
     fn a_bucket_empties_refills_and_belongs_to_one_client() {
         let budget = NewSessionBudget::new(3, Duration::from_secs(3600));
-        let one: IpAddr = "192.0.2.1".parse().unwrap();
-        let two: IpAddr = "192.0.2.2".parse().unwrap();
+        let net = |ip: &str| ClientNet::of(ip.parse().unwrap());
+        let one = net("192.0.2.1");
+        let two = net("192.0.2.2");
         for _ in 0..3 {
             assert!(budget.take(one).is_ok());
         }
@@ -169,6 +170,12 @@ mod tests {
             budget.take(one).is_ok(),
             "a token given back can be taken again"
         );
+        // One IPv6 /64 is one client, whichever of its addresses it uses.
+        let v6 = NewSessionBudget::new(2, Duration::from_secs(3600));
+        assert!(v6.take(net("2001:db8:0:1::1")).is_ok());
+        assert!(v6.take(net("2001:db8:0:1::2")).is_ok());
+        assert!(v6.take(net("2001:db8:0:1:ffff::3")).is_err());
+        assert!(v6.take(net("2001:db8:0:2::1")).is_ok(), "another /64");
         let fast = NewSessionBudget::new(1, Duration::from_millis(20));
         assert!(fast.take(one).is_ok());
         assert!(fast.take(one).is_err());

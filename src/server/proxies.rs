@@ -37,7 +37,8 @@ impl TrustedProxies {
         Ok(TrustedProxies(networks.into()))
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.0.iter().any(|network| network.contains(&ip))
     }

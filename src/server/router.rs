@@ -78,7 +78,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
 
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/api/session/events", get(super::events::session_events))
+        .route(guard::EVENTS_PATH, get(super::events::session_events))
         .leptos_routes_with_context(&state, routes, page_context, {
             let options = leptos_options.clone();
             move || shell(options.clone())
@@ -137,10 +137,13 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         .layer(CompressionLayer::new())
         // Every log line of a request carries its ID and its client's address (never a
         // session ID); one line per request says how it ended.
+        // CONNECT and overlong addresses: refused before anything else runs.
+        .layer(axum::middleware::from_fn(guard::refuse_unservable))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .on_failure(log_failure),
         )
         // Counted and timed by route template, whatever answered (cache, page, limit).
         .layer(axum::middleware::from_fn_with_state(
@@ -174,6 +177,37 @@ fn routes() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// A failed request's log line: a 503 (busy, a refused stream: each with `Retry-After`, and
+/// something anyone can cause at will) at WARN; any other server error at ERROR.
+fn log_failure(
+    failure: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    let latency_ms = latency.as_millis() as u64;
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::warn!(latency_ms, "answered 503: busy");
+        }
+        failure => tracing::error!(%failure, latency_ms, "request failed"),
+    }
+}
+
+/// How much of a request's address its log lines show (a client chooses it, up to 8 KB).
+const LOGGED_URI_BYTES: usize = 256;
+
+/// The request's address for its log lines, cut at [`LOGGED_URI_BYTES`].
+fn logged_uri(uri: &http::Uri) -> String {
+    let text = uri.to_string();
+    match text.get(..LOGGED_URI_BYTES) {
+        Some(start) if text.len() > LOGGED_URI_BYTES => {
+            format!("{start}… ({} bytes)", text.len())
+        }
+        _ => text,
+    }
+}
+
 /// The span of one request's log lines: its ID, method, path and query, the client's address.
 fn request_span(request: &Request<Body>) -> tracing::Span {
     let client = request
@@ -191,7 +225,7 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
         "request",
         request_id = %id,
         method = %request.method(),
-        uri = %request.uri(),
+        uri = %logged_uri(request.uri()),
         client = %client,
     )
 }

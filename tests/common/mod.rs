@@ -521,7 +521,31 @@ pub struct EventStream {
 impl EventStream {
     /// Opens the stream of the session `cookie` (the `id` cookie's value) at `base`.
     pub async fn open(base: &str, cookie: &str) -> EventStream {
-        let response = reqwest::Client::new()
+        EventStream::open_from(base, cookie, reqwest::Client::new()).await
+    }
+
+    /// [`EventStream::open`] from client address number `n` (see [`client_ip`]).
+    pub async fn open_as(base: &str, cookie: &str, n: usize) -> EventStream {
+        let client = reqwest::Client::builder()
+            .local_address(client_ip(n))
+            .build()
+            .expect("client builds");
+        EventStream::open_from(base, cookie, client).await
+    }
+
+    /// The answer to opening the stream of `cookie` from `client`, whatever it is.
+    pub async fn try_open(base: &str, cookie: &str, client: &reqwest::Client) -> reqwest::Response {
+        client
+            .get(format!("{base}/api/session/events"))
+            .header("cookie", format!("id={cookie}"))
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    async fn open_from(base: &str, cookie: &str, client: reqwest::Client) -> EventStream {
+        let response = client
             .get(format!("{base}/api/session/events"))
             .header("cookie", format!("id={cookie}"))
             .header("accept", "text/event-stream")

@@ -10,8 +10,8 @@ use {
         internal,
         metrics::{LoginOutcome, Rotation},
         request::{
-            client_ip, context_and_session, flash_for_form, form_redirect, hashing_slot,
-            reject_with, too_many, user_agent,
+            client_ip, client_network, context_and_session, flash_for_form, form_redirect,
+            hashing_slot, reject_with, too_many, user_agent,
         },
         session::{self, AuthUser},
         users,
@@ -112,7 +112,7 @@ pub async fn register(
     }
     // Every attempt that could tell whether an email is taken is counted per IP, before the
     // answer (README: "Registration and account enumeration").
-    let ip = client_ip();
+    let ip = client_network();
     let slot = hashing_slot(&ctx, Some(&email)).await?;
     let free = ctx.policy.registrations_per_address;
     let wait = throttle::reserve_registration(&ctx.db, &ip, free, registry::now())
@@ -147,7 +147,8 @@ pub async fn register(
 }
 
 /// `POST /api/login` — `email`, `password`, optional `next`, optional `remember` ("Keep me
-/// signed in": any value but empty, `0`, `off` or `false` ticks it; a checkbox sends `on`).
+/// signed in": `on`, `true` or `1`, in any case, tick it; a checkbox sends `on`; anything else
+/// leaves it unticked).
 #[server(endpoint = "login")]
 pub async fn login(
     email: String,
@@ -155,13 +156,10 @@ pub async fn login(
     next: Option<String>,
     remember: Option<String>,
 ) -> Result<ActionReply, ServerFnError> {
-    let remembered = remember
-        .as_deref()
-        .map(str::trim)
-        .is_some_and(|r| !matches!(r, "" | "0" | "off" | "false"));
+    let remembered = crate::model::ticked(remember.as_deref());
     use crate::server::{registry, throttle};
     let (ctx, _) = context_and_session().await?;
-    let ip = client_ip();
+    let ip = client_network();
     if password.len() > crate::model::MAX_PASSWORD_BYTES {
         ctx.metrics.login(LoginOutcome::Failed);
         return Err(

@@ -11,7 +11,10 @@ use {
         internal,
         metrics::CheckoutOutcome,
         orders,
-        request::{context_and_session, form_redirect, is_form_post, reject, require_user},
+        request::{
+            context_and_session, form_redirect, is_form_post, login_ended, reject, require_user,
+        },
+        session::SessionError,
         session_change::SessionTx,
     },
     http::StatusCode,
@@ -22,9 +25,16 @@ use {
 pub async fn checkout() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let user = require_user(&session).await?;
-    let mut tx = SessionTx::begin(&ctx.sessions, &session)
-        .await
-        .map_err(internal)?;
+    let actor = crate::server::registry::Actor {
+        handle: &user.handle,
+        user_id: user.id,
+        admin: false,
+    };
+    let mut tx = match SessionTx::begin_as(&ctx.sessions, &session, actor).await {
+        Ok(tx) => tx,
+        Err(SessionError::LoginEnded) => return Err(login_ended(&session).await),
+        Err(error) => return Err(internal(error)),
+    };
     match orders::place(&mut tx, user.id).await {
         Ok(order_id) => {
             let message = format!("Thank you! Your order #{order_id} is placed.");

@@ -12,7 +12,9 @@ use {
         internal,
         metrics::{Revocation, Rotation},
         registry::{self, EndReason},
-        request::{context_and_session, flash_for_form, form_redirect, reject, require_user},
+        request::{
+            context_and_session, flash_for_form, form_redirect, login_ended, reject, require_user,
+        },
         session::{self, AuthUser},
         AppContext,
     },
@@ -37,6 +39,16 @@ async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, 
         Ok(user)
     } else {
         Err(reject(StatusCode::FORBIDDEN, "This page is for shop admins only.").await)
+    }
+}
+
+/// The caller's login as the actor of an action (see `registry::Actor`).
+#[cfg(feature = "ssr")]
+fn actor(me: &AuthUser, admin: bool) -> registry::Actor<'_> {
+    registry::Actor {
+        handle: &me.handle,
+        user_id: me.id,
+        admin,
     }
 }
 
@@ -66,20 +78,6 @@ async fn reply_after_revocation(
     Ok(ActionReply::message(message))
 }
 
-/// The answer to a request whose own login ended while it was in flight (revoked, logged out):
-/// nothing was done; the session is cleared and the caller told to log in again.
-#[cfg(feature = "ssr")]
-async fn login_ended(session: &Session) -> ServerFnError {
-    if let Err(error) = session::destroy_session(session).await {
-        tracing::error!(%error, "cannot clear an ended session");
-    }
-    reject(
-        StatusCode::UNAUTHORIZED,
-        "Your session has ended. Please log in again.",
-    )
-    .await
-}
-
 /// The caller's live sessions, the current one marked.
 #[server(endpoint = "account/sessions", input = GetUrl)]
 pub async fn my_sessions() -> Result<Vec<SessionInfo>, ServerFnError> {
@@ -98,15 +96,19 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
     let me = require_user(&session).await?;
     // The owner condition is part of the revocation itself: a guessed handle of someone
     // else's session matches nothing.
-    let ended = registry::revoke(&ctx.db, handle.trim(), Some(me.id))
+    let revoked = registry::revoke(&ctx.db, actor(&me, false), handle.trim(), Some(me.id), None)
         .await
         .map_err(internal)?;
-    if !ended {
-        return Err(reject(
-            StatusCode::NOT_FOUND,
-            "That session does not exist or has already ended.",
-        )
-        .await);
+    match revoked {
+        registry::Revoked::ActorEnded => return Err(login_ended(&session).await),
+        registry::Revoked::Ended { handles, .. } if handles.is_empty() => {
+            return Err(reject(
+                StatusCode::NOT_FOUND,
+                "That session does not exist or has already ended.",
+            )
+            .await)
+        }
+        registry::Revoked::Ended { .. } => {}
     }
     tracing::info!(handle = %handle.trim(), by = %me.handle, "session revoked by its owner");
     ctx.metrics.revoked(Revocation::SelfService, 1);
@@ -119,7 +121,7 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
 pub async fn revoke_other_sessions() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    let ended = registry::end_other_sessions(&ctx.db, me.id, &me.handle, EndReason::Revoked, None)
+    let ended = registry::end_other_sessions(&ctx.db, actor(&me, false), EndReason::Revoked, None)
         .await
         .map_err(internal)?;
     let Some(ended) = ended else {
@@ -168,8 +170,7 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     // whose row has ended meanwhile (see `session_store`).
     let ended = registry::end_other_sessions(
         &ctx.db,
-        me.id,
-        &me.handle,
+        actor(&me, false),
         EndReason::PasswordChange,
         Some(&hash),
     )
@@ -240,32 +241,20 @@ pub async fn admin_revoke_session(session: String) -> Result<ActionReply, Server
     let handle = session.trim().to_string();
     let (ctx, session) = context_and_session().await?;
     let me = require_admin(&ctx, &session).await?;
-    let owner = registry::owner_of(&ctx.db, &handle)
+    let revoked = registry::revoke(&ctx.db, actor(&me, true), &handle, None, Some(&me.email))
         .await
         .map_err(internal)?;
-    let ended = registry::revoke(&ctx.db, &handle, None)
-        .await
-        .map_err(internal)?;
-    if !ended {
-        return Err(reject(
-            StatusCode::NOT_FOUND,
-            "That session does not exist or has already ended.",
-        )
-        .await);
+    match revoked {
+        registry::Revoked::ActorEnded => return Err(login_ended(&session).await),
+        registry::Revoked::Ended { handles, .. } if handles.is_empty() => {
+            return Err(reject(
+                StatusCode::NOT_FOUND,
+                "That session does not exist or has already ended.",
+            )
+            .await)
+        }
+        registry::Revoked::Ended { .. } => {}
     }
-    registry::audit(
-        &ctx.db,
-        registry::AuditRecord {
-            actor_user_id: me.id,
-            actor_email: &me.email,
-            action: "revoke session",
-            target_user_id: owner,
-            handle: Some(&handle),
-            sessions_ended: 1,
-        },
-    )
-    .await
-    .map_err(internal)?;
     tracing::info!(%handle, by = %me.handle, "session revoked by an admin");
     ctx.metrics.revoked(Revocation::AdminOne, 1);
     let message = "The session was revoked.".to_string();
@@ -286,22 +275,13 @@ pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, 
     let Some(email) = email else {
         return Err(reject(StatusCode::NOT_FOUND, "That user does not exist.").await);
     };
-    let ended = registry::revoke_user_sessions(&ctx.db, user_id, EndReason::Revoked)
+    let revoked = registry::revoke_user_sessions(&ctx.db, actor(&me, true), &me.email, user_id)
         .await
         .map_err(internal)?;
-    registry::audit(
-        &ctx.db,
-        registry::AuditRecord {
-            actor_user_id: me.id,
-            actor_email: &me.email,
-            action: "revoke all sessions",
-            target_user_id: Some(user_id),
-            handle: None,
-            sessions_ended: ended as i64,
-        },
-    )
-    .await
-    .map_err(internal)?;
+    let ended = match revoked {
+        registry::Revoked::ActorEnded => return Err(login_ended(&session).await),
+        registry::Revoked::Ended { handles, .. } => handles.len(),
+    };
     tracing::info!(user_id, by = %me.handle, sessions = ended, "all sessions of a user revoked by an admin");
     ctx.metrics.revoked(Revocation::AdminAll, ended);
     let message = format!("Ended {ended} session(s) of {email}.");

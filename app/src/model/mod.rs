@@ -84,9 +84,39 @@ impl StockState {
     }
 }
 
+/// Whether a form's checkbox value means "ticked": `on` (what a browser sends), `true` or `1`,
+/// in any case. Anything else — absent, empty, `off`, `Off`, `no`, garbage — is not.
+pub fn ticked(value: Option<&str>) -> bool {
+    value
+        .map(str::trim)
+        .is_some_and(|v| v.eq_ignore_ascii_case("on") || v.eq_ignore_ascii_case("true") || v == "1")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_on_true_and_1_tick_a_checkbox() {
+        for yes in ["on", "ON", "On", "true", "TRUE", "1", " on "] {
+            assert!(ticked(Some(yes)), "{yes}");
+        }
+        for no in [
+            "off",
+            "Off",
+            "OFF",
+            "false",
+            "False",
+            "0",
+            "",
+            "no",
+            "yes please",
+            "2",
+        ] {
+            assert!(!ticked(Some(no)), "{no}");
+        }
+        assert!(!ticked(None));
+    }
 
     #[test]
     fn stock_state_words() {

@@ -84,7 +84,9 @@ pub fn CatalogPage() -> impl IntoView {
 /// The sort links, the result count, the products of the page and the pager.
 #[component]
 fn Listing(listing: CatalogListing, query: CatalogQuery) -> impl IntoView {
-    if listing.total == 0 {
+    // An empty result has one page: any other page of it does not exist (404), like a page
+    // past the end of a list with results.
+    if listing.total == 0 && listing.found() {
         return view! {
             <p class="empty" data-testid="no-results">
                 "No products match your search. " <a href="/">"Show everything"</a>

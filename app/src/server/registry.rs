@@ -1,7 +1,7 @@
 //! The session registry: one row per authenticated session, kept in step with the store, so
 //! sessions can be listed by user and revoked by an opaque handle.
 
-use super::db::{Conn, Db};
+use super::db::{Conn, Db, WriteTx};
 use super::session_store::TABLE as SESSIONS;
 use crate::model::{AuditEntry, SessionInfo};
 use crate::{on_conn, on_db};
@@ -203,38 +203,72 @@ async fn end_where_in(
     Ok(rows.into_iter().map(|(handle, _)| handle).collect())
 }
 
-/// Ends every other live session of `user_id` — and, with `new_password_hash`, changes the
-/// password — *only if the acting login `actor` is itself still live*, checked in the same
-/// write transaction. A request that was in flight while its own session was revoked or
-/// logged out can then neither sign the real owner out elsewhere nor change the password.
+/// The login on whose behalf an action runs: every action (a revocation, the password change,
+/// checkout) runs in a write transaction that first checks, with [`lock_live_actor`], that this
+/// login is still live — so a request that was in flight while its own login was revoked or
+/// logged out (held open before its last body byte, say) does nothing when it finally arrives.
+#[derive(Clone, Copy, Debug)]
+pub struct Actor<'a> {
+    pub handle: &'a str,
+    pub user_id: i64,
+    /// The action is for shop admins: the user must (still) be one.
+    pub admin: bool,
+}
+
+/// Inside the caller's write transaction: whether `actor`'s login is live (and, for an admin
+/// action, its user still an admin). On PostgreSQL its row is locked until the transaction
+/// ends, so a revocation of the actor running at the same time either ended it first (then
+/// this sees it ended) or waits for this transaction; on SQLite the write transaction
+/// (`BEGIN IMMEDIATE`) excludes every other writer already.
+pub async fn lock_live_actor(conn: &mut Conn<'_>, actor: Actor<'_>) -> Result<bool, sqlx::Error> {
+    let admin = if actor.admin {
+        " AND EXISTS (SELECT 1 FROM users u WHERE u.id = r.user_id AND u.is_admin)"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT r.handle FROM session_registry r
+         WHERE r.handle = $1 AND r.user_id = $2 AND r.ended_at IS NULL{admin}{}",
+        conn.kind().for_update()
+    );
+    let live: Option<String> = on_conn!(conn, c => sqlx::query_scalar(&sql)
+        .bind(actor.handle)
+        .bind(actor.user_id)
+        .fetch_optional(c)
+        .await)?;
+    Ok(live.is_some())
+}
+
+/// A write transaction on behalf of `actor`, begun only if its login is live
+/// ([`lock_live_actor`]). `None`: the login has ended, and nothing may be done.
+pub async fn begin_as(db: &Db, actor: Actor<'_>) -> Result<Option<WriteTx>, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    if lock_live_actor(&mut tx.conn(), actor).await? {
+        Ok(Some(tx))
+    } else {
+        tx.rollback().await?;
+        Ok(None)
+    }
+}
+
+/// Ends every other live session of `actor`'s user — and, with `new_password_hash`, changes
+/// the password — *only if the acting login is itself still live*, checked in the same write
+/// transaction. A request that was in flight while its own session was revoked or logged out
+/// can then neither sign the real owner out elsewhere nor change the password.
 /// `None`: the actor's login has ended, nothing was done.
 pub async fn end_other_sessions(
     db: &Db,
-    user_id: i64,
-    actor: &str,
+    actor: Actor<'_>,
     reason: EndReason,
     new_password_hash: Option<&str>,
 ) -> Result<Option<usize>, sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    // Locked on PostgreSQL: a revocation of the actor running now either ends its row first
-    // (then this sees it ended) or waits for this transaction.
-    let sql = format!(
-        "SELECT handle FROM session_registry WHERE handle = $1 AND user_id = $2 AND ended_at IS NULL{}",
-        tx.kind().for_update()
-    );
-    let live: Option<String> = on_conn!(&mut tx.conn(), c => sqlx::query_scalar(&sql)
-        .bind(actor)
-        .bind(user_id)
-        .fetch_optional(c)
-        .await)?;
-    if live.is_none() {
-        tx.rollback().await?;
+    let Some(mut tx) = begin_as(db, actor).await? else {
         return Ok(None);
-    }
+    };
     if let Some(hash) = new_password_hash {
         on_conn!(&mut tx.conn(), c => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(hash)
-            .bind(user_id)
+            .bind(actor.user_id)
             .execute(c)
             .await
             .map(|r| r.rows_affected()))?;
@@ -242,7 +276,7 @@ pub async fn end_other_sessions(
     let ended = end_where_in(
         &mut tx.conn(),
         "user_id = $1 AND handle <> $2",
-        &[SqlParam::Int(user_id), SqlParam::Text(actor)],
+        &[SqlParam::Int(actor.user_id), SqlParam::Text(actor.handle)],
         reason,
     )
     .await?;
@@ -255,12 +289,41 @@ enum SqlParam<'a> {
     Text(&'a str),
 }
 
-/// Revokes one session by handle; with `owner`, only if it belongs to that user.
-pub async fn revoke(db: &Db, handle: &str, owner: Option<i64>) -> Result<bool, sqlx::Error> {
-    let ended = match owner {
+/// What a revocation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    /// The acting login had ended before it could act: nothing was done.
+    ActorEnded,
+    /// These sessions were ended (none: nothing matched), of this user (when one matched).
+    Ended {
+        handles: Vec<String>,
+        owner: Option<i64>,
+    },
+}
+
+/// Revokes one session by handle on behalf of `actor`; with `owner`, only if it belongs to
+/// that user (a user's own sessions). With `audit`, the admin audit log records it in the same
+/// transaction.
+pub async fn revoke(
+    db: &Db,
+    actor: Actor<'_>,
+    handle: &str,
+    owner: Option<i64>,
+    audit: Option<&str>,
+) -> Result<Revoked, sqlx::Error> {
+    let Some(mut tx) = begin_as(db, actor).await? else {
+        return Ok(Revoked::ActorEnded);
+    };
+    let target: Option<i64> = on_conn!(&mut tx.conn(), c => sqlx::query_scalar(
+        "SELECT user_id FROM session_registry WHERE handle = $1 AND ended_at IS NULL",
+    )
+    .bind(handle)
+    .fetch_optional(c)
+    .await)?;
+    let handles = match owner {
         Some(user_id) => {
-            end_where(
-                db,
+            end_where_in(
+                &mut tx.conn(),
                 "handle = $1 AND user_id = $2",
                 &[SqlParam::Text(handle), SqlParam::Int(user_id)],
                 EndReason::Revoked,
@@ -268,8 +331,8 @@ pub async fn revoke(db: &Db, handle: &str, owner: Option<i64>) -> Result<bool, s
             .await?
         }
         None => {
-            end_where(
-                db,
+            end_where_in(
+                &mut tx.conn(),
                 "handle = $1",
                 &[SqlParam::Text(handle)],
                 EndReason::Revoked,
@@ -277,17 +340,62 @@ pub async fn revoke(db: &Db, handle: &str, owner: Option<i64>) -> Result<bool, s
             .await?
         }
     };
-    Ok(!ended.is_empty())
+    if let (Some(actor_email), false) = (audit, handles.is_empty()) {
+        audit_in(
+            &mut tx.conn(),
+            AuditRecord {
+                actor_user_id: actor.user_id,
+                actor_email,
+                action: "revoke session",
+                target_user_id: target,
+                handle: Some(handle),
+                sessions_ended: 1,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Revoked::Ended {
+        handles,
+        owner: target,
+    })
 }
 
-/// Ends every live session of a user (an admin's "revoke all").
+/// Ends every live session of a user (an admin's "revoke all") on behalf of `actor`, recorded
+/// in the audit log as done by `actor_email`, in one transaction.
 pub async fn revoke_user_sessions(
     db: &Db,
+    actor: Actor<'_>,
+    actor_email: &str,
     user_id: i64,
-    reason: EndReason,
-) -> Result<usize, sqlx::Error> {
-    let ended = end_where(db, "user_id = $1", &[SqlParam::Int(user_id)], reason).await?;
-    Ok(ended.len())
+) -> Result<Revoked, sqlx::Error> {
+    let Some(mut tx) = begin_as(db, actor).await? else {
+        return Ok(Revoked::ActorEnded);
+    };
+    let handles = end_where_in(
+        &mut tx.conn(),
+        "user_id = $1",
+        &[SqlParam::Int(user_id)],
+        EndReason::Revoked,
+    )
+    .await?;
+    audit_in(
+        &mut tx.conn(),
+        AuditRecord {
+            actor_user_id: actor.user_id,
+            actor_email,
+            action: "revoke all sessions",
+            target_user_id: Some(user_id),
+            handle: None,
+            sessions_ended: handles.len() as i64,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Revoked::Ended {
+        handles,
+        owner: Some(user_id),
+    })
 }
 
 /// Closes the rows of sessions whose store record is gone (expired and swept).
@@ -415,8 +523,9 @@ pub struct AuditRecord<'a> {
     pub sessions_ended: i64,
 }
 
-pub async fn audit(db: &Db, record: AuditRecord<'_>) -> Result<(), sqlx::Error> {
-    on_db!(db, pool => sqlx::query(
+/// Writes an audit entry inside the caller's transaction (with the action it records).
+async fn audit_in(conn: &mut Conn<'_>, record: AuditRecord<'_>) -> Result<(), sqlx::Error> {
+    on_conn!(conn, c => sqlx::query(
         "INSERT INTO session_audit (at, actor_user_id, actor_email, action, target_user_id, target_email, handle, sessions_ended)
          VALUES ($1, $2, $3, $4, $5, (SELECT email FROM users WHERE id = $5), $6, $7)",
     )
@@ -427,7 +536,7 @@ pub async fn audit(db: &Db, record: AuditRecord<'_>) -> Result<(), sqlx::Error> 
     .bind(record.target_user_id)
     .bind(record.handle)
     .bind(record.sessions_ended)
-    .execute(pool)
+    .execute(c)
     .await
     .map(|r| r.rows_affected()))?;
     Ok(())

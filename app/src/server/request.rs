@@ -66,7 +66,7 @@ pub async fn hashing_slot(
     ctx: &AppContext,
     email: Option<&str>,
 ) -> Result<super::passwords::ClientSlot, ServerFnError> {
-    match ctx.passwords.client_slot(&client_ip()) {
+    match ctx.passwords.client_slot(&client_network()) {
         Ok(slot) => Ok(slot),
         Err(_) => Err(too_many(1, "attempts at once", email).await),
     }
@@ -121,6 +121,19 @@ pub async fn flash_for_form(flash: Flash) -> Result<(), ServerFnError> {
     Ok(())
 }
 
+/// The answer to a request whose own login ended while it was in flight (revoked, logged out):
+/// nothing was done; the session is cleared and the caller told to log in again.
+pub async fn login_ended(session: &Session) -> ServerFnError {
+    if let Err(error) = session::destroy_session(session).await {
+        tracing::error!(%error, "cannot clear an ended session");
+    }
+    reject(
+        StatusCode::UNAUTHORIZED,
+        "Your session has ended. Please log in again.",
+    )
+    .await
+}
+
 /// The logged-in user, or a 401 rejection.
 pub async fn require_user(session: &Session) -> Result<session::AuthUser, ServerFnError> {
     match session::current_user(session).await.map_err(internal)? {
@@ -147,6 +160,47 @@ pub fn client_addr(extensions: &http::Extensions) -> Option<std::net::IpAddr> {
         })
 }
 
+/// The network a client address is budgeted as: an IPv4 address is itself; an IPv6 address
+/// stands for its /64, the smallest network one subscriber is given (RFC 6177: a home or
+/// office gets a /64 or more, and picks addresses in it at will — one client with a /64 has
+/// 2^64 addresses, so a budget per IPv6 address would be no budget). Every per-client budget
+/// and throttle keys by this: new sessions, registrations, login failures, the hashing share,
+/// connections and event streams.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientNet(std::net::IpAddr);
+
+impl ClientNet {
+    pub fn of(ip: std::net::IpAddr) -> ClientNet {
+        use std::net::{IpAddr, Ipv6Addr};
+        match ip {
+            IpAddr::V4(v4) => ClientNet(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientNet(IpAddr::V4(v4)),
+                None => ClientNet(IpAddr::V6(Ipv6Addr::from(
+                    u128::from(v6) & !((1u128 << 64) - 1),
+                ))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ClientNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            std::net::IpAddr::V4(v4) => write!(f, "{v4}"),
+            std::net::IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// The client network of the current request ([`ClientNet`]), as the key of its budgets.
+pub fn client_network() -> String {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| client_addr(&parts.extensions))
+        .map(|ip| ClientNet::of(ip).to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 /// The client's IP address of the current request (see [`client_addr`]).
 pub fn client_ip() -> String {
     use_context::<http::request::Parts>()
@@ -165,4 +219,26 @@ pub fn user_agent() -> String {
                 .map(str::to_string)
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClientNet;
+
+    fn net(ip: &str) -> String {
+        ClientNet::of(ip.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn ipv6_clients_are_their_64_and_ipv4_clients_their_address() {
+        assert_eq!(net("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            net("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            net("2001:db8:1:2::7")
+        );
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("192.0.2.7"), "192.0.2.7");
+        assert_ne!(net("192.0.2.7"), net("192.0.2.8"));
+        assert_eq!(net("::ffff:192.0.2.7"), "192.0.2.7");
+    }
 }

@@ -55,6 +55,9 @@ pub enum SessionError {
     /// A compare-and-swap found the record changed between its read and its write.
     #[error("the session changed while it was being written")]
     Conflict,
+    /// The login an action was to run for has ended (revoked, logged out, timed out).
+    #[error("the login has ended")]
+    LoginEnded,
 }
 
 // ---- the request's copy ----------------------------------------------------------------------

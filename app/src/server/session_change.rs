@@ -177,7 +177,7 @@ pub async fn begin_session_only(
 ) -> Result<Box<dyn SessionChange>, SessionError> {
     Ok(match &writes.sqlite {
         Some(sqlite) => Box::new(SessionCas::begin(writes, sqlite, session).await?),
-        None => Box::new(SessionTx::start(writes, session, true).await?),
+        None => Box::new(SessionTx::start(writes, session, true, None).await?),
     })
 }
 
@@ -202,13 +202,25 @@ impl SessionTx {
         writes: &SessionWrites,
         session: &Session,
     ) -> Result<SessionTx, SessionError> {
-        SessionTx::start(writes, session, false).await
+        SessionTx::start(writes, session, false, None).await
+    }
+
+    /// [`SessionTx::begin`] for an action on behalf of the login `actor`: its registry row is
+    /// checked live (and locked) first in the same transaction (`registry::lock_live_actor`),
+    /// before the session's own row. [`SessionError::LoginEnded`]: it has ended; nothing done.
+    pub async fn begin_as(
+        writes: &SessionWrites,
+        session: &Session,
+        actor: super::registry::Actor<'_>,
+    ) -> Result<SessionTx, SessionError> {
+        SessionTx::start(writes, session, false, Some(actor)).await
     }
 
     async fn start(
         writes: &SessionWrites,
         session: &Session,
         with_catalog_version: bool,
+        actor: Option<super::registry::Actor<'_>>,
     ) -> Result<SessionTx, SessionError> {
         let mut tx = SessionTx {
             contents: Contents::default(),
@@ -232,6 +244,21 @@ impl SessionTx {
         // cancelled (its client went away) before it ends: left open in the pool, it would
         // hold the write lock (SQLite) or the session's row (PostgreSQL).
         tx.tx = Some(writes.db.begin_write().await?);
+        if let Some(actor) = actor {
+            // The actor's row before the session's: the order revocations lock them in
+            // (PostgreSQL), so the two wait for each other instead of deadlocking.
+            match super::registry::lock_live_actor(&mut tx.conn(), actor).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tx.rollback().await;
+                    return Err(SessionError::LoginEnded);
+                }
+                Err(error) => {
+                    tx.rollback().await;
+                    return Err(error.into());
+                }
+            }
+        }
         if let Some(id) = session.id() {
             let loaded = if with_catalog_version {
                 load_with_catalog_version(&mut tx.conn(), &id, true)

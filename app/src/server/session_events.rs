@@ -12,6 +12,7 @@
 
 use super::db::Db;
 use super::policy::SessionPolicy;
+use super::request::ClientNet;
 use crate::on_db;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,10 +25,35 @@ pub const CHANNEL: &str = "coatcheck_session_ended";
 /// How often SQLite's registry is polled for ended logins.
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Open streams at most, per login and per server: a tab holds one; past the limit a new one
-/// is refused (503) rather than letting one client hold unbounded connections.
-pub const MAX_STREAMS_PER_LOGIN: usize = 32;
-pub const MAX_STREAMS: usize = 10_000;
+/// The bounds of the event streams (README: "A revoked tab knows at once").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Open streams per login: a browser keeps one per visible tab and allows six HTTP/1.1
+    /// connections per host, so more than six is never one person's browser
+    /// (`COATCHECK_MAX_STREAMS_PER_LOGIN`).
+    pub per_login: usize,
+    /// Open streams per client network (IPv4 address, IPv6 /64), whatever its logins: a
+    /// household or an office behind one address (`COATCHECK_MAX_STREAMS_PER_CLIENT`).
+    pub per_client: usize,
+    /// Open streams per server (`COATCHECK_MAX_STREAMS`; never more than half the connections
+    /// the server accepts, so streams cannot take every connection).
+    pub total: usize,
+    /// A stream ends after this long (give or take a tenth, so pages do not reconnect all at
+    /// once); the page opens a new one at once, which is checked like any request
+    /// (`COATCHECK_STREAM_LIFETIME`).
+    pub lifetime: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            per_login: 6,
+            per_client: 32,
+            total: 10_000,
+            lifetime: Duration::from_secs(300),
+        }
+    }
+}
 
 /// What the feed says: this login ended, or "check yours" (something may have been missed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +69,26 @@ pub struct SessionEvents(Arc<Inner>);
 struct Inner {
     notices: broadcast::Sender<Notice>,
     shutdown: watch::Sender<bool>,
-    /// Open streams per login handle.
-    open: Mutex<HashMap<Arc<str>, usize>>,
+    limits: StreamLimits,
+    open: Mutex<Open>,
+}
+
+/// Open streams, per login handle and per client network.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    per_login: HashMap<Arc<str>, usize>,
+    per_client: HashMap<ClientNet, usize>,
+}
+
+/// Takes one from a count, forgetting it at zero.
+fn leave<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count -= 1;
+        if *count == 0 {
+            counts.remove(key);
+        }
+    }
 }
 
 impl std::fmt::Debug for SessionEvents {
@@ -55,7 +99,7 @@ impl std::fmt::Debug for SessionEvents {
 
 impl Default for SessionEvents {
     fn default() -> Self {
-        Self::new()
+        Self::new(StreamLimits::default())
     }
 }
 
@@ -64,6 +108,8 @@ impl Default for SessionEvents {
 pub enum SubscribeError {
     #[error("too many open pages for this login")]
     PerLogin,
+    #[error("too many open pages from your network")]
+    PerClient,
     #[error("too many open pages")]
     Server,
     #[error("the server is shutting down")]
@@ -85,50 +131,62 @@ pub enum Wake {
 }
 
 impl SessionEvents {
-    pub fn new() -> SessionEvents {
+    pub fn new(limits: StreamLimits) -> SessionEvents {
         let (notices, _) = broadcast::channel(1024);
         let (shutdown, _) = watch::channel(false);
         SessionEvents(Arc::new(Inner {
             notices,
             shutdown,
-            open: Mutex::new(HashMap::new()),
+            limits,
+            open: Mutex::new(Open::default()),
         }))
     }
 
-    /// A stream for the login `handle`, counted until dropped.
-    pub fn subscribe(&self, handle: &str) -> Result<Subscription, SubscribeError> {
+    /// The limits this hub keeps.
+    pub fn limits(&self) -> StreamLimits {
+        self.0.limits
+    }
+
+    /// A stream for the login `handle` of a client on `client`, counted until dropped. Every
+    /// limit is checked and the stream counted under one lock: concurrent opens cannot pass
+    /// a limit together.
+    pub fn subscribe(
+        &self,
+        handle: &str,
+        client: ClientNet,
+    ) -> Result<Subscription, SubscribeError> {
         if *self.0.shutdown.borrow() {
             return Err(SubscribeError::ShuttingDown);
         }
         let handle: Arc<str> = handle.into();
         {
+            let limits = &self.0.limits;
             let mut open = self.0.open.lock().unwrap_or_else(|e| e.into_inner());
-            let total: usize = open.values().sum();
-            if total >= MAX_STREAMS {
-                return Err(SubscribeError::Server);
-            }
-            let mine = open.entry(handle.clone()).or_default();
-            if *mine >= MAX_STREAMS_PER_LOGIN {
+            if open.per_login.get(&handle).copied().unwrap_or(0) >= limits.per_login {
                 return Err(SubscribeError::PerLogin);
             }
-            *mine += 1;
+            if open.per_client.get(&client).copied().unwrap_or(0) >= limits.per_client {
+                return Err(SubscribeError::PerClient);
+            }
+            if open.total >= limits.total {
+                return Err(SubscribeError::Server);
+            }
+            open.total += 1;
+            *open.per_login.entry(handle.clone()).or_default() += 1;
+            *open.per_client.entry(client).or_default() += 1;
         }
         Ok(Subscription {
             notices: self.0.notices.subscribe(),
             shutdown: self.0.shutdown.subscribe(),
             handle,
+            client,
             hub: self.clone(),
         })
     }
 
     /// Streams open now.
     pub fn open_streams(&self) -> usize {
-        self.0
-            .open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .sum()
+        self.0.open.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 
     /// Ends every stream (at shutdown: open pages reconnect elsewhere) and refuses new ones.
@@ -245,6 +303,7 @@ pub struct Subscription {
     notices: broadcast::Receiver<Notice>,
     shutdown: watch::Receiver<bool>,
     handle: Arc<str>,
+    client: ClientNet,
     hub: SessionEvents,
 }
 
@@ -278,12 +337,9 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         let mut open = self.hub.0.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.handle) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.handle);
-            }
-        }
+        open.total -= 1;
+        leave(&mut open.per_login, &self.handle);
+        leave(&mut open.per_client, &self.client);
     }
 }
 
@@ -333,11 +389,21 @@ pub async fn login_state(
 mod tests {
     use super::*;
 
+    fn net(ip: &str) -> ClientNet {
+        ClientNet::of(ip.parse().unwrap())
+    }
+
     #[tokio::test]
     async fn streams_are_counted_capped_and_woken_for_their_own_login_only() {
-        let hub = SessionEvents::new();
-        let mut mine = hub.subscribe("a").unwrap();
-        let mut other = hub.subscribe("b").unwrap();
+        let hub = SessionEvents::new(StreamLimits {
+            per_login: 3,
+            per_client: 5,
+            total: 9,
+            ..StreamLimits::default()
+        });
+        let home = net("192.0.2.1");
+        let mut mine = hub.subscribe("a", home).unwrap();
+        let mut other = hub.subscribe("b", net("192.0.2.2")).unwrap();
         assert_eq!(hub.open_streams(), 2);
         hub.ended("a");
         let later = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -351,15 +417,39 @@ mod tests {
         drop(mine);
         assert_eq!(hub.open_streams(), 1);
 
-        let held: Vec<_> = (0..MAX_STREAMS_PER_LOGIN)
-            .map(|_| hub.subscribe("c").unwrap())
+        // Per login.
+        let held: Vec<_> = (0..3).map(|_| hub.subscribe("c", home).unwrap()).collect();
+        assert_eq!(
+            hub.subscribe("c", home).err(),
+            Some(SubscribeError::PerLogin)
+        );
+        // Per client network, whatever the login (an IPv6 client by its /64).
+        let v6: Vec<_> = (1..=5)
+            .map(|i| {
+                hub.subscribe(&format!("v6-{i}"), net(&format!("2001:db8:0:7::{i}")))
+                    .unwrap()
+            })
             .collect();
-        assert_eq!(hub.subscribe("c").err(), Some(SubscribeError::PerLogin));
+        assert_eq!(
+            hub.subscribe("v6-6", net("2001:db8:0:7:ffff::1")).err(),
+            Some(SubscribeError::PerClient)
+        );
+        // In all: 1 + 3 + 5 = 9, the server's limit.
+        assert_eq!(hub.open_streams(), 9);
+        assert_eq!(
+            hub.subscribe("d", net("198.51.100.1")).err(),
+            Some(SubscribeError::Server)
+        );
+        drop(v6);
         drop(held);
-        assert!(hub.subscribe("c").is_ok());
+        assert_eq!(hub.open_streams(), 1);
+        assert!(hub.subscribe("c", home).is_ok());
 
         hub.shut_down();
         assert_eq!(other.next(later).await, Wake::Shutdown);
-        assert_eq!(hub.subscribe("d").err(), Some(SubscribeError::ShuttingDown));
+        assert_eq!(
+            hub.subscribe("d", home).err(),
+            Some(SubscribeError::ShuttingDown)
+        );
     }
 }

@@ -18,11 +18,15 @@ pub enum Activity {
     Unchanged,
 }
 
+/// `counts_as_activity`: false for requests that are not the user's doing (the event stream a
+/// page opens and reopens by itself): the timeouts are enforced, nothing is recorded, so an
+/// open tab never keeps an idle login alive.
 pub async fn enforce(
     db: &SessionWrites,
     policy: &SessionPolicy,
     metrics: &Metrics,
     session: &Session,
+    counts_as_activity: bool,
 ) -> Result<Activity, SessionError> {
     if session.id().is_none() {
         return Ok(Activity::Unchanged);
@@ -53,7 +57,8 @@ pub async fn enforce(
             return Ok(Activity::Unchanged);
         }
     }
-    let due = seen.is_none_or(|seen| now - seen >= policy.touch_interval.as_secs() as i64);
+    let due = counts_as_activity
+        && seen.is_none_or(|seen| now - seen >= policy.touch_interval.as_secs() as i64);
     if due {
         let mut tx = SessionTx::begin(db, session).await?;
         if !tx.contents().exists() {
