@@ -457,6 +457,22 @@ async fn a_database_server_restart_is_503_meanwhile_and_full_service_after() {
         assert_eq!(*status, 503, "{during:?}");
         assert!(retry.is_some(), "Retry-After: {during:?}");
     }
+    // Cookie-less catalog pages too, within the documented time (the pool's 5 s wait for a
+    // connection, once), not once per query of the page.
+    for path in ["/", "/?q=wool", "/products/merino-scarf"] {
+        let started = std::time::Instant::now();
+        let page = reqwest::get(format!("{}{path}", servers[1].base))
+            .await
+            .unwrap();
+        let waited = started.elapsed();
+        assert_eq!(page.status(), 503, "{path}");
+        assert!(page.headers().contains_key("retry-after"), "{path}");
+        assert!(
+            waited < std::time::Duration::from_millis(7500),
+            "{path}: answered after {waited:?}, documented: about 5 s"
+        );
+        eprintln!("{path}: 503 after {waited:?} with the database down");
+    }
 
     postgres.start_again();
     for server in &servers {

@@ -72,6 +72,46 @@ async fn a_flood_of_new_sessions_from_one_client_stores_only_its_budget() {
 }
 
 #[tokio::test]
+async fn an_ipv6_client_is_budgeted_by_its_64_whichever_address_it_uses() {
+    // Behind a trusted proxy (the test's loopback), the client's address is the forwarded one.
+    let app = spawn_app_with(|config| {
+        config.trusted_proxies =
+            coatcheck::server::proxies::TrustedProxies::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    let scarf = product_id(&app, "merino-scarf").await;
+    let add_from = |forwarded: String| {
+        let client = reqwest::Client::new();
+        let url = app.url("/api/cart/add");
+        async move {
+            client
+                .post(url)
+                .header("x-forwarded-for", forwarded)
+                .form(&[("product_id", scarf.to_string()), ("quantity", "1".into())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // 60 new sessions, each from another address of one /64.
+    let mut accepted = 0;
+    for i in 0..60u32 {
+        let address = format!("2001:db8:17:64:{:x}:{:x}::1", i * 7 + 1, i + 3);
+        if add_from(address).await == 200 {
+            accepted += 1;
+        }
+    }
+    assert_eq!(accepted, 20, "one /64 gets one client's budget");
+    // Another /64 has its own; an IPv4 client too.
+    assert_eq!(add_from("2001:db8:17:65::1".into()).await, 200);
+    assert_eq!(add_from("198.51.100.7".into()).await, 200);
+    assert_eq!(stored_sessions(&app).await, 22);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_rejected_request_gives_its_new_session_back() {
     let app = spawn_app().await;
     let scarf = product_id(&app, "merino-scarf").await.to_string();

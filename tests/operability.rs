@@ -327,3 +327,110 @@ async fn throttled_logins_are_counted_apart_from_failures() {
     );
     app.stop().await;
 }
+
+/// What a client can send wrong or ask too much of: answered with a 4xx, counted as a 4xx, and
+/// logged below ERROR, every line of it short.
+#[tokio::test]
+async fn what_a_client_gets_wrong_is_a_4xx_never_an_error_line() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let log_path = dir.path().join("server.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = ServerProcess::start_with(&url, |command| {
+        command
+            .env("COATCHECK_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("COATCHECK_MAX_STREAMS_PER_LOGIN", "1")
+            .env(
+                "COATCHECK_METRICS_ADDR",
+                format!("127.0.0.1:{metrics_port}"),
+            )
+            .stdout(log_file);
+    })
+    .await;
+    let client = reqwest::Client::new();
+
+    // A 32 KB address: 414, and its log line cut short.
+    let long = format!("{}/?q={}", server.base, "a".repeat(32 * 1024));
+    let status = client.get(&long).send().await.map(|r| r.status().as_u16());
+    assert!(
+        matches!(status, Ok(414)),
+        "{:?}",
+        status.map_err(|e| e.is_builder())
+    );
+    // CONNECT: this is not a proxy.
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    raw.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), raw.read(&mut answer))
+        .await
+        .expect("CONNECT is answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    // A cross-site check that cannot read its Origin: refused.
+    let mut shopper = server.shopper();
+    assert_eq!(
+        shopper.register("wrong@example.com", PASSWORD).await.status,
+        200
+    );
+    let cookie = shopper.cookie.clone().unwrap();
+    let non_ascii = client
+        .post(format!("{}/api/logout", server.base))
+        .header("cookie", format!("id={cookie}"))
+        .header(
+            "origin",
+            reqwest::header::HeaderValue::from_bytes("http://\u{e9}vil.test".as_bytes()).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(non_ascii.status(), 403);
+    assert_eq!(shopper.me().await["user"]["email"], "wrong@example.com");
+    // A stream past the login's share: 429.
+    let _open = common::EventStream::open(&server.base, &cookie).await;
+    let refused = common::EventStream::try_open(&server.base, &cookie, &client).await;
+    assert_eq!(refused.status(), 429);
+
+    let scrape = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let server_errors: f64 = scrape
+        .lines()
+        .filter(|line| {
+            line.starts_with("coatcheck_http_requests_total") && line.contains("status=\"5xx\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(server_errors, 0.0, "no 5xx counted:\n{scrape}");
+
+    // Give the last lines a moment to be written.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let longest = text.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 4096, "a log line of {longest} bytes");
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "ERROR lines for client mistakes: {errors:#?}"
+    );
+    assert!(
+        text.contains("bytes)"),
+        "the long address is logged cut, with its length"
+    );
+}

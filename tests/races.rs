@@ -181,6 +181,194 @@ async fn sign_out_everywhere_else_held_across_its_revocation_signs_nobody_out() 
     app.stop().await;
 }
 
+/// A user's ID.
+async fn user_id(app: &TestApp, email: &str) -> i64 {
+    app::on_db!(&app.db().await, p => sqlx::query_scalar("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_one(p)
+        .await)
+    .unwrap()
+}
+
+/// Entries in the admin audit log.
+async fn audit_entries(app: &TestApp) -> i64 {
+    app::on_db!(&app.db().await, p => sqlx::query_scalar("SELECT COUNT(*) FROM session_audit")
+        .fetch_one(p)
+        .await)
+    .unwrap()
+}
+
+/// The real admin (`boss`, one session), a second session of the same admin held by a thief
+/// (`stolen`, with its handle), and a victim with a login.
+async fn admin_thief_and_victim(app: &TestApp) -> (Shopper, Shopper, String, Shopper) {
+    let mut boss = common::admin(app).await;
+    let mut stolen = Shopper::new(app);
+    assert_eq!(stolen.login("boss@example.com", PASSWORD).await.status, 200);
+    let stolen_handle = own_handle(&mut stolen).await;
+    let victim = common::logged_in(app, "victim@example.com").await;
+    assert_eq!(my_sessions(&mut boss).await.len(), 2);
+    (boss, stolen, stolen_handle, victim)
+}
+
+/// The thief's request, held before its last byte while the real admin revokes the thief's
+/// session, then sent: refused as from an ended login, nothing done, nothing audited.
+async fn held_admin_action_after_its_revocation(path: &str, form: &str) {
+    let app = spawn_app().await;
+    let (mut boss, stolen, stolen_handle, mut victim) = admin_thief_and_victim(&app).await;
+    let victim_handle = own_handle(&mut victim).await;
+    let victim_id = user_id(&app, "victim@example.com").await;
+    let form = form
+        .replace("{victim_handle}", &victim_handle)
+        .replace("{victim_id}", &victim_id.to_string());
+    let held = HeldRequest::start(app.addr, path, stolen.cookie.as_deref().unwrap(), &form).await;
+    let revoked = boss
+        .post("/api/admin/sessions/revoke", &[("session", &stolen_handle)])
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    assert_eq!(audit_entries(&app).await, 1);
+    let reply = held.finish().await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply.body.contains("Your session has ended"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        victim.me().await["user"]["email"],
+        "victim@example.com",
+        "the victim was not signed out"
+    );
+    assert_eq!(
+        boss.me().await["user"]["email"],
+        "boss@example.com",
+        "the real admin was not signed out"
+    );
+    assert_eq!(
+        audit_entries(&app).await,
+        1,
+        "nothing is attributed to the admin that the admin did not do"
+    );
+    assert_registry_consistent(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_revocation_held_across_the_revocation_of_its_session_does_nothing() {
+    held_admin_action_after_its_revocation("/api/admin/sessions/revoke", "session={victim_handle}")
+        .await;
+}
+
+#[tokio::test]
+async fn an_admin_revoke_all_held_across_the_revocation_of_its_session_does_nothing() {
+    held_admin_action_after_its_revocation(
+        "/api/admin/users/revoke-sessions",
+        "user_id={victim_id}",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_admin_action_held_across_the_loss_of_the_admin_role_does_nothing() {
+    let app = spawn_app().await;
+    let (_boss, stolen, _, mut victim) = admin_thief_and_victim(&app).await;
+    let victim_id = user_id(&app, "victim@example.com").await;
+    let held = HeldRequest::start(
+        app.addr,
+        "/api/admin/users/revoke-sessions",
+        stolen.cookie.as_deref().unwrap(),
+        &format!("user_id={victim_id}"),
+    )
+    .await;
+    app::on_db!(&app.db().await, p => sqlx::query("UPDATE users SET is_admin = $1 WHERE email = $2")
+        .bind(false)
+        .bind("boss@example.com")
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+    .unwrap();
+    let reply = held.finish().await;
+    assert_eq!(reply.status, 403, "no longer an admin: {}", reply.body);
+    assert_eq!(victim.me().await["user"]["email"], "victim@example.com");
+    assert_eq!(audit_entries(&app).await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_one_of_my_sessions_held_across_my_revocation_does_nothing() {
+    let app = spawn_app().await;
+    let (mut a, mut b) = two_sessions(&app).await;
+    let a_handle = own_handle(&mut a).await;
+    let b_handle = own_handle(&mut b).await;
+    let held = HeldRequest::start(
+        app.addr,
+        "/api/account/sessions/revoke",
+        a.cookie.as_deref().unwrap(),
+        &format!("session={b_handle}"),
+    )
+    .await;
+    let revoked = b
+        .post("/api/account/sessions/revoke", &[("session", &a_handle)])
+        .await;
+    assert_eq!(revoked.status, 200);
+    let reply = held.finish().await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply.body.contains("Your session has ended"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(b.me().await["user"]["email"], EMAIL, "B was not signed out");
+    assert_registry_consistent(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_checkout_held_across_its_revocation_places_no_order() {
+    let app = spawn_app().await;
+    let (mut a, mut b) = two_sessions(&app).await;
+    let a_handle = own_handle(&mut a).await;
+    let scarf = common::product_id(&app, "merino-scarf").await;
+    assert_eq!(a.add(scarf, "2").await.status, 200);
+    let db = app.db().await;
+    let stock = || async {
+        app::on_db!(&db, p => sqlx::query_scalar::<_, i64>(
+            "SELECT stock FROM products WHERE id = $1"
+        )
+        .bind(scarf)
+        .fetch_one(p)
+        .await)
+        .unwrap()
+    };
+    let before = stock().await;
+    let held = HeldRequest::start(
+        app.addr,
+        "/api/checkout",
+        a.cookie.as_deref().unwrap(),
+        "x=1",
+    )
+    .await;
+    let revoked = b
+        .post("/api/account/sessions/revoke", &[("session", &a_handle)])
+        .await;
+    assert_eq!(revoked.status, 200);
+    let reply = held.finish().await;
+    assert_eq!(reply.status, 401, "{}", reply.body);
+    assert!(
+        reply.body.contains("Your session has ended"),
+        "{}",
+        reply.body
+    );
+    let orders: i64 =
+        app::on_db!(&app.db().await, p => sqlx::query_scalar("SELECT COUNT(*) FROM orders")
+        .fetch_one(p)
+        .await)
+        .unwrap();
+    assert_eq!(orders, 0, "no order from an ended login");
+    assert_eq!(stock().await, before, "no stock taken");
+    assert_registry_consistent(&app).await;
+    app.stop().await;
+}
+
 /// The store's side of every ID rotation (login, password change, demotion): a record that
 /// carries a login is created — or saved — only while that login's registry row is live.
 #[tokio::test]

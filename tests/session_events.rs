@@ -250,3 +250,86 @@ async fn a_revocation_on_one_instance_reaches_the_page_on_another() {
     );
     let _ = laptop.me().await;
 }
+
+#[tokio::test]
+async fn reopening_the_stream_does_not_keep_an_idle_login_alive() {
+    let app = spawn_app_with(|config| {
+        config.policy.login_idle_timeout = Duration::from_secs(2);
+        config.policy.touch_interval = Duration::from_secs(1);
+    })
+    .await;
+    let mut shopper = logged_in(&app, "tab@example.com").await;
+    let cookie = shopper.cookie.clone().unwrap();
+    // A tab that opens its stream again and again (as a page reconnecting would), and nothing
+    // else, for longer than the idle timeout.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3600) {
+        let stream = EventStream::open(&app.base, &cookie).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        drop(stream);
+    }
+    assert_eq!(
+        shopper.me().await["user"],
+        serde_json::Value::Null,
+        "the streams did not count as activity: the login timed out"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn streams_are_capped_per_client_network_whatever_the_login() {
+    let app = spawn_app_with(|config| {
+        config.streams.per_client = 4;
+    })
+    .await;
+    let mut cookies = Vec::new();
+    for email in ["one@example.com", "two@example.com"] {
+        cookies.push(logged_in(&app, email).await.cookie.unwrap());
+    }
+    // Client address 1: two logins, two streams each — its share.
+    let mut open = Vec::new();
+    for i in 0..4 {
+        open.push(EventStream::open_as(&app.base, &cookies[i % 2], 1).await);
+    }
+    let same_address = reqwest::Client::builder()
+        .local_address(common::client_ip(1))
+        .build()
+        .unwrap();
+    let refused = EventStream::try_open(&app.base, &cookies[0], &same_address).await;
+    assert_eq!(refused.status(), 429, "the address has its share open");
+    assert!(refused.headers().contains_key("retry-after"));
+    // The same login from another address is not refused.
+    let _elsewhere = EventStream::open_as(&app.base, &cookies[0], 2).await;
+    drop(open);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_ends_after_its_lifetime_and_the_page_may_open_another() {
+    let app = spawn_app_with(|config| {
+        config.streams.lifetime = Duration::from_secs(1);
+    })
+    .await;
+    let shopper = logged_in(&app, "long@example.com").await;
+    let cookie = shopper.cookie.unwrap();
+    let started = Instant::now();
+    let mut stream = EventStream::open(&app.base, &cookie).await;
+    assert_eq!(
+        stream.next(Duration::from_secs(5)).await,
+        Some((String::new(), String::new())),
+        "closed by the server"
+    );
+    let lived = started.elapsed();
+    assert!(
+        lived >= Duration::from_millis(850) && lived < Duration::from_secs(3),
+        "about its lifetime (1 s, give or take a tenth): {lived:?}"
+    );
+    let _next = EventStream::open(&app.base, &cookie).await;
+    assert_eq!(
+        app.scrape()
+            .await
+            .contains("coatcheck_session_event_streams_open 1"),
+        true
+    );
+    app.stop().await;
+}

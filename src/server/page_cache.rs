@@ -217,7 +217,12 @@ async fn through(
     };
     let version = match cache.catalog.recent_version(&cache.db).await {
         Ok(version) => version,
-        Err(_) => return next.run(request).await,
+        // The database did not answer within its acquire timeout: the render would ask it
+        // several more times, each waiting as long. Busy now, within the documented time.
+        Err(error) => {
+            tracing::warn!(%error, "page cache: the database did not answer");
+            return super::guard::busy();
+        }
     };
     if let Some(response) = cache.lookup(&key, version) {
         return response;
