@@ -562,6 +562,8 @@ async fn the_admin_list_pages_and_filters_a_thousand_sessions() {
     let mut boss = admin(&app).await;
     let db = app.db().await;
     let far_future = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    // Live logins (within the default timeouts): started and last seen in the last 1,000 s.
+    let start = time::OffsetDateTime::now_utc().unix_timestamp() - 1000;
     app::on_db!(&db, p => {
         let mut tx = p.begin().await.unwrap();
         for i in 0..1000i64 {
@@ -583,12 +585,13 @@ async fn the_admin_list_pages_and_filters_a_thousand_sessions() {
                 .unwrap();
             sqlx::query(
                 "INSERT INTO session_registry (handle, session_id, user_id, created_at, last_seen_at, ip, user_agent, device)
-                 VALUES ($1, $2, $3, 1000, $4, '127.0.0.1', '', 'Unknown device')",
+                 VALUES ($1, $2, $3, $4, $5, '127.0.0.1', '', 'Unknown device')",
             )
             .bind(format!("h{i:04}"))
             .bind(&session_id)
             .bind(user_id)
-            .bind(1000 + i)
+            .bind(start)
+            .bind(start + i)
             .execute(&mut *tx)
             .await
             .unwrap();
@@ -970,5 +973,113 @@ async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
         ),
         1.0
     );
+    app.stop().await;
+}
+
+/// The stored records' expiry dates (Unix seconds), newest login last.
+async fn stored_expiries(app: &TestApp) -> Vec<i64> {
+    let expiries: Vec<time::OffsetDateTime> = app::on_db!(&app.db().await, p => sqlx::query_scalar(
+        "SELECT expiry_date FROM tower_sessions ORDER BY expiry_date"
+    )
+    .fetch_all(p)
+    .await)
+    .unwrap();
+    expiries.iter().map(|e| e.unix_timestamp()).collect()
+}
+
+#[tokio::test]
+async fn a_login_until_the_browser_closes_is_stored_no_longer_than_its_timeouts_allow() {
+    // The defaults: a 30-minute login idle timeout, a 7-day session idle timeout.
+    let app = spawn_app().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let _brief = logged_in(&app, "brief@example.com").await;
+    let expiries = stored_expiries(&app).await;
+    assert_eq!(expiries.len(), 1);
+    // Its deadline (30 min) and one more idle period for the cart and the message: an hour,
+    // not tower-sessions' 14 days for a cookie that ends with the browser.
+    let stored_for = expiries[0] - now;
+    assert!(
+        (3500..=3700).contains(&stored_for),
+        "stored for {stored_for} s"
+    );
+
+    // "Keep me signed in": the session's idle timeout (7 days).
+    let mut kept = Shopper::new(&app);
+    let reply = kept
+        .post(
+            "/api/login",
+            &[
+                ("email", "brief@example.com"),
+                ("password", PASSWORD),
+                ("remember", "On"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let longest = *stored_expiries(&app).await.last().unwrap() - now;
+    assert!(
+        (7 * 86_400 - 100..=7 * 86_400 + 100).contains(&longest),
+        "a remembered login: {longest} s"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn timed_out_logins_are_listed_nowhere() {
+    let app = spawn_app_with(|config| {
+        config.policy.login_idle_timeout = std::time::Duration::from_secs(2);
+        config.policy.touch_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let mut boss = admin(&app).await;
+    // A second login of the admin, kept signed in (the long timeouts), which stays active;
+    // the first one (until the browser closes) goes idle.
+    let mut kept = Shopper::new(&app);
+    let reply = kept
+        .post(
+            "/api/login",
+            &[
+                ("email", "boss@example.com"),
+                ("password", PASSWORD),
+                ("remember", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let count = |html: &str| testid_attr(html, "session-row", "data-current").len();
+    assert_eq!(count(&kept.get("/account/sessions").await.body), 2);
+    // Idle for longer than the login idle timeout (counted in whole seconds).
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        assert_eq!(kept.me().await["user"]["email"], "boss@example.com");
+    }
+    // Its row is still open (only its own next request ends it), but it is dead: listed
+    // nowhere, counted nowhere.
+    let open_rows: i64 = app::on_db!(&app.db().await, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM session_registry WHERE ended_at IS NULL"
+    )
+    .fetch_one(p)
+    .await)
+    .unwrap();
+    assert_eq!(open_rows, 2);
+    assert_eq!(
+        count(&kept.get("/account/sessions").await.body),
+        1,
+        "own list"
+    );
+    assert_eq!(
+        count(&kept.get("/admin/sessions").await.body),
+        1,
+        "admin list"
+    );
+    assert_eq!(
+        sample(
+            &app.scrape().await,
+            "coatcheck_sessions_live{kind=\"logged_in\"}"
+        ),
+        1.0
+    );
+    // And the idle one is indeed signed out at its next request.
+    assert_eq!(boss.me().await["user"], serde_json::Value::Null);
     app.stop().await;
 }

@@ -104,7 +104,7 @@ impl Application {
             events: app::server::session_events::SessionEvents::new(streams),
             metrics,
             db: pool.clone(),
-            sessions: app::server::session_change::SessionWrites::new(pool.clone()),
+            sessions: app::server::session_change::SessionWrites::new(pool.clone(), config.policy),
             passwords: app::server::passwords::PasswordHasher::new(),
             policy: config.policy,
             catalog: Default::default(),

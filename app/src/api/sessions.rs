@@ -83,7 +83,7 @@ async fn reply_after_revocation(
 pub async fn my_sessions() -> Result<Vec<SessionInfo>, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    registry::list_for_user(&ctx.db, me.id, Some(&me.handle))
+    registry::list_for_user(&ctx.db, &ctx.policy, me.id, Some(&me.handle))
         .await
         .map_err(internal)
 }
@@ -207,6 +207,7 @@ pub async fn admin_sessions(
         .clamp(1, 1_000_000);
     let (sessions, total) = registry::list_live(
         &ctx.db,
+        &ctx.policy,
         filter.as_deref(),
         page,
         SESSIONS_PER_PAGE,

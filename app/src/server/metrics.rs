@@ -386,21 +386,18 @@ impl Metrics {
 /// that timed out is only ended by its next request) and stored anonymous sessions with a
 /// cart, across every instance sharing the database.
 async fn live_sessions(db: &Db, policy: &SessionPolicy) -> Result<(i64, i64), sqlx::Error> {
-    let now = super::registry::now();
-    let since = |d: std::time::Duration| now - i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
-    let (idle, absolute) = policy.login_timeouts(false);
-    let (kept_idle, kept_absolute) = policy.login_timeouts(true);
+    let since = policy.live_since(super::registry::now());
     let logged_in: i64 = on_db!(db, pool => sqlx::query_scalar(
         "SELECT COUNT(*) FROM session_registry WHERE ended_at IS NULL AND (
             (remembered = $1 AND last_seen_at >= $2 AND created_at >= $3)
          OR (remembered = $4 AND last_seen_at >= $5 AND created_at >= $6))"
     )
     .bind(false)
-    .bind(since(idle))
-    .bind(since(absolute))
+    .bind(since.browser_seen)
+    .bind(since.browser_created)
     .bind(true)
-    .bind(since(kept_idle))
-    .bind(since(kept_absolute))
+    .bind(since.remembered_seen)
+    .bind(since.remembered_created)
     .fetch_one(pool)
     .await)?;
     let anonymous_with_cart = super::session_store::count_anonymous_with_cart(db).await?;

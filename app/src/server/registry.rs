@@ -2,6 +2,7 @@
 //! sessions can be listed by user and revoked by an opaque handle.
 
 use super::db::{Conn, Db, WriteTx};
+use super::policy::{LiveSince, SessionPolicy};
 use super::session_store::TABLE as SESSIONS;
 use crate::model::{AuditEntry, SessionInfo};
 use crate::{on_conn, on_db};
@@ -441,37 +442,61 @@ impl InfoRow {
     }
 }
 
-/// Live sessions: a live registry row whose stored session has not expired (`$1`: now).
-fn live() -> String {
+/// Live sessions: a live registry row whose stored session has not expired (`$1`: now) and
+/// whose login is within its timeouts by the login rule (`SessionPolicy::login_state`, as
+/// cut-offs: `$first`… the four values of [`LiveSince`], bound by [`bind_live`]). A login past
+/// its idle or absolute timeout is listed nowhere, though its own next request is what ends
+/// its row.
+fn live(first: usize) -> String {
+    let [a, b, c, d] = [first, first + 1, first + 2, first + 3];
     format!(
         "FROM session_registry r JOIN users u ON u.id = r.user_id
          JOIN {SESSIONS} s ON s.id = r.session_id
-         WHERE r.ended_at IS NULL AND s.expiry_date > $1"
+         WHERE r.ended_at IS NULL AND s.expiry_date > $1
+           AND ((r.remembered = FALSE AND r.last_seen_at >= ${a} AND r.created_at >= ${b})
+             OR (r.remembered = TRUE AND r.last_seen_at >= ${c} AND r.created_at >= ${d}))"
     )
+}
+
+/// The values of [`live`]'s cut-offs, in order.
+fn live_cutoffs(since: LiveSince) -> [i64; 4] {
+    [
+        since.browser_seen,
+        since.browser_created,
+        since.remembered_seen,
+        since.remembered_created,
+    ]
 }
 
 /// A user's live sessions, most recently active first.
 pub async fn list_for_user(
     db: &Db,
+    policy: &SessionPolicy,
     user_id: i64,
     current: Option<&str>,
 ) -> Result<Vec<SessionInfo>, sqlx::Error> {
-    let live = live();
+    let live = live(3);
     let sql = format!(
         "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at, r.remembered {live}
          AND r.user_id = $2 ORDER BY r.last_seen_at DESC, r.created_at DESC LIMIT 500"
     );
-    let rows: Vec<InfoRow> = on_db!(db, pool => sqlx::query_as(&sql)
-        .bind(time::OffsetDateTime::now_utc())
-        .bind(user_id)
-        .fetch_all(pool)
-        .await)?;
+    let cutoffs = live_cutoffs(policy.live_since(now()));
+    let rows: Vec<InfoRow> = on_db!(db, pool => {
+        let mut query = sqlx::query_as(&sql)
+            .bind(time::OffsetDateTime::now_utc())
+            .bind(user_id);
+        for cutoff in cutoffs {
+            query = query.bind(cutoff);
+        }
+        query.fetch_all(pool).await
+    })?;
     Ok(rows.into_iter().map(|r| r.into_info(current)).collect())
 }
 
 /// One page of all live sessions, optionally filtered by (part of) the email.
 pub async fn list_live(
     db: &Db,
+    policy: &SessionPolicy,
     email_filter: Option<&str>,
     page: i64,
     per_page: i64,
@@ -487,27 +512,37 @@ pub async fn list_live(
             .collect();
         format!("%{}%", escaped.to_lowercase())
     });
-    let now = time::OffsetDateTime::now_utc();
-    let live = live();
+    let now_at = time::OffsetDateTime::now_utc();
+    let cutoffs = live_cutoffs(policy.live_since(now()));
+    let live_count = live(3);
     let count_sql =
-        format!("SELECT COUNT(*) {live} AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')");
-    let total: i64 = on_db!(db, pool => sqlx::query_scalar(&count_sql)
-        .bind(now)
-        .bind(pattern.as_deref())
-        .fetch_one(pool)
-        .await)?;
+        format!("SELECT COUNT(*) {live_count} AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')");
+    let total: i64 = on_db!(db, pool => {
+        let mut query = sqlx::query_scalar(&count_sql)
+            .bind(now_at)
+            .bind(pattern.as_deref());
+        for cutoff in cutoffs {
+            query = query.bind(cutoff);
+        }
+        query.fetch_one(pool).await
+    })?;
+    let live_list = live(5);
     let list_sql = format!(
-        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at, r.remembered {live}
+        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at, r.remembered {live_list}
          AND ($2 IS NULL OR u.email LIKE $2 ESCAPE '\\')
          ORDER BY r.last_seen_at DESC, r.created_at DESC, r.handle LIMIT $3 OFFSET $4"
     );
-    let rows: Vec<InfoRow> = on_db!(db, pool => sqlx::query_as(&list_sql)
-        .bind(now)
-        .bind(pattern.as_deref())
-        .bind(per_page)
-        .bind(page.saturating_sub(1).saturating_mul(per_page))
-        .fetch_all(pool)
-        .await)?;
+    let rows: Vec<InfoRow> = on_db!(db, pool => {
+        let mut query = sqlx::query_as(&list_sql)
+            .bind(now_at)
+            .bind(pattern.as_deref())
+            .bind(per_page)
+            .bind(page.saturating_sub(1).saturating_mul(per_page));
+        for cutoff in cutoffs {
+            query = query.bind(cutoff);
+        }
+        query.fetch_all(pool).await
+    })?;
     Ok((
         rows.into_iter().map(|r| r.into_info(current)).collect(),
         total,

@@ -148,6 +148,35 @@ pub fn login_of(data: &Data) -> Option<AuthUser> {
         .and_then(|v| serde_json::from_value::<AuthUser>(v.clone()).ok())
 }
 
+/// The expiry a record is stored with: `proposed` (the session's own, by its idle timeout),
+/// but for a login without "Keep me signed in" no later than that login's deadline (by the
+/// login rule) plus [`SessionPolicy::after_login_grace`] — never tower-sessions' 14 days for a
+/// cookie that ends with the browser.
+pub fn stored_expiry(
+    policy: &super::policy::SessionPolicy,
+    data: &Data,
+    proposed: time::OffsetDateTime,
+) -> time::OffsetDateTime {
+    let Some(user) = login_of(data).filter(|user| !user.remembered) else {
+        return proposed;
+    };
+    let seen = data
+        .get(SEEN)
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(user.logged_in_at);
+    let deadline = policy.login_deadline(super::policy::LoginTimes {
+        created_at: user.logged_in_at,
+        last_seen_at: seen.max(user.logged_in_at),
+        remembered: false,
+    });
+    match time::OffsetDateTime::from_unix_timestamp(
+        deadline.saturating_add(policy.after_login_grace()),
+    ) {
+        Ok(latest) => proposed.min(latest),
+        Err(_) => proposed,
+    }
+}
+
 /// The number of items in a stored record's cart (0 without a cart or with one unreadable).
 pub fn cart_items_of(data: &Data) -> i64 {
     data.get(CART)

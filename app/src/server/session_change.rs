@@ -23,7 +23,8 @@
 
 use super::catalog::{Catalog, CatalogCache};
 use super::db::{Db, WriteTx};
-use super::session::{Contents, SessionError};
+use super::policy::SessionPolicy;
+use super::session::{stored_expiry, Contents, SessionError};
 use super::session_store::{load, load_in, load_with_catalog_version, save_in, Update};
 use crate::model::Flash;
 use async_trait::async_trait;
@@ -48,6 +49,8 @@ const SESSION_LOCK_STRIPES: usize = 4096;
 pub struct SessionWrites {
     db: Db,
     sqlite: Option<SqliteWrites>,
+    /// The timeouts, for the expiry a record is saved with (`session::stored_expiry`).
+    policy: SessionPolicy,
 }
 
 /// A SQLite server's coordination of session writes: a lock per session ID (striped), so this
@@ -63,7 +66,7 @@ struct SqliteWrites {
 }
 
 impl SessionWrites {
-    pub fn new(db: Db) -> SessionWrites {
+    pub fn new(db: Db, policy: SessionPolicy) -> SessionWrites {
         let sqlite = db.as_sqlite().map(|pool| SqliteWrites {
             pool: pool.clone(),
             locks: (0..SESSION_LOCK_STRIPES)
@@ -71,7 +74,7 @@ impl SessionWrites {
                 .collect(),
             gate: Default::default(),
         });
-        SessionWrites { db, sqlite }
+        SessionWrites { db, sqlite, policy }
     }
 
     /// Closes the SQLite writer connection, if open (at shutdown, before the pool: the last
@@ -193,6 +196,7 @@ pub struct SessionTx {
     /// SQLite: the single-writer gate and this session's turn, held until the end.
     gate: Option<OwnedMutexGuard<Writer>>,
     turn: Option<OwnedMutexGuard<()>>,
+    policy: SessionPolicy,
 }
 
 impl SessionTx {
@@ -229,6 +233,7 @@ impl SessionTx {
             tx: None,
             gate: None,
             turn: None,
+            policy: writes.policy,
         };
         if let Some(sqlite) = &writes.sqlite {
             if let Some(id) = session.id() {
@@ -307,8 +312,8 @@ impl SessionTx {
         if let (Some(id), Some(data)) = (self.id, self.contents.take_data()) {
             let update = Update {
                 id: &id,
+                expiry_date: stored_expiry(&self.policy, &data, session.expiry_date()),
                 data,
-                expiry_date: session.expiry_date(),
             };
             // The row is held by this transaction: the save cannot conflict; it writes nothing
             // only when the record is gone (logged out or revoked before this began).
@@ -381,6 +386,7 @@ pub struct SessionCas {
     turn: Option<OwnedMutexGuard<()>>,
     db: Db,
     sqlite: SqliteWrites,
+    policy: SessionPolicy,
 }
 
 impl SessionCas {
@@ -396,6 +402,7 @@ impl SessionCas {
             turn: None,
             db: writes.db.clone(),
             sqlite: sqlite.clone(),
+            policy: writes.policy,
         };
         if let Some(id) = session.id() {
             cas.turn = Some(sqlite.session_turn(&id).await?);
@@ -414,8 +421,8 @@ impl SessionCas {
         if let (Some((id, original)), Some(data)) = (&self.read, self.contents.take_data()) {
             let update = Update {
                 id,
+                expiry_date: stored_expiry(&self.policy, &data, session.expiry_date()),
                 data,
-                expiry_date: session.expiry_date(),
             };
             // The gate, with the writer connection: waiting writers hold no connection.
             let mut writer = self.sqlite.writer().await?;

@@ -372,17 +372,19 @@ pub async fn login_state(
     if ended_at.is_some() {
         return Ok(LoginState::Ended);
     }
-    let (idle, absolute) = policy.login_timeouts(remembered);
+    let login = super::policy::LoginTimes {
+        created_at,
+        last_seen_at,
+        remembered,
+    };
     let now = super::registry::now();
-    // The guard signs a login out once more than the timeout has passed.
-    let due =
-        (last_seen_at + idle.as_secs() as i64).min(created_at + absolute.as_secs() as i64) + 1;
-    if now >= due {
-        return Ok(LoginState::TimedOut);
+    match policy.login_state(login, now) {
+        // The guard signs a login out once its deadline has passed: check just after it.
+        super::policy::LoginState::Live { deadline } => Ok(LoginState::Live {
+            due_in_secs: u64::try_from(deadline + 1 - now).unwrap_or(1).max(1),
+        }),
+        _ => Ok(LoginState::TimedOut),
     }
-    Ok(LoginState::Live {
-        due_in_secs: u64::try_from(due - now).unwrap_or(1),
-    })
 }
 
 #[cfg(test)]

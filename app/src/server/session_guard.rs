@@ -3,7 +3,7 @@
 //! records activity at most once per `touch_interval`.
 
 use super::metrics::{Expiry, Metrics};
-use super::policy::SessionPolicy;
+use super::policy::{LoginState, LoginTimes, SessionPolicy};
 use super::registry::{self, EndReason};
 use super::session::{self, SessionError};
 use super::session_change::{SessionTx, SessionWrites};
@@ -35,25 +35,23 @@ pub async fn enforce(
     let user = session::current_user(session).await?;
     let seen = session::last_seen(session).await?;
     if let Some(user) = &user {
-        let last_active = seen.unwrap_or(user.logged_in_at);
-        let (idle_limit, absolute_limit) = policy.login_timeouts(user.remembered);
-        let idle = now - last_active > idle_limit.as_secs() as i64;
-        let expired = now - user.logged_in_at > absolute_limit.as_secs() as i64;
-        if idle || expired {
+        let login = LoginTimes {
+            created_at: user.logged_in_at,
+            last_seen_at: seen.unwrap_or(user.logged_in_at),
+            remembered: user.remembered,
+        };
+        let expiry = match policy.login_state(login, now) {
+            LoginState::Live { .. } => None,
+            LoginState::IdleExpired => Some(Expiry::LoginIdle),
+            LoginState::AbsoluteExpired => Some(Expiry::LoginAbsolute),
+        };
+        if let Some(expiry) = expiry {
             // Counted once: of the page's parallel requests that saw the stale login, only the
             // one that ended its row.
             let ended_here = demote(db, session, &user.handle, now).await?;
-            if !ended_here {
-                return Ok(Activity::Unchanged);
+            if ended_here {
+                metrics.expired(expiry, 1);
             }
-            metrics.expired(
-                if expired {
-                    Expiry::LoginAbsolute
-                } else {
-                    Expiry::LoginIdle
-                },
-                1,
-            );
             return Ok(Activity::Unchanged);
         }
     }

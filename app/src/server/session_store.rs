@@ -18,7 +18,7 @@ use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
 
 use super::db::{Conn, Kind};
-use super::session::{cart_items_of, login_of, sign_out_record, SessionError};
+use super::session::{cart_items_of, login_of, sign_out_record, stored_expiry, SessionError};
 use time::OffsetDateTime;
 
 /// The session table (tower-sessions-sqlx-store's layout, created by our migrations).
@@ -161,6 +161,8 @@ pub struct ShopSessionStore {
     anonymous: Arc<AtomicU64>,
     /// Where the sweeper counts the sessions it deletes.
     metrics: super::metrics::Metrics,
+    /// The timeouts, for the expiry a record is stored with (`session::stored_expiry`).
+    policy: super::policy::SessionPolicy,
 }
 
 /// Anonymous sessions: stored records that no live registry row points at.
@@ -192,6 +194,7 @@ impl ShopSessionStore {
             max_anonymous: policy.max_anonymous_sessions.max(1),
             anonymous: Default::default(),
             metrics: Default::default(),
+            policy: *policy,
         }
     }
 
@@ -320,6 +323,7 @@ impl SessionStore for ShopSessionStore {
     /// ended meanwhile (revoked, logged out, ended by a password change) is not stored: the
     /// record is kept without it (cart included), with a message for the shopper.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        record.expiry_date = stored_expiry(&self.policy, &record.data, record.expiry_date);
         let anonymous = login_of(&record.data).is_none();
         if anonymous {
             // Until it comes back (its next request writes it with the full idle timeout).
@@ -396,10 +400,11 @@ impl SessionStore for ShopSessionStore {
                     WHERE handle = $4 AND session_id = $3 AND ended_at IS NULL))"
         );
         let handle = login_of(&record.data).map(|user| user.handle);
+        let expiry_date = stored_expiry(&self.policy, &record.data, record.expiry_date);
         let data = encode(record)?;
         let updated = on_db!(&self.db, pool => sqlx::query(&sql)
             .bind(data)
-            .bind(record.expiry_date)
+            .bind(expiry_date)
             .bind(storage_key(&record.id))
             .bind(handle)
             .bind(cart_items_of(&record.data))
