@@ -44,13 +44,14 @@ export default defineConfig({
   reporter: [['list'], ['./slowest-reporter.ts']],
   use: { baseURL, trace: 'retain-on-failure' },
   projects: [
-    { name: 'js', use: { ...chromium, javaScriptEnabled: true } },
-    { name: 'nojs', use: { ...chromium, javaScriptEnabled: false } },
+    // cluster.spec.ts is about the load balancer in front: js-cluster only.
+    { name: 'js', testIgnore: /cluster\.spec\.ts/, use: { ...chromium, javaScriptEnabled: true } },
+    { name: 'nojs', testIgnore: /cluster\.spec\.ts/, use: { ...chromium, javaScriptEnabled: false } },
     ...(clusterURL
       ? [
           {
             name: 'js-cluster',
-            testMatch: /(shopper|sessions)\.spec\.ts/,
+            testMatch: /(shopper|sessions|cluster)\.spec\.ts/,
             use: { ...chromium, javaScriptEnabled: true, baseURL: clusterURL },
           },
         ]
