@@ -346,7 +346,7 @@ async fn what_a_client_gets_wrong_is_a_4xx_never_an_error_line() {
         command
             .env("COATCHECK_LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
-            .env("COATCHECK_MAX_STREAMS_PER_LOGIN", "1")
+            .env("COATCHECK_MAX_STREAMS_PER_CLIENT", "1")
             .env(
                 "COATCHECK_METRICS_ADDR",
                 format!("127.0.0.1:{metrics_port}"),
@@ -396,7 +396,7 @@ async fn what_a_client_gets_wrong_is_a_4xx_never_an_error_line() {
         .unwrap();
     assert_eq!(non_ascii.status(), 403);
     assert_eq!(shopper.me().await["user"]["email"], "wrong@example.com");
-    // A stream past the login's share: 429.
+    // A stream past the client network's share: 429.
     let _open = common::EventStream::open(&server.base, &cookie).await;
     let refused = common::EventStream::try_open(&server.base, &cookie, &client).await;
     assert_eq!(refused.status(), 429);

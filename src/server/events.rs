@@ -115,7 +115,7 @@ pub async fn session_events(
                     }
                     check = true;
                 }
-                Wake::Shutdown => return None,
+                Wake::Shutdown | Wake::Replaced => return None,
             }
         }
     });
@@ -132,12 +132,12 @@ fn sse(mut response: Response) -> Response {
     response
 }
 
-/// A stream refused: 429 when the login or the client network has its share open already (the
-/// client's doing: logged at INFO), 503 when the server is full or stopping; `Retry-After`
-/// either way.
+/// A stream refused: 429 when the client network has its share open already (the client's
+/// doing: logged at INFO), 503 when the server is full or stopping; `Retry-After` either way.
+/// (A login's own streams are never refused: a new one replaces its oldest.)
 fn refused(error: SubscribeError, client: ClientNet) -> Response {
     let status = match error {
-        SubscribeError::PerLogin | SubscribeError::PerClient => {
+        SubscribeError::PerClient => {
             tracing::info!(%client, %error, "event stream refused");
             StatusCode::TOO_MANY_REQUESTS
         }

@@ -14,10 +14,10 @@ use super::db::Db;
 use super::policy::SessionPolicy;
 use super::request::ClientNet;
 use crate::on_db;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, watch, Notify};
 
 /// The PostgreSQL channel the registry's trigger notifies (migrations/postgres/0004).
 pub const CHANNEL: &str = "coatcheck_session_ended";
@@ -30,7 +30,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 pub struct StreamLimits {
     /// Open streams per login: a browser keeps one per visible tab and allows six HTTP/1.1
     /// connections per host, so more than six is never one person's browser
-    /// (`COATCHECK_MAX_STREAMS_PER_LOGIN`).
+    /// (`COATCHECK_MAX_STREAMS_PER_LOGIN`). A new stream past it replaces the login's oldest
+    /// (which ends): a page the browser left a moment ago still counts until its stream's next
+    /// write fails, and the page being opened is the one to tell.
     pub per_login: usize,
     /// Open streams per client network (IPv4 address, IPv6 /64), whatever its logins: a
     /// household or an office behind one address (`COATCHECK_MAX_STREAMS_PER_CLIENT`).
@@ -73,12 +75,14 @@ struct Inner {
     open: Mutex<Open>,
 }
 
-/// Open streams, per login handle and per client network.
+/// Open streams, per login handle (oldest first, each with the means to end it) and per
+/// client network.
 #[derive(Default)]
 struct Open {
     total: usize,
-    per_login: HashMap<Arc<str>, usize>,
+    per_login: HashMap<Arc<str>, VecDeque<(u64, Arc<Notify>)>>,
     per_client: HashMap<ClientNet, usize>,
+    next_id: u64,
 }
 
 /// Takes one from a count, forgetting it at zero.
@@ -106,8 +110,6 @@ impl Default for SessionEvents {
 /// Why a stream may not open.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SubscribeError {
-    #[error("too many open pages for this login")]
-    PerLogin,
     #[error("too many open pages from your network")]
     PerClient,
     #[error("too many open pages")]
@@ -128,6 +130,8 @@ pub enum Wake {
     Missed,
     /// The server is stopping: end the stream (the page reconnects to another instance).
     Shutdown,
+    /// A newer stream of the same login took this one's place: end it.
+    Replaced,
 }
 
 impl SessionEvents {
@@ -159,12 +163,9 @@ impl SessionEvents {
             return Err(SubscribeError::ShuttingDown);
         }
         let handle: Arc<str> = handle.into();
-        {
+        let (id, replaced) = {
             let limits = &self.0.limits;
             let mut open = self.0.open.lock().unwrap_or_else(|e| e.into_inner());
-            if open.per_login.get(&handle).copied().unwrap_or(0) >= limits.per_login {
-                return Err(SubscribeError::PerLogin);
-            }
             if open.per_client.get(&client).copied().unwrap_or(0) >= limits.per_client {
                 return Err(SubscribeError::PerClient);
             }
@@ -172,14 +173,27 @@ impl SessionEvents {
                 return Err(SubscribeError::Server);
             }
             open.total += 1;
-            *open.per_login.entry(handle.clone()).or_default() += 1;
             *open.per_client.entry(client).or_default() += 1;
-        }
+            open.next_id += 1;
+            let id = open.next_id;
+            let replaced = Arc::new(Notify::new());
+            let mine = open.per_login.entry(handle.clone()).or_default();
+            while mine.len() >= limits.per_login.max(1) {
+                if let Some((_, oldest)) = mine.pop_front() {
+                    // Ends when it next waits (a permit is kept if it is not waiting now).
+                    oldest.notify_one();
+                }
+            }
+            mine.push_back((id, replaced.clone()));
+            (id, replaced)
+        };
         Ok(Subscription {
             notices: self.0.notices.subscribe(),
             shutdown: self.0.shutdown.subscribe(),
             handle,
             client,
+            id,
+            replaced,
             hub: self.clone(),
         })
     }
@@ -304,6 +318,9 @@ pub struct Subscription {
     shutdown: watch::Receiver<bool>,
     handle: Arc<str>,
     client: ClientNet,
+    /// This stream's place among its login's, and the signal that a newer one replaced it.
+    id: u64,
+    replaced: Arc<Notify>,
     hub: SessionEvents,
 }
 
@@ -321,6 +338,7 @@ impl Subscription {
                     Err(broadcast::error::RecvError::Closed) => return Wake::Shutdown,
                 },
                 _ = stopping(&mut self.shutdown) => return Wake::Shutdown,
+                _ = self.replaced.notified() => return Wake::Replaced,
                 _ = tokio::time::sleep_until(check_at) => return Wake::Check,
             }
         }
@@ -338,8 +356,13 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut open = self.hub.0.open.lock().unwrap_or_else(|e| e.into_inner());
         open.total -= 1;
-        leave(&mut open.per_login, &self.handle);
         leave(&mut open.per_client, &self.client);
+        if let Some(streams) = open.per_login.get_mut(&self.handle) {
+            streams.retain(|(id, _)| *id != self.id);
+            if streams.is_empty() {
+                open.per_login.remove(&self.handle);
+            }
+        }
     }
 }
 
@@ -391,6 +414,10 @@ pub async fn login_state(
 mod tests {
     use super::*;
 
+    fn soon_again() -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_millis(20)
+    }
+
     fn net(ip: &str) -> ClientNet {
         ClientNet::of(ip.parse().unwrap())
     }
@@ -419,12 +446,17 @@ mod tests {
         drop(mine);
         assert_eq!(hub.open_streams(), 1);
 
-        // Per login.
-        let held: Vec<_> = (0..3).map(|_| hub.subscribe("c", home).unwrap()).collect();
+        // Per login: a fourth stream replaces the oldest, which ends.
+        let mut held: Vec<_> = (0..3).map(|_| hub.subscribe("c", home).unwrap()).collect();
+        let newest = hub.subscribe("c", home).unwrap();
+        assert_eq!(held[0].next(later).await, Wake::Replaced);
         assert_eq!(
-            hub.subscribe("c", home).err(),
-            Some(SubscribeError::PerLogin)
+            held[1].next(soon_again()).await,
+            Wake::Check,
+            "the others go on"
         );
+        drop(held.remove(0));
+        held.push(newest);
         // Per client network, whatever the login (an IPv6 client by its /64).
         let v6: Vec<_> = (1..=5)
             .map(|i| {
