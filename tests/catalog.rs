@@ -398,6 +398,17 @@ async fn a_large_assortment_is_paged_sorted_and_searched_in_small_pages() {
     }
     let (status, _) = app.get_text(&client, "/?category=hats&page=2").await;
     assert_eq!(status, 404, "four hats fill one page");
+    // An empty search has one page, which says so; any other page of it does not exist.
+    let (status, html) = app.get_text(&client, "/?q=no-such-thing-anywhere").await;
+    assert_eq!(status, 200);
+    assert!(testid_text(&html, "no-results").is_some());
+    for page in ["2", "7"] {
+        let (status, html) = app
+            .get_text(&client, &format!("/?q=no-such-thing-anywhere&page={page}"))
+            .await;
+        assert_eq!(status, 404, "page {page} of an empty search");
+        assert!(testid_text(&html, "no-such-page").is_some());
+    }
 
     // Every sort order holds across a page boundary; the API agrees with the page.
     let ascending: Vec<i64> = [

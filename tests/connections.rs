@@ -182,3 +182,48 @@ async fn past_the_total_the_server_stops_accepting_until_a_connection_closes() {
     drop(held);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn under_a_low_open_file_limit_the_server_never_runs_out_of_descriptors() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(&dir).await;
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let errors = log.try_clone().unwrap();
+    // 200 descriptors, soft and hard (the server cannot raise it): at most 100 connections.
+    let server = common::ServerProcess::start_with(&url, |command| {
+        command.env("RUST_LOG", "warn").stdout(log).stderr(errors);
+        // SAFETY: between fork and exec only setrlimit(2) runs, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                rlimit::setrlimit(rlimit::Resource::NOFILE, 200, 200).map_err(std::io::Error::other)
+            });
+        }
+    })
+    .await;
+    let addr: std::net::SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    // 200 connections from 200 clients: more than the process has descriptors left for.
+    let mut held = Vec::new();
+    let connecting = Instant::now();
+    for n in 0..200 {
+        held.push(connect_from(addr, 100 + n).await);
+    }
+    eprintln!("200 connected in {:?}", connecting.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once they close, a new client is served at once: the listener never failed.
+    drop(held);
+    let mut shopper = Shopper::from_address_of(&server.base, 1);
+    let started = Instant::now();
+    assert_eq!(shopper.get("/").await.status, 200);
+    eprintln!(
+        "served {:?} after 200 connections closed",
+        started.elapsed()
+    );
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        !text.contains("Too many open files") && !text.contains("accept failed"),
+        "the listener ran out of descriptors:\n{}",
+        text.lines().take(20).collect::<Vec<_>>().join("\n")
+    );
+}

@@ -106,6 +106,9 @@ for (const path of ADMIN_PAGES) {
 }
 
 test('the order page and the account after a checkout have no accessibility violations', async ({ page }, testInfo) => {
+  // A login, a checkout and three scans: three times the usual limit, so it stays well inside
+  // it on a slow machine.
+  test.slow();
   await adminWithCart(page, testInfo);
   await open(page, '/checkout', testInfo);
   await page.getByTestId('place-order').click();
@@ -140,6 +143,9 @@ async function tabTo(page: Page, target: ReturnType<Page['locator']>, limit = 60
 }
 
 test('a shopper adds to cart, registers and checks out with the keyboard alone', async ({ page }, testInfo) => {
+  // Many pages and dozens of key presses: three times the usual limit, so it stays well inside
+  // it on a slow machine.
+  test.slow();
   const email = `keyboard-${testInfo.project.name}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}@example.com`;
   await open(page, '/products/merino-scarf', testInfo);
   // The first Tab stop skips the navigation.

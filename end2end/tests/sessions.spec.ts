@@ -31,6 +31,9 @@ async function expectLoggedOut(page: Page, testInfo: TestInfo) {
 }
 
 test('an admin revokes a shopper, whose next request is logged out with an empty cart', async ({ page, browser }, testInfo) => {
+  // Two devices and a dozen pages: three times the usual limit, so it stays well inside it on
+  // a slow machine.
+  test.slow();
   const email = uniqueEmail('victim', testInfo);
   await register(page, email, testInfo);
   await addFromProductPage(page, 'merino-scarf', 2, testInfo);
@@ -92,6 +95,9 @@ test('sign out everywhere else ends the other device only', async ({ page, brows
 });
 
 test('changing the password signs out the other device', async ({ page, browser }, testInfo) => {
+  // Two devices and a dozen pages: three times the usual limit, so it stays well inside it on
+  // a slow machine.
+  test.slow();
   const email = uniqueEmail('password', testInfo);
   await register(page, email, testInfo);
   const other = await secondDevice(browser, testInfo);
@@ -175,6 +181,9 @@ test('"Keep me signed in" decides whether the login outlives the browser', async
 });
 
 test("an admin's revocation reaches the victim's open tab within 2 seconds, without a click", async ({ page, browser }, testInfo) => {
+  // Two devices and a dozen pages: three times the usual limit, so it stays well inside it on
+  // a slow machine.
+  test.slow();
   const email = uniqueEmail('open-tab', testInfo);
   await register(page, email, testInfo);
   await addFromProductPage(page, 'merino-scarf', 1, testInfo);

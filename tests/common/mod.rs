@@ -268,6 +268,19 @@ impl Shopper {
         Shopper::with_client(app, reqwest::Client::builder().local_address(client_ip(n)))
     }
 
+    /// A shopper on client address number `n`, for the server at `base`.
+    pub fn from_address_of(base: &str, n: usize) -> Shopper {
+        Shopper {
+            base: base.to_string(),
+            client: reqwest::Client::builder()
+                .local_address(client_ip(n))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client builds"),
+            cookie: None,
+        }
+    }
+
     /// A shopper on a client made by `builder` (redirects are never followed).
     pub fn with_client(app: &TestApp, builder: reqwest::ClientBuilder) -> Shopper {
         let client = builder
