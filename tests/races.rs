@@ -648,3 +648,41 @@ async fn revocations_among_shopper_writes_never_meet_a_locked_database() {
     assert!(admin_statuses.iter().filter(|s| **s == 200).count() >= 80);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn two_sessions_revoking_each_other_at_once_end_one_and_fail_nothing() {
+    let app = spawn_app().await;
+    for round in 0..5 {
+        let email = format!("twins{round}@example.com");
+        let mut a = Shopper::new(&app);
+        assert_eq!(a.register(&email, PASSWORD).await.status, 200);
+        let mut b = Shopper::new(&app);
+        assert_eq!(b.login(&email, PASSWORD).await.status, 200);
+        let a_handle = own_handle(&mut a).await;
+        let b_handle = own_handle(&mut b).await;
+        // Each revokes the other, at the same moment.
+        let revoke_b = [("session", b_handle.as_str())];
+        let revoke_a = [("session", a_handle.as_str())];
+        let (a_did, b_did) = tokio::join!(
+            a.post("/api/account/sessions/revoke", &revoke_b),
+            b.post("/api/account/sessions/revoke", &revoke_a),
+        );
+        let mut statuses = [a_did.status, b_did.status];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 401],
+            "one wins, the other had ended first (round {round}): {} / {}",
+            a_did.body,
+            b_did.body
+        );
+        let a_in = a.me().await["user"] != serde_json::Value::Null;
+        let b_in = b.me().await["user"] != serde_json::Value::Null;
+        assert!(
+            a_in != b_in,
+            "exactly one is still logged in (round {round})"
+        );
+    }
+    assert_registry_consistent(&app).await;
+    app.stop().await;
+}

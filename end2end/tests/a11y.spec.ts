@@ -1,4 +1,4 @@
-import { test as base, expect, Page, TestInfo } from '@playwright/test';
+import { test as base, BrowserContext, expect, Page, TestInfo } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
 import { ADMIN_EMAIL, ADMIN_PASSWORD } from '../playwright.config';
 import { addFromProductPage, open, noJs, uniqueEmail } from './helpers';
@@ -98,12 +98,33 @@ const ADMIN_PAGES = [
   '/admin/sessions?q=example.com',
 ];
 
-for (const path of ADMIN_PAGES) {
-  test(`${path} of a logged-in admin with a cart has no accessibility violations`, async ({ page }, testInfo) => {
+/**
+ * One page per test, all on one logged-in page (one login per project, not one per page): the
+ * tests of this group run in order in one worker.
+ */
+test.describe('a logged-in admin with a cart', () => {
+  test.describe.configure({ mode: 'serial' });
+  let context: BrowserContext;
+  let page: Page;
+
+  test.beforeAll(async ({ browser }, testInfo) => {
+    // As the `page` fixture above: in nojs, the app's scripts blocked so that axe can run.
+    context = await browser.newContext({ javaScriptEnabled: true, baseURL: testInfo.project.use.baseURL });
+    if (noJs(testInfo)) await context.route(/\/pkg\/.*\.(js|wasm)$/, (route) => route.abort());
+    page = await context.newPage();
     await adminWithCart(page, testInfo);
-    await scan(page, path, testInfo);
   });
-}
+
+  test.afterAll(async () => {
+    await context.close();
+  });
+
+  for (const path of ADMIN_PAGES) {
+    test(`${path} of a logged-in admin with a cart has no accessibility violations`, async ({}, testInfo) => {
+      await scan(page, path, testInfo);
+    });
+  }
+});
 
 test('the order page and the account after a checkout have no accessibility violations', async ({ page }, testInfo) => {
   // A login, a checkout and three scans: three times the usual limit, so it stays well inside

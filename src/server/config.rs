@@ -185,7 +185,9 @@ impl Config {
                 &lookup,
             )?,
             total: number("COATCHECK_MAX_STREAMS", stream_defaults.total, &lookup)?,
-            lifetime: duration("COATCHECK_STREAM_LIFETIME", stream_defaults.lifetime)?,
+            // At most a day: a page reconnects long before anything could overflow.
+            lifetime: duration("COATCHECK_STREAM_LIFETIME", stream_defaults.lifetime)?
+                .min(std::time::Duration::from_secs(24 * 3600)),
         };
         let hsts_max_age = duration(
             "COATCHECK_HSTS_MAX_AGE",

@@ -200,12 +200,14 @@ const LOGGED_URI_BYTES: usize = 256;
 /// The request's address for its log lines, cut at [`LOGGED_URI_BYTES`].
 fn logged_uri(uri: &http::Uri) -> String {
     let text = uri.to_string();
-    match text.get(..LOGGED_URI_BYTES) {
-        Some(start) if text.len() > LOGGED_URI_BYTES => {
-            format!("{start}… ({} bytes)", text.len())
-        }
-        _ => text,
+    if text.len() <= LOGGED_URI_BYTES {
+        return text;
     }
+    let mut end = LOGGED_URI_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
 }
 
 /// The span of one request's log lines: its ID, method, path and query, the client's address.

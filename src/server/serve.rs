@@ -140,7 +140,12 @@ pub async fn serve(
                 Some(place) => Some(place),
                 None => {
                     refusals.refused(ClientNet::of(remote.ip()));
-                    tokio::spawn(refuse(stream));
+                    // The refusal holds its slot until its socket is closed: refused connections
+                    // count towards the total too.
+                    tokio::spawn(async move {
+                        refuse(stream).await;
+                        drop(slot);
+                    });
                     continue;
                 }
             }
@@ -219,16 +224,27 @@ fn request_timeout() -> Response {
         .into_response()
 }
 
+/// The answer to a connection over its client's limit.
+const REFUSAL_BODY: &str = "Too many connections from you.\r\n";
+
 /// Answers a connection over its client's limit with a 429 (if its socket takes it at once)
-/// and closes it.
-async fn refuse(stream: tokio::net::TcpStream) {
-    const ANSWER: &[u8] =
-        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 5\r\nconnection: close\r\n\
-content-type: text/plain\r\ncontent-length: 33\r\n\r\nToo many connections from you.\r\n\r\n";
-    let _ = stream.try_write(ANSWER);
-    // Closing at once would reset the connection if the request arrived meanwhile (losing the
-    // answer); a moment for the client to read it, bounded.
-    let _ = tokio::time::timeout(Duration::from_millis(200), stream.readable()).await;
+/// and closes it: its side of the connection shut first, then what the client sent read and
+/// dropped for a moment (closing with unread data would reset the connection, and the client
+/// could lose the answer), bounded in time.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nretry-after: 5\r\nconnection: close\r\n\
+         content-type: text/plain\r\ncontent-length: {}\r\n\r\n{REFUSAL_BODY}",
+        REFUSAL_BODY.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
+    let _ = stream.shutdown().await;
+    let drain = async {
+        let mut sink = [0u8; 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(500), drain).await;
 }
 
 /// Open connections per client network, shared by the accept loop and the connections.

@@ -102,6 +102,24 @@ pub async fn link_session(
     Ok(result > 0)
 }
 
+/// Locks the registry row of `handle` until the transaction ends (PostgreSQL; SQLite's write
+/// transaction holds everything already), whatever its state: for a transaction that will
+/// also lock the login's session row, which must come second (see `SessionTx::begin_for_login`).
+pub async fn lock_row(conn: &mut Conn<'_>, handle: &str) -> Result<(), sqlx::Error> {
+    if conn.kind() == super::db::Kind::Sqlite {
+        return Ok(());
+    }
+    let sql = format!(
+        "SELECT handle FROM session_registry WHERE handle = $1{}",
+        conn.kind().for_update()
+    );
+    on_conn!(conn, c => sqlx::query_scalar::<_, String>(&sql)
+        .bind(handle)
+        .fetch_optional(c)
+        .await)?;
+    Ok(())
+}
+
 pub async fn touch(conn: &mut Conn<'_>, handle: &str, at: i64) -> Result<(), sqlx::Error> {
     on_conn!(conn, c => sqlx::query(
         "UPDATE session_registry SET last_seen_at = $1 WHERE handle = $2 AND ended_at IS NULL",
@@ -242,14 +260,48 @@ pub async fn lock_live_actor(conn: &mut Conn<'_>, actor: Actor<'_>) -> Result<bo
 
 /// A write transaction on behalf of `actor`, begun only if its login is live
 /// ([`lock_live_actor`]). `None`: the login has ended, and nothing may be done.
-pub async fn begin_as(db: &Db, actor: Actor<'_>) -> Result<Option<WriteTx>, sqlx::Error> {
+///
+/// `targets`: the rows the action will end. On PostgreSQL they are locked together with the
+/// actor's, in one statement in handle order, so two actions on each other's logins (two
+/// devices revoking each other at once) queue instead of deadlocking; the loser then finds its
+/// own login ended.
+pub async fn begin_as(
+    db: &Db,
+    actor: Actor<'_>,
+    targets: Targets<'_>,
+) -> Result<Option<WriteTx>, sqlx::Error> {
     let mut tx = db.begin_write().await?;
+    if tx.kind() == super::db::Kind::Postgres {
+        let (condition, param) = match targets {
+            Targets::Handle(handle) => ("handle = $2", SqlParam::Text(handle)),
+            Targets::User(user_id) => ("user_id = $2", SqlParam::Int(user_id)),
+        };
+        let sql = format!(
+            "SELECT handle FROM session_registry WHERE handle = $1 OR {condition}
+             ORDER BY handle FOR UPDATE"
+        );
+        on_conn!(&mut tx.conn(), c => {
+            let query = sqlx::query_scalar::<_, String>(&sql).bind(actor.handle);
+            let query = match param {
+                SqlParam::Int(v) => query.bind(v),
+                SqlParam::Text(v) => query.bind(v),
+            };
+            query.fetch_all(c).await
+        })?;
+    }
     if lock_live_actor(&mut tx.conn(), actor).await? {
         Ok(Some(tx))
     } else {
         tx.rollback().await?;
         Ok(None)
     }
+}
+
+/// The registry rows an action will end (see [`begin_as`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    Handle(&'a str),
+    User(i64),
 }
 
 /// Ends every other live session of `actor`'s user — and, with `new_password_hash`, changes
@@ -263,7 +315,22 @@ pub async fn end_other_sessions(
     reason: EndReason,
     new_password_hash: Option<&str>,
 ) -> Result<Option<usize>, sqlx::Error> {
-    let Some(mut tx) = begin_as(db, actor).await? else {
+    let mut attempt = 0;
+    loop {
+        match end_other_sessions_once(db, actor, reason, new_password_hash).await {
+            Err(error) if retry_after_deadlock(&error, &mut attempt) => continue,
+            result => return result,
+        }
+    }
+}
+
+async fn end_other_sessions_once(
+    db: &Db,
+    actor: Actor<'_>,
+    reason: EndReason,
+    new_password_hash: Option<&str>,
+) -> Result<Option<usize>, sqlx::Error> {
+    let Some(mut tx) = begin_as(db, actor, Targets::User(actor.user_id)).await? else {
         return Ok(None);
     };
     if let Some(hash) = new_password_hash {
@@ -290,6 +357,25 @@ enum SqlParam<'a> {
     Text(&'a str),
 }
 
+/// Whether an action on behalf of a login should run again: PostgreSQL aborted its transaction
+/// because it and another one each held a row the other wanted (SQLSTATE 40P01). Actions lock
+/// their actor's and their targets' rows in one ordered statement ([`begin_as`]), so this is
+/// the safety net for what no order can foresee (a row re-linked between two statements); run
+/// again, the one aborted sees what the other did. At most three times.
+fn retry_after_deadlock(error: &sqlx::Error, attempt: &mut usize) -> bool {
+    let deadlock =
+        matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("40P01"));
+    if deadlock && *attempt < 3 {
+        *attempt += 1;
+        tracing::info!(
+            attempt = *attempt,
+            "two actions waited for each other; running again"
+        );
+        return true;
+    }
+    false
+}
+
 /// What a revocation did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Revoked {
@@ -312,7 +398,23 @@ pub async fn revoke(
     owner: Option<i64>,
     audit: Option<&str>,
 ) -> Result<Revoked, sqlx::Error> {
-    let Some(mut tx) = begin_as(db, actor).await? else {
+    let mut attempt = 0;
+    loop {
+        match revoke_once(db, actor, handle, owner, audit).await {
+            Err(error) if retry_after_deadlock(&error, &mut attempt) => continue,
+            result => return result,
+        }
+    }
+}
+
+async fn revoke_once(
+    db: &Db,
+    actor: Actor<'_>,
+    handle: &str,
+    owner: Option<i64>,
+    audit: Option<&str>,
+) -> Result<Revoked, sqlx::Error> {
+    let Some(mut tx) = begin_as(db, actor, Targets::Handle(handle)).await? else {
         return Ok(Revoked::ActorEnded);
     };
     let target: Option<i64> = on_conn!(&mut tx.conn(), c => sqlx::query_scalar(
@@ -370,7 +472,22 @@ pub async fn revoke_user_sessions(
     actor_email: &str,
     user_id: i64,
 ) -> Result<Revoked, sqlx::Error> {
-    let Some(mut tx) = begin_as(db, actor).await? else {
+    let mut attempt = 0;
+    loop {
+        match revoke_user_sessions_once(db, actor, actor_email, user_id).await {
+            Err(error) if retry_after_deadlock(&error, &mut attempt) => continue,
+            result => return result,
+        }
+    }
+}
+
+async fn revoke_user_sessions_once(
+    db: &Db,
+    actor: Actor<'_>,
+    actor_email: &str,
+    user_id: i64,
+) -> Result<Revoked, sqlx::Error> {
+    let Some(mut tx) = begin_as(db, actor, Targets::User(user_id)).await? else {
         return Ok(Revoked::ActorEnded);
     };
     let handles = end_where_in(

@@ -180,8 +180,18 @@ pub async fn begin_session_only(
 ) -> Result<Box<dyn SessionChange>, SessionError> {
     Ok(match &writes.sqlite {
         Some(sqlite) => Box::new(SessionCas::begin(writes, sqlite, session).await?),
-        None => Box::new(SessionTx::start(writes, session, true, None).await?),
+        None => Box::new(SessionTx::start(writes, session, true, First::Nothing).await?),
     })
+}
+
+/// What a [`SessionTx`] locks before the session's row.
+#[derive(Clone, Copy)]
+enum First<'a> {
+    Nothing,
+    /// A login's registry row.
+    Login(&'a str),
+    /// The acting login's registry row, which must be live.
+    Actor(super::registry::Actor<'a>),
 }
 
 /// A change of the session inside a database transaction. See the module docs.
@@ -206,7 +216,19 @@ impl SessionTx {
         writes: &SessionWrites,
         session: &Session,
     ) -> Result<SessionTx, SessionError> {
-        SessionTx::start(writes, session, false, None).await
+        SessionTx::start(writes, session, false, First::Nothing).await
+    }
+
+    /// [`SessionTx::begin`] for a change that also writes the registry row of the login
+    /// `handle` (the activity touch, a timed-out login's demotion): that row is locked first,
+    /// as every transaction that touches both locks them (registry row, then session row), so
+    /// that none waits for another in a cycle (PostgreSQL).
+    pub async fn begin_for_login(
+        writes: &SessionWrites,
+        session: &Session,
+        handle: &str,
+    ) -> Result<SessionTx, SessionError> {
+        SessionTx::start(writes, session, false, First::Login(handle)).await
     }
 
     /// [`SessionTx::begin`] for an action on behalf of the login `actor`: its registry row is
@@ -217,14 +239,14 @@ impl SessionTx {
         session: &Session,
         actor: super::registry::Actor<'_>,
     ) -> Result<SessionTx, SessionError> {
-        SessionTx::start(writes, session, false, Some(actor)).await
+        SessionTx::start(writes, session, false, First::Actor(actor)).await
     }
 
     async fn start(
         writes: &SessionWrites,
         session: &Session,
         with_catalog_version: bool,
-        actor: Option<super::registry::Actor<'_>>,
+        first: First<'_>,
     ) -> Result<SessionTx, SessionError> {
         let mut tx = SessionTx {
             contents: Contents::default(),
@@ -249,19 +271,24 @@ impl SessionTx {
         // cancelled (its client went away) before it ends: left open in the pool, it would
         // hold the write lock (SQLite) or the session's row (PostgreSQL).
         tx.tx = Some(writes.db.begin_write().await?);
-        if let Some(actor) = actor {
-            // The actor's row before the session's: the order revocations lock them in
-            // (PostgreSQL), so the two wait for each other instead of deadlocking.
-            match super::registry::lock_live_actor(&mut tx.conn(), actor).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tx.rollback().await;
-                    return Err(SessionError::LoginEnded);
-                }
-                Err(error) => {
-                    tx.rollback().await;
-                    return Err(error.into());
-                }
+        // The registry row before the session's: the order revocations lock them in
+        // (PostgreSQL), so the two wait for each other instead of deadlocking.
+        let checked = match first {
+            First::Nothing => Ok(true),
+            First::Login(handle) => super::registry::lock_row(&mut tx.conn(), handle)
+                .await
+                .map(|_| true),
+            First::Actor(actor) => super::registry::lock_live_actor(&mut tx.conn(), actor).await,
+        };
+        match checked {
+            Ok(true) => {}
+            Ok(false) => {
+                tx.rollback().await;
+                return Err(SessionError::LoginEnded);
+            }
+            Err(error) => {
+                tx.rollback().await;
+                return Err(error.into());
             }
         }
         if let Some(id) = session.id() {

@@ -80,10 +80,13 @@ struct Inner {
 #[derive(Default)]
 struct Open {
     total: usize,
-    per_login: HashMap<Arc<str>, VecDeque<(u64, Arc<Notify>)>>,
+    per_login: HashMap<Arc<str>, VecDeque<LoginStream>>,
     per_client: HashMap<ClientNet, usize>,
     next_id: u64,
 }
+
+/// One open stream of a login: its ID, its client network, and the signal that ends it.
+type LoginStream = (u64, ClientNet, Arc<Notify>);
 
 /// Takes one from a count, forgetting it at zero.
 fn leave<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
@@ -166,7 +169,15 @@ impl SessionEvents {
         let (id, replaced) = {
             let limits = &self.0.limits;
             let mut open = self.0.open.lock().unwrap_or_else(|e| e.into_inner());
-            if open.per_client.get(&client).copied().unwrap_or(0) >= limits.per_client {
+            // A login at its own limit gives up its oldest stream for this one: if that one is
+            // from the same network, the network's count does not grow.
+            let replaces_own = open.per_login.get(&handle).is_some_and(|streams| {
+                streams.len() >= limits.per_login.max(1)
+                    && streams.front().is_some_and(|(_, from, _)| *from == client)
+            });
+            if open.per_client.get(&client).copied().unwrap_or(0) >= limits.per_client
+                && !replaces_own
+            {
                 return Err(SubscribeError::PerClient);
             }
             if open.total >= limits.total {
@@ -179,12 +190,12 @@ impl SessionEvents {
             let replaced = Arc::new(Notify::new());
             let mine = open.per_login.entry(handle.clone()).or_default();
             while mine.len() >= limits.per_login.max(1) {
-                if let Some((_, oldest)) = mine.pop_front() {
+                if let Some((_, _, oldest)) = mine.pop_front() {
                     // Ends when it next waits (a permit is kept if it is not waiting now).
                     oldest.notify_one();
                 }
             }
-            mine.push_back((id, replaced.clone()));
+            mine.push_back((id, client, replaced.clone()));
             (id, replaced)
         };
         Ok(Subscription {
@@ -358,7 +369,7 @@ impl Drop for Subscription {
         open.total -= 1;
         leave(&mut open.per_client, &self.client);
         if let Some(streams) = open.per_login.get_mut(&self.handle) {
-            streams.retain(|(id, _)| *id != self.id);
+            streams.retain(|(id, _, _)| *id != self.id);
             if streams.is_empty() {
                 open.per_login.remove(&self.handle);
             }

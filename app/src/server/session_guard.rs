@@ -58,14 +58,21 @@ pub async fn enforce(
     let due = counts_as_activity
         && seen.is_none_or(|seen| now - seen >= policy.touch_interval.as_secs() as i64);
     if due {
-        let mut tx = SessionTx::begin(db, session).await?;
+        let mut tx = match &user {
+            Some(user) => SessionTx::begin_for_login(db, session, &user.handle).await?,
+            None => SessionTx::begin(db, session).await?,
+        };
         if !tx.contents().exists() {
             tx.rollback().await;
             return Ok(Activity::Unchanged);
         }
         tx.contents().mark_seen(now)?;
-        if let Some(user) = tx.contents().login() {
-            registry::touch(&mut tx.conn(), &user.handle, now).await?;
+        // Only the row locked first (a login changed meanwhile is touched by its next request).
+        let stored = tx.contents().login().map(|login| login.handle);
+        if let (Some(stored), Some(user)) = (stored, &user) {
+            if stored == user.handle {
+                registry::touch(&mut tx.conn(), &stored, now).await?;
+            }
         }
         tx.commit(session).await?;
         return Ok(Activity::Recorded);
@@ -80,7 +87,7 @@ async fn demote(
     handle: &str,
     now: i64,
 ) -> Result<bool, SessionError> {
-    let mut tx = SessionTx::begin(db, session).await?;
+    let mut tx = SessionTx::begin_for_login(db, session, handle).await?;
     tx.contents().sign_out(&Flash::error(
         "You were signed out after a period of inactivity. Please log in again.",
     ))?;
