@@ -52,6 +52,24 @@ fn actor(me: &AuthUser, admin: bool) -> registry::Actor<'_> {
     }
 }
 
+/// The caller's answer when a revocation of one session did not end it: 401 if the caller's
+/// own login had ended first (nothing was done), 404 if no such live session matched.
+#[cfg(feature = "ssr")]
+async fn one_session_ended(
+    revoked: registry::Revoked,
+    session: &Session,
+) -> Result<(), ServerFnError> {
+    match revoked {
+        registry::Revoked::ActorEnded => Err(login_ended(session).await),
+        registry::Revoked::Ended { handles, .. } if handles.is_empty() => Err(reject(
+            StatusCode::NOT_FOUND,
+            "That session does not exist or has already ended.",
+        )
+        .await),
+        registry::Revoked::Ended { .. } => Ok(()),
+    }
+}
+
 /// The answer after a revocation. When the caller's own session was among those ended, they
 /// are logged out properly (store record gone, cookie cleared) and sent home; otherwise they
 /// get `message`.
@@ -99,17 +117,7 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
     let revoked = registry::revoke(&ctx.db, actor(&me, false), handle.trim(), Some(me.id), None)
         .await
         .map_err(internal)?;
-    match revoked {
-        registry::Revoked::ActorEnded => return Err(login_ended(&session).await),
-        registry::Revoked::Ended { handles, .. } if handles.is_empty() => {
-            return Err(reject(
-                StatusCode::NOT_FOUND,
-                "That session does not exist or has already ended.",
-            )
-            .await)
-        }
-        registry::Revoked::Ended { .. } => {}
-    }
+    one_session_ended(revoked, &session).await?;
     tracing::info!(handle = %handle.trim(), by = %me.handle, "session revoked by its owner");
     ctx.metrics.revoked(Revocation::SelfService, 1);
     let message = "The session was ended.".to_string();
@@ -245,17 +253,7 @@ pub async fn admin_revoke_session(session: String) -> Result<ActionReply, Server
     let revoked = registry::revoke(&ctx.db, actor(&me, true), &handle, None, Some(&me.email))
         .await
         .map_err(internal)?;
-    match revoked {
-        registry::Revoked::ActorEnded => return Err(login_ended(&session).await),
-        registry::Revoked::Ended { handles, .. } if handles.is_empty() => {
-            return Err(reject(
-                StatusCode::NOT_FOUND,
-                "That session does not exist or has already ended.",
-            )
-            .await)
-        }
-        registry::Revoked::Ended { .. } => {}
-    }
+    one_session_ended(revoked, &session).await?;
     tracing::info!(%handle, by = %me.handle, "session revoked by an admin");
     ctx.metrics.revoked(Revocation::AdminOne, 1);
     let message = "The session was revoked.".to_string();

@@ -315,13 +315,7 @@ pub async fn end_other_sessions(
     reason: EndReason,
     new_password_hash: Option<&str>,
 ) -> Result<Option<usize>, sqlx::Error> {
-    let mut attempt = 0;
-    loop {
-        match end_other_sessions_once(db, actor, reason, new_password_hash).await {
-            Err(error) if retry_after_deadlock(&error, &mut attempt) => continue,
-            result => return result,
-        }
-    }
+    again_after_deadlock(|| end_other_sessions_once(db, actor, reason, new_password_hash)).await
 }
 
 async fn end_other_sessions_once(
@@ -362,18 +356,23 @@ enum SqlParam<'a> {
 /// their actor's and their targets' rows in one ordered statement ([`begin_as`]), so this is
 /// the safety net for what no order can foresee (a row re-linked between two statements); run
 /// again, the one aborted sees what the other did. At most three times.
-fn retry_after_deadlock(error: &sqlx::Error, attempt: &mut usize) -> bool {
-    let deadlock =
-        matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("40P01"));
-    if deadlock && *attempt < 3 {
-        *attempt += 1;
-        tracing::info!(
-            attempt = *attempt,
-            "two actions waited for each other; running again"
-        );
-        return true;
+async fn again_after_deadlock<T, F, Fut>(mut action: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match action().await {
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("40P01") && attempt < 3 =>
+            {
+                attempt += 1;
+                tracing::info!(attempt, "two actions waited for each other; running again");
+            }
+            result => return result,
+        }
     }
-    false
 }
 
 /// What a revocation did.
@@ -398,13 +397,7 @@ pub async fn revoke(
     owner: Option<i64>,
     audit: Option<&str>,
 ) -> Result<Revoked, sqlx::Error> {
-    let mut attempt = 0;
-    loop {
-        match revoke_once(db, actor, handle, owner, audit).await {
-            Err(error) if retry_after_deadlock(&error, &mut attempt) => continue,
-            result => return result,
-        }
-    }
+    again_after_deadlock(|| revoke_once(db, actor, handle, owner, audit)).await
 }
 
 async fn revoke_once(
@@ -472,13 +465,7 @@ pub async fn revoke_user_sessions(
     actor_email: &str,
     user_id: i64,
 ) -> Result<Revoked, sqlx::Error> {
-    let mut attempt = 0;
-    loop {
-        match revoke_user_sessions_once(db, actor, actor_email, user_id).await {
-            Err(error) if retry_after_deadlock(&error, &mut attempt) => continue,
-            result => return result,
-        }
-    }
+    again_after_deadlock(|| revoke_user_sessions_once(db, actor, actor_email, user_id)).await
 }
 
 async fn revoke_user_sessions_once(
