@@ -19,7 +19,6 @@ use app::server::session_store::ShopSessionStore;
 use app::server::{db, seed, AppContext};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
-use tower_sessions::ExpiredDeletion;
 
 /// How long a shutdown waits for in-flight requests.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
@@ -152,11 +151,10 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let sweeper = tokio::spawn(
-            self.store
-                .clone()
-                .continuously_delete_expired(EXPIRED_SESSION_SWEEP),
-        );
+        let sweeper = tokio::spawn(app::server::session_store::sweep_expired_forever(
+            self.store.clone(),
+            EXPIRED_SESSION_SWEEP,
+        ));
         // Raised once `shutdown` resolves: every listener stops, and the drain limit starts.
         let (signal, signalled) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -435,6 +435,22 @@ impl SessionStore for ShopSessionStore {
     }
 }
 
+/// Deletes expired sessions every `period` (the first pass at once), for as long as it runs
+/// (the server aborts it at shutdown). Unlike tower-sessions' `continuously_delete_expired`,
+/// which returns at the first error — one failed pass (the database busy or briefly gone, an
+/// eviction or orphan cleanup failing once) stopped every later cleanup until a restart — a
+/// failed pass is logged and the next one runs as usual.
+pub async fn sweep_expired_forever<S: ExpiredDeletion>(store: S, period: std::time::Duration) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = store.delete_expired().await {
+            tracing::warn!(%error, "deleting expired sessions failed; trying again at the next pass");
+        }
+    }
+}
+
 #[async_trait]
 impl ExpiredDeletion for ShopSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
@@ -458,5 +474,60 @@ impl ExpiredDeletion for ShopSessionStore {
             tracing::info!(sessions = closed, "expired sessions removed");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A store whose first two passes fail.
+    #[derive(Clone, Debug, Default)]
+    struct Flaky(Arc<AtomicUsize>);
+
+    #[async_trait]
+    impl ExpiredDeletion for Flaky {
+        async fn delete_expired(&self) -> session_store::Result<()> {
+            let pass = self.0.fetch_add(1, Ordering::SeqCst);
+            if pass < 2 {
+                return Err(session_store::Error::Backend("the database is gone".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for Flaky {
+        async fn save(&self, _: &Record) -> session_store::Result<()> {
+            Ok(())
+        }
+        async fn load(&self, _: &Id) -> session_store::Result<Option<Record>> {
+            Ok(None)
+        }
+        async fn delete(&self, _: &Id) -> session_store::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_sweep_does_not_stop_the_next_ones() {
+        let store = Flaky::default();
+        let sweeper = tokio::spawn(sweep_expired_forever(
+            store.clone(),
+            std::time::Duration::from_millis(10),
+        ));
+        // The two failures, then good passes (tower-sessions' sweep stopped at the first).
+        let started = std::time::Instant::now();
+        while store.0.load(Ordering::SeqCst) < 5 {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "the sweep stopped after {} passes",
+                store.0.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(!sweeper.is_finished(), "still sweeping after failures");
+        sweeper.abort();
     }
 }
