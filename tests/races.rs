@@ -75,21 +75,20 @@ async fn assert_registry_consistent(app: &TestApp) {
     }
 }
 
-#[tokio::test]
-async fn a_password_change_held_across_its_revocation_brings_no_ghost_back() {
-    let app = spawn_app().await;
-    let (mut a, mut b) = two_sessions(&app).await;
-    let a_handle = own_handle(&mut a).await;
-    let held = HeldRequest::start(
-        app.addr,
-        "/api/account/password",
-        a.cookie.as_deref().unwrap(),
-        PASSWORD_FORM,
-    )
-    .await;
-    // B revokes A while A's password change waits for the end of its body.
+/// `a`'s request to `path` with `form`, held before its last body byte while `b` revokes `a`'s
+/// session, then sent: it must be refused as from an ended login (401 "Your session has
+/// ended", not a 401 for never having had one).
+async fn held_across_own_revocation(
+    app: &TestApp,
+    a: &Shopper,
+    a_handle: &str,
+    b: &mut Shopper,
+    path: &str,
+    form: &str,
+) -> common::RawReply {
+    let held = HeldRequest::start(app.addr, path, a.cookie.as_deref().unwrap(), form).await;
     let revoked = b
-        .post("/api/account/sessions/revoke", &[("session", &a_handle)])
+        .post("/api/account/sessions/revoke", &[("session", a_handle)])
         .await;
     assert_eq!(revoked.status, 200, "{}", revoked.body);
     let reply = held.finish().await;
@@ -98,12 +97,28 @@ async fn a_password_change_held_across_its_revocation_brings_no_ghost_back() {
         "the revoked session acts no more: {}",
         reply.body
     );
-    // Refused because its login ended while it waited (not because it never had one).
     assert!(
         reply.body.contains("Your session has ended"),
         "{}",
         reply.body
     );
+    reply
+}
+
+#[tokio::test]
+async fn a_password_change_held_across_its_revocation_brings_no_ghost_back() {
+    let app = spawn_app().await;
+    let (mut a, mut b) = two_sessions(&app).await;
+    let a_handle = own_handle(&mut a).await;
+    let reply = held_across_own_revocation(
+        &app,
+        &a,
+        &a_handle,
+        &mut b,
+        "/api/account/password",
+        PASSWORD_FORM,
+    )
+    .await;
     for id in &reply.new_ids {
         let mut ghost = a.with_cookie(Some(id.clone()));
         assert_eq!(
@@ -158,24 +173,15 @@ async fn sign_out_everywhere_else_held_across_its_revocation_signs_nobody_out() 
     let app = spawn_app().await;
     let (mut a, mut b) = two_sessions(&app).await;
     let a_handle = own_handle(&mut a).await;
-    let held = HeldRequest::start(
-        app.addr,
+    held_across_own_revocation(
+        &app,
+        &a,
+        &a_handle,
+        &mut b,
         "/api/account/sessions/revoke-others",
-        a.cookie.as_deref().unwrap(),
         "x=1",
     )
     .await;
-    let revoked = b
-        .post("/api/account/sessions/revoke", &[("session", &a_handle)])
-        .await;
-    assert_eq!(revoked.status, 200);
-    let reply = held.finish().await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
-    assert!(
-        reply.body.contains("Your session has ended"),
-        "{}",
-        reply.body
-    );
     assert_eq!(b.me().await["user"]["email"], EMAIL, "B was not signed out");
     assert_registry_consistent(&app).await;
     app.stop().await;
@@ -299,24 +305,15 @@ async fn revoking_one_of_my_sessions_held_across_my_revocation_does_nothing() {
     let (mut a, mut b) = two_sessions(&app).await;
     let a_handle = own_handle(&mut a).await;
     let b_handle = own_handle(&mut b).await;
-    let held = HeldRequest::start(
-        app.addr,
+    held_across_own_revocation(
+        &app,
+        &a,
+        &a_handle,
+        &mut b,
         "/api/account/sessions/revoke",
-        a.cookie.as_deref().unwrap(),
         &format!("session={b_handle}"),
     )
     .await;
-    let revoked = b
-        .post("/api/account/sessions/revoke", &[("session", &a_handle)])
-        .await;
-    assert_eq!(revoked.status, 200);
-    let reply = held.finish().await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
-    assert!(
-        reply.body.contains("Your session has ended"),
-        "{}",
-        reply.body
-    );
     assert_eq!(b.me().await["user"]["email"], EMAIL, "B was not signed out");
     assert_registry_consistent(&app).await;
     app.stop().await;
@@ -340,24 +337,8 @@ async fn a_checkout_held_across_its_revocation_places_no_order() {
         .unwrap()
     };
     let before = stock().await;
-    let held = HeldRequest::start(
-        app.addr,
-        "/api/checkout",
-        a.cookie.as_deref().unwrap(),
-        "x=1",
-    )
-    .await;
-    let revoked = b
-        .post("/api/account/sessions/revoke", &[("session", &a_handle)])
-        .await;
-    assert_eq!(revoked.status, 200);
-    let reply = held.finish().await;
-    assert_eq!(reply.status, 401, "{}", reply.body);
-    assert!(
-        reply.body.contains("Your session has ended"),
-        "{}",
-        reply.body
-    );
+
+    held_across_own_revocation(&app, &a, &a_handle, &mut b, "/api/checkout", "x=1").await;
     let orders: i64 =
         app::on_db!(&app.db().await, p => sqlx::query_scalar("SELECT COUNT(*) FROM orders")
         .fetch_one(p)

@@ -287,40 +287,50 @@ impl Drop for Place {
 /// How often a repeated condition of the accept loop is logged at most.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Refused connections, logged at most once every [`LOG_EVERY`] with how many there were.
+/// A condition that repeats (a refused connection, a failed accept), logged at most once every
+/// [`LOG_EVERY`] with how many times it happened since the last line.
 #[derive(Default)]
-struct Refusals {
+struct SparseLog {
     logged_at: Option<Instant>,
     since: u64,
 }
 
+impl SparseLog {
+    /// Counts one more; `Some(count)` when it is time for a line.
+    fn happened(&mut self) -> Option<u64> {
+        self.since += 1;
+        if self.logged_at.is_some_and(|at| at.elapsed() < LOG_EVERY) {
+            return None;
+        }
+        self.logged_at = Some(Instant::now());
+        Some(std::mem::take(&mut self.since))
+    }
+}
+
+/// Refused connections, logged sparingly.
+#[derive(Default)]
+struct Refusals(SparseLog);
+
 impl Refusals {
     fn refused(&mut self, client: ClientNet) {
-        self.since += 1;
-        if self.logged_at.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            tracing::warn!(%client, refused = self.since, "connections over the per-client limit refused");
-            self.logged_at = Some(Instant::now());
-            self.since = 0;
+        if let Some(refused) = self.0.happened() {
+            tracing::warn!(%client, refused, "connections over the per-client limit refused");
         }
     }
 }
 
-/// Failed accepts: a pause that doubles (10 ms up to 1 s) while they keep failing, and one
-/// log line every [`LOG_EVERY`] at most.
+/// Failed accepts: a pause that doubles (10 ms up to 1 s) while they keep failing, and a log
+/// line every [`LOG_EVERY`] at most.
 #[derive(Default)]
 struct AcceptErrors {
     pause: Option<Duration>,
-    logged_at: Option<Instant>,
-    since: u64,
+    log: SparseLog,
 }
 
 impl AcceptErrors {
     async fn pause(&mut self, error: &std::io::Error, stop: &mut watch::Receiver<bool>) {
-        self.since += 1;
-        if self.logged_at.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            tracing::warn!(%error, failed = self.since, "accept failed; pausing");
-            self.logged_at = Some(Instant::now());
-            self.since = 0;
+        if let Some(failed) = self.log.happened() {
+            tracing::warn!(%error, failed, "accept failed; pausing");
         }
         let pause = self.pause.map_or(Duration::from_millis(10), |p| {
             (p * 2).min(Duration::from_secs(1))

@@ -193,18 +193,21 @@ impl std::fmt::Display for ClientNet {
     }
 }
 
+/// The client's address of the current request (see [`client_addr`]).
+fn current_client_addr() -> Option<std::net::IpAddr> {
+    use_context::<http::request::Parts>().and_then(|parts| client_addr(&parts.extensions))
+}
+
 /// The client network of the current request ([`ClientNet`]), as the key of its budgets.
 pub fn client_network() -> String {
-    use_context::<http::request::Parts>()
-        .and_then(|parts| client_addr(&parts.extensions))
+    current_client_addr()
         .map(|ip| ClientNet::of(ip).to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// The client's IP address of the current request (see [`client_addr`]).
 pub fn client_ip() -> String {
-    use_context::<http::request::Parts>()
-        .and_then(|parts| client_addr(&parts.extensions))
+    current_client_addr()
         .map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }
