@@ -126,9 +126,12 @@ test-rust: nextest postgres
 # against two instances on a throw-away PostgreSQL behind nginx (project js-cluster).
 E2E_ADMIN_EMAIL    := admin@example.com
 E2E_ADMIN_PASSWORD := admin password for the e2e suite
+# On failure the failed tests are printed again last, after the servers' logs.
 test-e2e: postgres nginx
+	@rm -f end2end/test-results/failures.txt
 	COATCHECK_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' COATCHECK_PASSWORD='$(E2E_ADMIN_PASSWORD)' \
-	  .ci/with-postgres .ci/cluster 2 bash -c 'cd end2end && npx playwright test'
+	  .ci/with-postgres .ci/cluster 2 bash -c 'cd end2end && npx playwright test' \
+	  || { echo "== failed Playwright tests:"; cat end2end/test-results/failures.txt 2>/dev/null; exit 1; }
 
 nginx:
 	@if [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null; then \
