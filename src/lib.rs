@@ -1,7 +1,7 @@
 //! Coatcheck: the browser entry point (`hydrate`) and, on the server, the application assembly.
 
 #[cfg(feature = "ssr")]
-pub mod server;
+pub mod http;
 
 /// Called by the generated JavaScript once the wasm has loaded: hydrates the server's HTML.
 #[cfg(feature = "hydrate")]

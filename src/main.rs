@@ -1,7 +1,7 @@
 //! The `coatcheck` binary: parses the command line and hands over to `coatcheck::server`.
 
 use clap::{Parser, Subcommand};
-use coatcheck::server::{open_database, shutdown_signal, Application, Config};
+use coatcheck::http::{open_database, shutdown_signal, Application, Config};
 use std::io::BufRead;
 use std::process::ExitCode;
 

@@ -76,7 +76,7 @@ async fn an_ipv6_client_is_budgeted_by_its_64_whichever_address_it_uses() {
     // Behind a trusted proxy (the test's loopback), the client's address is the forwarded one.
     let app = spawn_app_with(|config| {
         config.trusted_proxies =
-            coatcheck::server::proxies::TrustedProxies::parse("127.0.0.1").unwrap();
+            coatcheck::http::proxies::TrustedProxies::parse("127.0.0.1").unwrap();
     })
     .await;
     let scarf = product_id(&app, "merino-scarf").await;

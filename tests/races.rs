@@ -354,9 +354,9 @@ async fn a_checkout_held_across_its_revocation_places_no_order() {
 /// carries a login is created — or saved — only while that login's registry row is live.
 #[tokio::test]
 async fn the_store_never_stores_a_login_whose_row_has_ended() {
-    use app::server::registry::{self, EndReason, NewSession};
+    use app::server::session::registry::{self, EndReason, NewSession};
+    use app::server::session::store::ShopSessionStore;
     use app::server::session::AuthUser;
-    use app::server::session_store::ShopSessionStore;
     use tower_sessions::session::{Id, Record};
     use tower_sessions::SessionStore;
 

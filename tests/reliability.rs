@@ -521,7 +521,7 @@ async fn pages_keep_rendering_while_other_servers_start_in_the_same_process() {
                 let dir = tempfile::tempdir().unwrap();
                 let mut config = common::test_config(&dir);
                 config.database_url = common::fresh_database_url(&dir).await;
-                let started = coatcheck::server::Application::build(config).await;
+                let started = coatcheck::http::Application::build(config).await;
                 assert!(started.is_ok(), "another server starts");
             }
         })

@@ -2,7 +2,7 @@
 //! `spawn_app`), and small HTTP conveniences.
 #![allow(dead_code)]
 
-use coatcheck::server::{Application, Config};
+use coatcheck::http::{Application, Config};
 use std::net::SocketAddr;
 use tempfile::TempDir;
 

@@ -40,7 +40,7 @@ async fn complete_login(
     reason: Rotation,
     remembered: bool,
 ) -> Result<ActionReply, ServerFnError> {
-    use crate::server::registry;
+    use crate::server::session::registry;
     let (ctx, session) = context_and_session().await?;
     if let Some(previous) = session::current_user(&session).await.map_err(internal)? {
         // The previous login's stored record goes with its row; this request's copy (cart
@@ -92,7 +92,7 @@ pub async fn register(
     password: String,
     next: Option<String>,
 ) -> Result<ActionReply, ServerFnError> {
-    use crate::server::{registry, throttle};
+    use crate::server::{session::registry, throttle};
     let (ctx, _) = context_and_session().await?;
     let parsed = match Email::parse(&email) {
         Ok(e) => e,
@@ -157,7 +157,7 @@ pub async fn login(
     remember: Option<String>,
 ) -> Result<ActionReply, ServerFnError> {
     let remembered = crate::model::ticked(remember.as_deref());
-    use crate::server::{registry, throttle};
+    use crate::server::{session::registry, throttle};
     let (ctx, _) = context_and_session().await?;
     let ip = client_network();
     if password.len() > crate::model::MAX_PASSWORD_BYTES {
@@ -224,10 +224,10 @@ pub async fn logout() -> Result<ActionReply, ServerFnError> {
     if let Some(user) = session::current_user(&session).await.map_err(internal)? {
         // Row ended and stored session deleted together: a logout cancelled halfway can leave
         // no stored login behind.
-        crate::server::registry::end_login(
+        crate::server::session::registry::end_login(
             &ctx.db,
             &user.handle,
-            crate::server::registry::EndReason::Logout,
+            crate::server::session::registry::EndReason::Logout,
         )
         .await
         .map_err(internal)?;

@@ -10,8 +10,8 @@ use {
         cart::{self, CartError},
         internal,
         request::{context_and_session, is_form_post, reject},
+        session::change,
         session::{self, Contents},
-        session_change,
     },
     http::StatusCode,
 };
@@ -50,7 +50,7 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut tx = session_change::begin_session_only(&ctx.sessions, &session)
+        let mut tx = change::begin_session_only(&ctx.sessions, &session)
             .await
             .map_err(internal)?;
         let stock = match product {

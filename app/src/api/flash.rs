@@ -7,9 +7,9 @@ use leptos::server_fn::codec::GetUrl;
 /// Takes (and removes) the pending flash message, if any.
 #[server(endpoint = "flash", input = GetUrl)]
 pub async fn take_flash() -> Result<Option<Flash>, ServerFnError> {
-    use crate::server::{internal, request::context_and_session, session_change};
+    use crate::server::{internal, request::context_and_session, session::change};
     let (ctx, session) = context_and_session().await?;
-    session_change::take_flash(&ctx.sessions, &session)
+    change::take_flash(&ctx.sessions, &session)
         .await
         .map_err(internal)
 }

@@ -15,7 +15,7 @@ use {
             context_and_session, form_redirect, is_form_post, login_ended, reject, require_user,
         },
         session::SessionError,
-        session_change::SessionTx,
+        session::SessionTx,
     },
     http::StatusCode,
 };
@@ -25,7 +25,7 @@ use {
 pub async fn checkout() -> Result<ActionReply, ServerFnError> {
     let (ctx, session) = context_and_session().await?;
     let user = require_user(&session).await?;
-    let actor = crate::server::registry::Actor {
+    let actor = crate::server::session::registry::Actor {
         handle: &user.handle,
         user_id: user.id,
         admin: false,

@@ -11,10 +11,10 @@ use {
     crate::server::{
         internal,
         metrics::{Revocation, Rotation},
-        registry::{self, EndReason},
         request::{
             context_and_session, flash_for_form, form_redirect, login_ended, reject, require_user,
         },
+        session::registry::{self, EndReason},
         session::{self, AuthUser},
         AppContext,
     },
@@ -175,7 +175,7 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     drop(slot);
     // The password, the other sessions and the check that this login is still live: one
     // transaction. The new ID is linked to the registry by the store, which refuses a login
-    // whose row has ended meanwhile (see `session_store`).
+    // whose row has ended meanwhile (see `session::store`).
     let ended = registry::end_other_sessions(
         &ctx.db,
         actor(&me, false),

@@ -28,7 +28,7 @@ pub struct ProductStock {
 }
 
 /// A product's name and stock, from the catalog as of the change's read of the session
-/// ([`SessionChange::catalog`](super::session_change::SessionChange::catalog)): the product is checked against the same moment's catalog and the
+/// ([`SessionChange::catalog`](super::session::change::SessionChange::catalog)): the product is checked against the same moment's catalog and the
 /// write then holds the single-writer gate for one statement only. Checkout re-checks stock in
 /// its own transaction, so a change in between cannot oversell.
 pub fn product_stock(catalog: &Catalog, product_id: i64) -> Option<ProductStock> {

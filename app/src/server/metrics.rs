@@ -3,7 +3,7 @@
 //! database when scraped. Labels come from the enums below, so a label value is spelled once.
 
 use super::db::Db;
-use super::policy::SessionPolicy;
+use super::session::policy::SessionPolicy;
 use crate::on_db;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -386,7 +386,7 @@ impl Metrics {
 /// that timed out is only ended by its next request) and stored anonymous sessions with a
 /// cart, across every instance sharing the database.
 async fn live_sessions(db: &Db, policy: &SessionPolicy) -> Result<(i64, i64), sqlx::Error> {
-    let since = policy.live_since(super::registry::now());
+    let since = policy.live_since(super::session::registry::now());
     let logged_in: i64 = on_db!(db, pool => sqlx::query_scalar(
         "SELECT COUNT(*) FROM session_registry WHERE ended_at IS NULL AND (
             (remembered = $1 AND last_seen_at >= $2 AND created_at >= $3)
@@ -400,7 +400,7 @@ async fn live_sessions(db: &Db, policy: &SessionPolicy) -> Result<(i64, i64), sq
     .bind(since.remembered_created)
     .fetch_one(pool)
     .await)?;
-    let anonymous_with_cart = super::session_store::count_anonymous_with_cart(db).await?;
+    let anonymous_with_cart = super::session::store::count_anonymous_with_cart(db).await?;
     Ok((logged_in, anonymous_with_cart))
 }
 

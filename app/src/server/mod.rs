@@ -7,15 +7,9 @@ pub mod db;
 pub mod metrics;
 pub mod orders;
 pub mod passwords;
-pub mod policy;
-pub mod registry;
 pub mod request;
 pub mod seed;
 pub mod session;
-pub mod session_change;
-pub mod session_events;
-pub mod session_guard;
-pub mod session_store;
 pub mod throttle;
 pub mod users;
 
@@ -44,16 +38,16 @@ impl std::ops::Deref for AppContext {
 #[derive(Debug)]
 pub struct Services {
     pub db: db::Db,
-    /// This server's coordination of session writes on `db` (see `session_change`).
-    pub sessions: session_change::SessionWrites,
+    /// This server's coordination of session writes on `db` (see `session::change`).
+    pub sessions: session::SessionWrites,
     /// This server's password hashing threads and per-client limits.
     pub passwords: passwords::PasswordHasher,
-    pub policy: policy::SessionPolicy,
+    pub policy: session::SessionPolicy,
     pub catalog: catalog::CatalogCache,
     /// This server's Prometheus metrics.
     pub metrics: metrics::Metrics,
     /// This server's hub of open pages waiting to hear that their login ended.
-    pub events: session_events::SessionEvents,
+    pub events: session::SessionEvents,
 }
 
 /// The request's `AppContext`. A missing context is a wiring bug, reported as a server error.

@@ -2,7 +2,7 @@
 
 use super::cart::CartError;
 use super::db::Db;
-use super::session_change::SessionTx;
+use super::session::change::SessionTx;
 use crate::model::{Cents, OrderDetail, OrderLine, OrderSummary, StoredCart};
 use crate::{on_conn, on_db};
 

@@ -101,7 +101,7 @@ pub async fn reject_with(status: StatusCode, flash: Flash) -> ServerFnError {
     if is_form_post() {
         if let Ok((ctx, session)) = context_and_session().await {
             if let Err(error) =
-                super::session_change::set_flash(&ctx.sessions, &session, &flash).await
+                super::session::change::set_flash(&ctx.sessions, &session, &flash).await
             {
                 tracing::error!(%error, "cannot store the flash message");
             }
@@ -114,7 +114,7 @@ pub async fn reject_with(status: StatusCode, flash: Flash) -> ServerFnError {
 pub async fn flash_for_form(flash: Flash) -> Result<(), ServerFnError> {
     if is_form_post() {
         let (ctx, session) = context_and_session().await?;
-        super::session_change::set_flash(&ctx.sessions, &session, &flash)
+        super::session::change::set_flash(&ctx.sessions, &session, &flash)
             .await
             .map_err(internal)?;
     }

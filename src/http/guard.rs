@@ -1,7 +1,7 @@
 //! Middleware around every request: the cross-site check for state-changing requests, the
 //! session timeouts, and the security headers.
 
-use app::server::session_guard::Activity;
+use app::server::session::timeouts::Activity;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -98,7 +98,7 @@ pub struct GuardState {
     pub context: app::server::AppContext,
     pub public_origin: Option<std::sync::Arc<str>>,
     /// What the session cookie's lifetime depends on (see `sessions::set_cookie_lifetime`).
-    pub cookie: super::sessions::CookiePolicy,
+    pub cookie: super::session_layer::CookiePolicy,
 }
 
 pub async fn cross_site_check(
@@ -130,7 +130,7 @@ pub async fn session_timeouts(
     let mut activity = Activity::Unchanged;
     let session = request.extensions().get::<Session>().cloned();
     if let (false, Some(session)) = (is_static(request.uri().path()), &session) {
-        match app::server::session_guard::enforce(
+        match app::server::session::timeouts::enforce(
             &state.context.sessions,
             &state.context.policy,
             &state.context.metrics,
@@ -148,7 +148,8 @@ pub async fn session_timeouts(
     }
     let mut response = next.run(request).await;
     if let Some(session) = session {
-        super::sessions::set_cookie_lifetime(state.cookie, &session, activity, &mut response).await;
+        super::session_layer::set_cookie_lifetime(state.cookie, &session, activity, &mut response)
+            .await;
     }
     response
 }

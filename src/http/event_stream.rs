@@ -6,11 +6,11 @@
 //! lifetime (the page reconnects; the new stream is checked like any request). A session
 //! without a login gets the `signed-out` event at once. Opening a stream is not activity: it
 //! never keeps an idle login alive (see the guard). Limits per login, per client network and
-//! per server: `app::server::session_events::StreamLimits`. See `app::server::session_events`.
+//! per server: `app::server::session::events::StreamLimits`. See `app::server::session::events`.
 
 use super::router::AppState;
 use app::server::request::ClientNet;
-use app::server::session_events::{login_state, LoginState, SubscribeError, Subscription, Wake};
+use app::server::session::events::{login_state, LoginState, SubscribeError, Subscription, Wake};
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};

@@ -10,10 +10,10 @@
 //! the login's next timeout is due and whenever the feed may have missed something (a
 //! dropped listener connection, a slow stream that lagged behind).
 
-use super::db::Db;
 use super::policy::SessionPolicy;
-use super::request::ClientNet;
 use crate::on_db;
+use crate::server::db::Db;
+use crate::server::request::ClientNet;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -21,12 +21,12 @@
 //!
 //! [`begin_session_only`] picks the right one for the database behind a [`SessionChange`].
 
-use super::catalog::{Catalog, CatalogCache};
-use super::db::{Db, WriteTx};
+use super::contents::{stored_expiry, Contents, SessionError};
 use super::policy::SessionPolicy;
-use super::session::{stored_expiry, Contents, SessionError};
-use super::session_store::{load, load_in, load_with_catalog_version, save_in, Update};
+use super::store::{load, load_in, load_with_catalog_version, save_in, Update};
 use crate::model::Flash;
+use crate::server::catalog::{Catalog, CatalogCache};
+use crate::server::db::{Db, WriteTx};
 use async_trait::async_trait;
 use sqlx::{SqliteConnection, SqlitePool};
 use std::sync::Arc;
@@ -140,7 +140,7 @@ impl Writer {
             None => pool.connect_options().connect().await?,
         };
         let saved = save_in(
-            &mut super::db::Conn::Sqlite(&mut conn),
+            &mut crate::server::db::Conn::Sqlite(&mut conn),
             update,
             Some(expected),
         )
@@ -317,7 +317,7 @@ impl SessionTx {
     }
 
     /// The transaction's connection, for queries that must be atomic with the session change.
-    pub fn conn(&mut self) -> super::db::Conn<'_> {
+    pub fn conn(&mut self) -> crate::server::db::Conn<'_> {
         // Invariant: `tx` is present from `start` until the transaction ends (which consumes
         // this value), so nothing runs a query after that.
         self.tx
@@ -384,7 +384,7 @@ impl SessionChange for SessionTx {
         // that wait for that row.
         let version = match self.catalog_version {
             Some(version) => version,
-            None => super::catalog::version_in(&mut self.conn()).await?,
+            None => crate::server::catalog::version_in(&mut self.conn()).await?,
         };
         cache.get_at_in(&mut self.conn(), version).await
     }
@@ -498,13 +498,13 @@ pub async fn take_flash(
     session: &Session,
 ) -> Result<Option<Flash>, SessionError> {
     // Most requests have no flash: check the in-memory copy before taking a write lock.
-    if !super::session::has_flash(session).await? {
+    if !super::contents::has_flash(session).await? {
         return Ok(None);
     }
     // A session whose ID was just rotated (or that is not stored yet) exists only in this
     // request: nobody else can write to it, so the in-memory copy is the truth.
     if session.id().is_none() {
-        return Ok(super::session::take_flash_in_memory(session).await);
+        return Ok(super::contents::take_flash_in_memory(session).await);
     }
     let mut change = begin_session_only(writes, session).await?;
     let flash = change.contents().take_flash();

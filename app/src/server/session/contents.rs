@@ -2,11 +2,11 @@
 //! else reads and changes a session through the typed operations here — on the request's copy
 //! of the session ([`current_user`], [`cart`], [`last_seen`], [`cycle_session_on_login`], …), on
 //! a stored record being changed atomically ([`Contents`], inside a
-//! [`session_change`](super::session_change) change), and on a record in the store
+//! [`change`](super::change)), and on a record in the store
 //! ([`login_of`], [`sign_out_record`]).
 //!
-//! How records are encoded and stored is the store's business (`session_store`); how a change
-//! is made atomic, the change types' (`session_change`).
+//! How records are encoded and stored is the store's business (`store`); how a change
+//! is made atomic, the change types' (`change`).
 
 use crate::model::{Flash, StoredCart};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};

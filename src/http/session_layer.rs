@@ -1,6 +1,6 @@
 //! The session layer, configured in one place: cookie name and attributes, expiry.
 
-use app::server::session_store::ShopSessionStore;
+use app::server::session::store::ShopSessionStore;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
@@ -55,11 +55,11 @@ pub struct CookiePolicy {
 pub async fn set_cookie_lifetime(
     policy: CookiePolicy,
     session: &tower_sessions::Session,
-    activity: app::server::session_guard::Activity,
+    activity: app::server::session::timeouts::Activity,
     response: &mut Response,
 ) {
     use app::server::session::current_user;
-    use app::server::session_guard::Activity;
+    use app::server::session::timeouts::Activity;
     // Nothing is saved after a server error (and the session may not even be readable).
     if response.status().is_server_error() {
         return;

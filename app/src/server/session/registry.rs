@@ -1,10 +1,10 @@
 //! The session registry: one row per authenticated session, kept in step with the store, so
 //! sessions can be listed by user and revoked by an opaque handle.
 
-use super::db::{Conn, Db, WriteTx};
 use super::policy::{LiveSince, SessionPolicy};
-use super::session_store::TABLE as SESSIONS;
+use super::store::TABLE as SESSIONS;
 use crate::model::{AuditEntry, SessionInfo};
+use crate::server::db::{Conn, Db, WriteTx};
 use crate::{on_conn, on_db};
 
 /// Why a session ended, as recorded in the registry and the logs.
@@ -106,7 +106,7 @@ pub async fn link_session(
 /// transaction holds everything already), whatever its state: for a transaction that will
 /// also lock the login's session row, which must come second (see `SessionTx::begin_for_login`).
 pub async fn lock_row(conn: &mut Conn<'_>, handle: &str) -> Result<(), sqlx::Error> {
-    if conn.kind() == super::db::Kind::Sqlite {
+    if conn.kind() == crate::server::db::Kind::Sqlite {
         return Ok(());
     }
     let sql = format!(
@@ -133,7 +133,7 @@ pub async fn touch(conn: &mut Conn<'_>, handle: &str, at: i64) -> Result<(), sql
 }
 
 /// Marks a session's row ended inside the caller's transaction, which also removes the login
-/// from the stored record (see `session_guard::demote`).
+/// from the stored record (see `timeouts::demote`).
 /// Whether this call ended it (false: it had ended already).
 pub async fn end_in(
     conn: &mut Conn<'_>,
@@ -271,7 +271,7 @@ pub async fn begin_as(
     targets: Targets<'_>,
 ) -> Result<Option<WriteTx>, sqlx::Error> {
     let mut tx = db.begin_write().await?;
-    if tx.kind() == super::db::Kind::Postgres {
+    if tx.kind() == crate::server::db::Kind::Postgres {
         let (condition, param) = match targets {
             Targets::Handle(handle) => ("handle = $2", SqlParam::Text(handle)),
             Targets::User(user_id) => ("user_id = $2", SqlParam::Int(user_id)),

@@ -2,12 +2,12 @@
 //! session to anonymous: login removed, ID rotated, cart kept, a message for the shopper) and
 //! records activity at most once per `touch_interval`.
 
-use super::metrics::{Expiry, Metrics};
+use super::change::{SessionTx, SessionWrites};
+use super::contents::{self as session, SessionError};
 use super::policy::{LoginState, LoginTimes, SessionPolicy};
 use super::registry::{self, EndReason};
-use super::session::{self, SessionError};
-use super::session_change::{SessionTx, SessionWrites};
 use crate::model::Flash;
+use crate::server::metrics::{Expiry, Metrics};
 use tower_sessions::Session;
 
 /// Whether [`enforce`] recorded the session's activity (its "last seen", written at most

@@ -1,6 +1,6 @@
 //! The axum router: pages, server functions, static files, health check, tower layers.
 
-use super::{guard, sessions, Config};
+use super::{guard, session_layer, Config};
 use app::server::AppContext;
 use app::{shell, App};
 use axum::body::Body;
@@ -26,7 +26,7 @@ const PKG_DIR: &str = "pkg";
 
 /// The largest request body accepted: every form here is tiny.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-use app::server::session_store::ShopSessionStore;
+use app::server::session::store::ShopSessionStore;
 
 /// The axum state: what the handlers outside Leptos need.
 #[derive(Clone, FromRef)]
@@ -69,7 +69,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
     let guard_state = guard::GuardState {
         context: context.clone(),
         public_origin: config.public_origin.as_deref().map(Into::into),
-        cookie: sessions::CookiePolicy {
+        cookie: session_layer::CookiePolicy {
             secure: config.cookie_secure,
             idle_timeout: context.policy.idle_timeout,
         },
@@ -78,7 +78,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
 
     Router::new()
         .route("/healthz", get(healthz))
-        .route(guard::EVENTS_PATH, get(super::events::session_events))
+        .route(guard::EVENTS_PATH, get(super::event_stream::session_events))
         .leptos_routes_with_context(&state, routes, page_context, {
             let options = leptos_options.clone();
             move || shell(options.clone())
@@ -95,24 +95,24 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         ))
         // Inside the login timeouts, which load the session first.
         .layer(axum::middleware::from_fn_with_state(
-            super::new_sessions::NewSessionBudget::new(
+            super::new_session_budget::NewSessionBudget::new(
                 context.policy.new_sessions_burst,
                 context.policy.new_session_interval,
             ),
-            super::new_sessions::budget_new_sessions,
+            super::new_session_budget::budget_new_sessions,
         ))
         .layer(axum::middleware::from_fn_with_state(
             guard_state.clone(),
             guard::session_timeouts,
         ))
-        .layer(sessions::layer(
+        .layer(session_layer::layer(
             store,
             config.cookie_secure,
             context.policy.idle_timeout,
         ))
         .layer(axum::middleware::from_fn_with_state(
             config.cookie_secure,
-            sessions::clear_with_the_same_attributes,
+            session_layer::clear_with_the_same_attributes,
         ))
         // Outside the session layer: a cached anonymous page costs no session work.
         .layer(axum::middleware::from_fn_with_state(
@@ -148,7 +148,7 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         // Counted and timed by route template, whatever answered (cache, page, limit).
         .layer(axum::middleware::from_fn_with_state(
             context.metrics.clone(),
-            super::metrics::count_requests,
+            super::metrics_listener::count_requests,
         ))
         // The answer carries the request's ID, for a user's bug report or a proxy's log.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))

@@ -2,20 +2,20 @@
 
 mod assets;
 pub mod config;
-mod events;
+mod event_stream;
 mod forms;
 mod guard;
-mod metrics;
-mod new_sessions;
+mod metrics_listener;
+mod new_session_budget;
 mod page_cache;
 pub mod proxies;
 pub mod router;
 mod serve;
-mod sessions;
+mod session_layer;
 
 pub use config::{Config, ConfigError};
 
-use app::server::session_store::ShopSessionStore;
+use app::server::session::store::ShopSessionStore;
 use app::server::{db, seed, AppContext};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -51,7 +51,7 @@ pub struct Application {
     router: axum::Router,
     store: ShopSessionStore,
     pool: db::Db,
-    sessions: app::server::session_change::SessionWrites,
+    sessions: app::server::session::change::SessionWrites,
     /// The services the router's requests share (the metrics listener and the event feed too).
     context: AppContext,
     /// The bounds of every connection of the shop's listener.
@@ -95,15 +95,15 @@ impl Application {
         let store = store.with_metrics(metrics.clone());
         let max_connections = serve::max_connections_for_this_process(config.max_connections);
         // Streams never take more than half the connections: the shop stays reachable.
-        let streams = app::server::session_events::StreamLimits {
+        let streams = app::server::session::events::StreamLimits {
             total: config.streams.total.min(max_connections / 2).max(1),
             ..config.streams
         };
         let context = AppContext::new(app::server::Services {
-            events: app::server::session_events::SessionEvents::new(streams),
+            events: app::server::session::events::SessionEvents::new(streams),
             metrics,
             db: pool.clone(),
-            sessions: app::server::session_change::SessionWrites::new(pool.clone(), config.policy),
+            sessions: app::server::session::change::SessionWrites::new(pool.clone(), config.policy),
             passwords: app::server::passwords::PasswordHasher::new(),
             policy: config.policy,
             catalog: Default::default(),
@@ -151,7 +151,7 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let sweeper = tokio::spawn(app::server::session_store::sweep_expired_forever(
+        let sweeper = tokio::spawn(app::server::session::store::sweep_expired_forever(
             self.store.clone(),
             EXPIRED_SESSION_SWEEP,
         ));
@@ -179,7 +179,7 @@ impl Application {
             })
         };
         let metrics = self.metrics_listener.map(|listener| {
-            let router = metrics::router(self.context.clone());
+            let router = metrics_listener::router(self.context.clone());
             // Operators only: a few connections are plenty.
             let limits = serve::Limits {
                 per_client: 16,

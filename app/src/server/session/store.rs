@@ -8,7 +8,7 @@
 //! login can never be stored again — not by an ID rotation, a login, a password change or a
 //! slow request that finishes after a logout.
 
-use super::db::Db;
+use crate::server::db::Db;
 use crate::{on_conn, on_db};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,8 +17,8 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
 
-use super::db::{Conn, Kind};
-use super::session::{cart_items_of, login_of, sign_out_record, stored_expiry, SessionError};
+use super::contents::{cart_items_of, login_of, sign_out_record, stored_expiry, SessionError};
+use crate::server::db::{Conn, Kind};
 use time::OffsetDateTime;
 
 /// The session table (tower-sessions-sqlx-store's layout, created by our migrations).
@@ -107,7 +107,7 @@ pub(crate) async fn load_with_catalog_version(
 ) -> Result<(i64, Option<(Record, Vec<u8>)>), SessionError> {
     let sql = format!(
         "SELECT ({}), ({})",
-        super::catalog::SELECT_VERSION,
+        crate::server::catalog::SELECT_VERSION,
         select_record(lock, conn.kind())
     );
     let (version, bytes): (i64, Option<Vec<u8>>) = on_conn!(conn, c => sqlx::query_as(&sql)
@@ -160,7 +160,7 @@ pub struct ShopSessionStore {
     /// it passes `max_anonymous`, the store counts again and evicts.
     anonymous: Arc<AtomicU64>,
     /// Where the sweeper counts the sessions it deletes.
-    metrics: super::metrics::Metrics,
+    metrics: crate::server::metrics::Metrics,
     /// The timeouts, for the expiry a record is stored with (`session::stored_expiry`).
     policy: super::policy::SessionPolicy,
 }
@@ -199,7 +199,7 @@ impl ShopSessionStore {
     }
 
     /// Counts the expired sessions this store deletes in `metrics` (the server's).
-    pub fn with_metrics(mut self, metrics: super::metrics::Metrics) -> ShopSessionStore {
+    pub fn with_metrics(mut self, metrics: crate::server::metrics::Metrics) -> ShopSessionStore {
         self.metrics = metrics;
         self
     }
@@ -464,7 +464,7 @@ impl ExpiredDeletion for ShopSessionStore {
             .map(|r| r.rows_affected()))
         .map_err(backend)?;
         self.metrics
-            .expired(super::metrics::Expiry::SessionIdle, deleted);
+            .expired(crate::server::metrics::Expiry::SessionIdle, deleted);
         // Counted afresh now and then: other processes create sessions too.
         self.evict_anonymous().await.map_err(backend)?;
         let closed = super::registry::close_orphans(&self.db)

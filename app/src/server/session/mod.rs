@@ -1,0 +1,30 @@
+//! The session: everything about a shopper's session and login, in one place.
+//!
+//! What the rest of the shop uses is re-exported here: the typed operations on a request's
+//! session (its login, its cart, its flash message: [`contents`]), the policy of timeouts
+//! ([`SessionPolicy`]), the atomic writes ([`SessionWrites`], [`SessionTx`]), the store
+//! ([`ShopSessionStore`]), the hub that tells open pages that their login ended
+//! ([`SessionEvents`]) and the session error ([`SessionError`]). Inside:
+//!
+//! - `contents`: what a session holds, behind typed operations (the keys are private);
+//! - `change`: atomic changes of a stored session (a transaction with a row lock on
+//!   PostgreSQL, compare-and-swap on SQLite);
+//! - `store`: tower-sessions' `SessionStore`, hashed IDs, the registry-guarded save, the sweep;
+//! - `registry`: one row per login (device, activity, end), revocation and its audit log;
+//! - `policy`: the login timeouts and the one rule that says what state a login is in;
+//! - `timeouts`: that rule applied to every request (demotion, activity);
+//! - `events`: the hub of open pages waiting to hear that their login ended.
+
+pub mod change;
+pub mod contents;
+pub mod events;
+pub mod policy;
+pub mod registry;
+pub mod store;
+pub mod timeouts;
+
+pub use change::{SessionTx, SessionWrites};
+pub use contents::*;
+pub use events::SessionEvents;
+pub use policy::SessionPolicy;
+pub use store::ShopSessionStore;
