@@ -367,7 +367,7 @@ async fn expired_sessions_are_swept_and_their_rows_closed() {
     let store = app::server::session::store::ShopSessionStore::new(db.clone(), &Default::default())
         .with_metrics(metrics.clone());
     store.delete_expired().await.unwrap();
-    let scrape = metrics.scrape(&db, &Default::default()).await.unwrap();
+    let scrape = metrics.scrape(&db, Default::default()).unwrap();
     assert_eq!(
         sample(
             &scrape,

@@ -8,9 +8,9 @@
 //! never keeps an idle login alive (see the guard). Limits per login, per client network and
 //! per server: `app::server::session::events::StreamLimits`. See `app::server::session::events`.
 
-use super::router::AppState;
 use app::server::request::ClientNet;
 use app::server::session::events::{login_state, LoginState, SubscribeError, Subscription, Wake};
+use app::server::AppContext;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -29,7 +29,7 @@ const RETRY_CHECK: Duration = Duration::from_secs(5);
 
 struct Watch {
     subscription: Subscription,
-    state: AppState,
+    context: AppContext,
     handle: String,
     /// The end of the stream's lifetime: it closes then, and the page opens a new one.
     ends_at: Instant,
@@ -41,7 +41,7 @@ fn signed_out(reason: &'static str) -> Event {
 }
 
 pub async fn session_events(
-    State(state): State<AppState>,
+    State(context): State<AppContext>,
     session: Session,
     request: axum::extract::Request,
 ) -> Response {
@@ -59,12 +59,12 @@ pub async fn session_events(
         let once = futures_util::stream::once(async { Ok::<_, Infallible>(signed_out("none")) });
         return sse(Sse::new(once).into_response());
     };
-    let subscription = match state.context.events.subscribe(&user.handle, client) {
+    let subscription = match context.events.subscribe(&user.handle, client) {
         Ok(subscription) => subscription,
         Err(error) => return refused(error, client),
     };
     // The stream's end: its lifetime, give or take a tenth (pages do not all reconnect at once).
-    let lifetime = state.context.events.limits().lifetime;
+    let lifetime = context.events.limits().lifetime;
     let spread = lifetime.as_millis() as u64 / 10;
     let jitter = if spread > 0 {
         rand::random::<u64>() % (2 * spread)
@@ -75,7 +75,7 @@ pub async fn session_events(
         Instant::now() + lifetime - Duration::from_millis(spread) + Duration::from_millis(jitter);
     let watch = Watch {
         subscription,
-        state,
+        context,
         handle: user.handle,
         ends_at,
     };
@@ -87,7 +87,7 @@ pub async fn session_events(
         let mut check_at = Instant::now() + MAX_CHECK_INTERVAL;
         loop {
             if check {
-                let context = &watch.state.context;
+                let context = &watch.context;
                 check_at = match login_state(&context.db, &context.policy, &watch.handle).await {
                     Ok(LoginState::Live { due_in_secs }) => {
                         Instant::now() + Duration::from_secs(due_in_secs).min(MAX_CHECK_INTERVAL)

@@ -20,7 +20,15 @@ pub fn router(context: AppContext) -> Router {
 async fn scrape(State(context): State<AppContext>) -> Response {
     let metrics = &context.metrics;
     metrics.set_open_streams(context.events.open_streams());
-    match metrics.scrape(&context.db, &context.policy).await {
+    let scraped = app::server::session::live_sessions(&context.db, &context.policy)
+        .await
+        .map_err(|error| error.to_string())
+        .and_then(|live| {
+            metrics
+                .scrape(&context.db, live)
+                .map_err(|error| error.to_string())
+        });
+    match scraped {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

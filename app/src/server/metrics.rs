@@ -3,13 +3,20 @@
 //! database when scraped. Labels come from the enums below, so a label value is spelled once.
 
 use super::db::Db;
-use super::session::policy::SessionPolicy;
-use crate::on_db;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use std::sync::Arc;
+
+/// The live sessions of every instance sharing the database, counted when scraped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveSessions {
+    /// Logins whose registry row is open and within its timeouts.
+    pub logged_in: i64,
+    /// Stored anonymous sessions whose cart holds something.
+    pub anonymous_with_cart: i64,
+}
 
 /// How a login attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,9 +360,9 @@ impl Metrics {
             .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
-    /// Every metric in the Prometheus text format, the gauges read from `db` first (a login
-    /// counts as live while `policy`'s timeouts have not ended it).
-    pub async fn scrape(&self, db: &Db, policy: &SessionPolicy) -> Result<String, sqlx::Error> {
+    /// Every metric in the Prometheus text format, with the live sessions counted just before
+    /// (`session::live_sessions`) and the connection pool's use read from `db`.
+    pub fn scrape(&self, db: &Db, live: LiveSessions) -> Result<String, prometheus::Error> {
         let pool = db.pool_use();
         self.0
             .pool_connections
@@ -365,7 +372,10 @@ impl Metrics {
             .pool_connections
             .with_label_values(&["idle"])
             .set(i64::from(pool.idle));
-        let (logged_in, anonymous_with_cart) = live_sessions(db, policy).await?;
+        let LiveSessions {
+            logged_in,
+            anonymous_with_cart,
+        } = live;
         self.0
             .sessions_live
             .with_label_values(&["logged_in"])
@@ -375,33 +385,9 @@ impl Metrics {
             .with_label_values(&["anonymous_with_cart"])
             .set(anonymous_with_cart);
         let mut text = Vec::new();
-        TextEncoder::new()
-            .encode(&self.0.registry.gather(), &mut text)
-            .map_err(|e| sqlx::Error::Protocol(format!("encoding the metrics: {e}")))?;
+        TextEncoder::new().encode(&self.0.registry.gather(), &mut text)?;
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
-}
-
-/// Live logins (registry rows not ended, and within their idle and absolute timeouts: a login
-/// that timed out is only ended by its next request) and stored anonymous sessions with a
-/// cart, across every instance sharing the database.
-async fn live_sessions(db: &Db, policy: &SessionPolicy) -> Result<(i64, i64), sqlx::Error> {
-    let since = policy.live_since(super::session::registry::now());
-    let logged_in: i64 = on_db!(db, pool => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM session_registry WHERE ended_at IS NULL AND (
-            (remembered = $1 AND last_seen_at >= $2 AND created_at >= $3)
-         OR (remembered = $4 AND last_seen_at >= $5 AND created_at >= $6))"
-    )
-    .bind(false)
-    .bind(since.browser_seen)
-    .bind(since.browser_created)
-    .bind(true)
-    .bind(since.remembered_seen)
-    .bind(since.remembered_created)
-    .fetch_one(pool)
-    .await)?;
-    let anonymous_with_cart = super::session::store::count_anonymous_with_cart(db).await?;
-    Ok((logged_in, anonymous_with_cart))
 }
 
 #[cfg(test)]

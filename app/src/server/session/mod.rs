@@ -18,6 +18,7 @@
 pub mod change;
 pub mod contents;
 pub mod events;
+mod gauges;
 pub mod policy;
 pub mod registry;
 pub mod store;
@@ -26,5 +27,6 @@ pub mod timeouts;
 pub use change::{SessionTx, SessionWrites};
 pub use contents::*;
 pub use events::SessionEvents;
+pub use gauges::live_sessions;
 pub use policy::SessionPolicy;
 pub use store::ShopSessionStore;

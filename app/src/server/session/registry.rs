@@ -2,7 +2,6 @@
 //! sessions can be listed by user and revoked by an opaque handle.
 
 use super::policy::{LiveSince, SessionPolicy};
-use super::store::TABLE as SESSIONS;
 use crate::model::{AuditEntry, SessionInfo};
 use crate::server::db::{Conn, Db, WriteTx};
 use crate::{on_conn, on_db};
@@ -28,6 +27,11 @@ impl EndReason {
         }
     }
 }
+
+/// The table of stored session records (tower-sessions-sqlx-store's layout, created by our
+/// migrations; its rows are the store's, see `store`). Named here because a revocation deletes
+/// the records of the logins it ends in the same transaction.
+pub const SESSIONS: &str = "tower_sessions";
 
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

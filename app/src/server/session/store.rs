@@ -22,7 +22,7 @@ use crate::server::db::{Conn, Kind};
 use time::OffsetDateTime;
 
 /// The session table (tower-sessions-sqlx-store's layout, created by our migrations).
-pub const TABLE: &str = "tower_sessions";
+pub use super::registry::SESSIONS as TABLE;
 
 /// The key a session is stored under: SHA-256 of its ID (hex). The store and the registry
 /// keep only this — never the ID, neither as the key nor inside the stored record — so a
