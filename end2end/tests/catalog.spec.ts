@@ -37,10 +37,10 @@ test('search and category filter are in the URL', async ({ page }) => {
   await page.getByRole('button', { name: 'Show' }).click();
   await expect(page).toHaveURL(/q=wool/);
   await expect(page).toHaveURL(/category=hats/);
-  const slugs = await page.getByTestId('product-card').evaluateAll((cards) =>
-    cards.map((c) => c.getAttribute('data-slug')),
-  );
-  expect(slugs).toEqual(['felt-fedora', 'knit-beanie', 'wool-flat-cap']);
+  // Read until the new page's cards are all there (the URL changes before they are parsed).
+  await expect
+    .poll(() => page.getByTestId('product-card').evaluateAll((cards) => cards.map((c) => c.getAttribute('data-slug'))))
+    .toEqual(['felt-fedora', 'knit-beanie', 'wool-flat-cap']);
 });
 
 test('the quantity buttons work once hydrated', async ({ page }, testInfo) => {

@@ -35,6 +35,11 @@ test('the catalog pages a 5,015-product assortment with links that keep search, 
   await page.getByRole('navigation', { name: 'Sort products' }).getByRole('link', { name: 'Price: high to low' }).click();
   await expect(page).toHaveURL(/\?q=linen&category=assortment&sort=price-desc$/);
   await expect(count).toHaveAttribute('data-total', String(total));
+  // The sorted page is the one shown (the total alone does not change with the sort).
+  await expect(
+    page.getByRole('navigation', { name: 'Sort products' }).getByRole('link', { name: 'Price: high to low' }),
+  ).toHaveAttribute('aria-current', 'true');
+  await expect(pager.getByRole('link', { name: 'Next →' })).toHaveAttribute('href', /sort=price-desc/);
   await pager.getByRole('link', { name: 'Next →' }).click();
   await expect(page).toHaveURL(/\?q=linen&category=assortment&sort=price-desc&page=2$/);
   await expect(page.getByLabel('Search')).toHaveValue('linen');

@@ -4,6 +4,9 @@ import {
 } from './helpers';
 
 test('browse, search, add, change quantity, register, keep the cart, check out, see the order', async ({ page, context }, testInfo) => {
+  // A dozen pages and a registration: three times the usual limit, well inside it on a slow
+  // machine.
+  test.slow();
   // Browse and search.
   await open(page, '/', testInfo);
   await page.getByLabel('Search').fill('merino');
@@ -40,6 +43,9 @@ test('browse, search, add, change quantity, register, keep the cart, check out, 
   await page.getByRole('link', { name: 'Proceed to checkout' }).click();
   await expect(page).toHaveURL(/\/login\?next=/);
   await page.getByRole('link', { name: 'Create an account' }).click();
+  // The registration form itself (the login form also has an "Email" field).
+  await expect(page).toHaveURL(/\/register\?next=/);
+  await expect(page.getByRole('button', { name: 'Create account' })).toBeVisible();
   const email = uniqueEmail('journey', testInfo);
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
@@ -68,7 +74,7 @@ test('logging out destroys the session: the cart is gone', async ({ page, contex
   await expectCartCount(page, 1);
   const loggedIn = await sessionCookie(context);
   await page.getByRole('button', { name: 'Log out' }).click();
-  await expect(page.getByRole('link', { name: 'Log in' })).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Log in', exact: true })).toBeVisible();
   await expectCartCount(page, 0);
   expect(await sessionCookie(context)).toBeUndefined();
 
@@ -83,7 +89,7 @@ test('a wrong password shows a message and keeps the email', async ({ page }, te
   const email = uniqueEmail('wrongpw', testInfo);
   await register(page, email, testInfo);
   await page.getByRole('button', { name: 'Log out' }).click();
-  await expect(page.getByRole('link', { name: 'Log in' })).toBeVisible();
+  await expect(page.getByRole('link', { name: 'Log in', exact: true })).toBeVisible();
   await open(page, '/login', testInfo);
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill('not my password at all');

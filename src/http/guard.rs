@@ -1,13 +1,12 @@
-//! Middleware around every request: the cross-site check for state-changing requests, the
-//! session timeouts, and the security headers.
+//! Middleware around every request: refusals of what cannot be served, the cross-site check
+//! for state-changing requests, the page's CSP nonce and the security headers.
 
-use app::server::session::timeouts::Activity;
+pub use app::server::request::busy;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tower_sessions::Session;
 
 /// The session event stream a page opens by itself (see `events`): not the user's activity.
 pub(super) const EVENTS_PATH: &str = "/api/session/events";
@@ -95,10 +94,7 @@ pub async fn refuse_unservable(request: Request, next: Next) -> Response {
 /// What the guards need, cheap to clone (axum clones a middleware's state for every request).
 #[derive(Clone)]
 pub struct GuardState {
-    pub context: app::server::AppContext,
     pub public_origin: Option<std::sync::Arc<str>>,
-    /// What the session cookie's lifetime depends on (see `sessions::set_cookie_lifetime`).
-    pub cookie: super::session_layer::CookiePolicy,
 }
 
 pub async fn cross_site_check(
@@ -119,50 +115,6 @@ pub async fn cross_site_check(
             .into_response();
     }
     next.run(request).await
-}
-
-/// Enforces the login timeouts and records activity, before the page or action runs.
-pub async fn session_timeouts(
-    State(state): State<GuardState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut activity = Activity::Unchanged;
-    let session = request.extensions().get::<Session>().cloned();
-    if let (false, Some(session)) = (is_static(request.uri().path()), &session) {
-        match app::server::session::timeouts::enforce(
-            &state.context.sessions,
-            &state.context.policy,
-            &state.context.metrics,
-            session,
-            request.uri().path() != EVENTS_PATH,
-        )
-        .await
-        {
-            Ok(recorded) => activity = recorded,
-            Err(error) => {
-                tracing::error!(%error, "session check failed");
-                return busy();
-            }
-        }
-    }
-    let mut response = next.run(request).await;
-    if let Some(session) = session {
-        super::session_layer::set_cookie_lifetime(state.cookie, &session, activity, &mut response)
-            .await;
-    }
-    response
-}
-
-/// 503 with `Retry-After`: the database (or the session store on it) did not answer; the same
-/// request may well succeed in a moment.
-pub fn busy() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, "5")],
-        "The shop is busy. Please try again in a moment.",
-    )
-        .into_response()
 }
 
 /// This request's CSP nonce, chosen before the page renders (see [`page_nonce`]).

@@ -6,12 +6,10 @@ mod event_stream;
 mod forms;
 mod guard;
 mod metrics_listener;
-mod new_session_budget;
 mod page_cache;
 pub mod proxies;
 pub mod router;
 mod serve;
-mod session_layer;
 
 pub use config::{Config, ConfigError};
 

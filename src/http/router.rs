@@ -1,6 +1,6 @@
 //! The axum router: pages, server functions, static files, health check, tower layers.
 
-use super::{guard, session_layer, Config};
+use super::{guard, Config};
 use app::server::AppContext;
 use app::{shell, App};
 use axum::body::Body;
@@ -12,9 +12,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 const REQUEST_ID_HEADER: http::HeaderName =
@@ -26,7 +28,7 @@ const PKG_DIR: &str = "pkg";
 
 /// The largest request body accepted: every form here is tiny.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-use app::server::session::store::ShopSessionStore;
+use app::server::session::{SessionLayer, ShopSessionStore};
 
 /// The axum state: what the handlers outside Leptos need.
 #[derive(Clone, FromRef)]
@@ -66,18 +68,13 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
         }
     };
     let fallback_context = page_context.clone();
-    let guard_state = guard::GuardState {
-        context: context.clone(),
-        public_origin: config.public_origin.as_deref().map(Into::into),
-        cookie: session_layer::CookiePolicy {
-            secure: config.cookie_secure,
-            idle_timeout: context.policy.idle_timeout,
-        },
-    };
     let page_cache = super::page_cache::PageCache::new(context.db.clone(), context.catalog.clone());
 
-    Router::new()
-        .route("/healthz", get(healthz))
+    // Everything that has a session: the pages, the server functions, the event stream, the
+    // 404 page. Inside the session layer, around the handlers: the per-viewer page cache (after
+    // the login timeouts: a demoted or expired login is seen before the lookup) and the shaping
+    // of server-function answers.
+    let with_session = Router::new()
         .route(guard::EVENTS_PATH, get(super::event_stream::session_events))
         .leptos_routes_with_context(&state, routes, page_context, {
             let options = leptos_options.clone();
@@ -87,78 +84,79 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
             AppState,
             _,
         >(fallback_context, shell))
-        .layer(axum::middleware::from_fn(shape_server_fn_responses))
-        // Inside the login timeouts: a demoted or expired login is seen before the lookup.
-        .layer(axum::middleware::from_fn_with_state(
-            page_cache.clone(),
-            super::page_cache::serve_personal,
-        ))
-        // Inside the login timeouts, which load the session first.
-        .layer(axum::middleware::from_fn_with_state(
-            super::new_session_budget::NewSessionBudget::new(
-                context.policy.new_sessions_burst,
-                context.policy.new_session_interval,
-            ),
-            super::new_session_budget::budget_new_sessions,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            guard_state.clone(),
-            guard::session_timeouts,
-        ))
-        .layer(session_layer::layer(
-            store,
-            config.cookie_secure,
-            context.policy.idle_timeout,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            config.cookie_secure,
-            session_layer::clear_with_the_same_attributes,
-        ))
-        // Outside the session layer: a cached anonymous page costs no session work.
-        .layer(axum::middleware::from_fn_with_state(
-            page_cache,
-            super::page_cache::serve_anonymous,
-        ))
-        .layer(axum::middleware::from_fn(guard::page_nonce))
-        .layer(axum::middleware::from_fn_with_state(
-            guard_state,
-            guard::cross_site_check,
-        ))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
-        // Security headers; content-hashed wasm, JS and CSS cached for a year.
-        .layer(axum::middleware::from_fn_with_state(
-            guard::HeaderState {
-                hsts: guard::hsts(config.cookie_secure, config.hsts_max_age),
-                assets,
-            },
-            guard::security_headers,
-        ))
-        // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
-        .layer(CompressionLayer::new())
-        // Every log line of a request carries its ID and its client's address (never a
-        // session ID); one line per request says how it ended.
-        // CONNECT and overlong addresses: refused before anything else runs.
-        .layer(axum::middleware::from_fn(guard::refuse_unservable))
         .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-                .on_failure(log_failure),
+            ServiceBuilder::new()
+                .layer(
+                    SessionLayer::new(store, context.clone(), config.cookie_secure)
+                        .with_passive_path(guard::EVENTS_PATH),
+                )
+                .layer(axum::middleware::from_fn_with_state(
+                    page_cache.clone(),
+                    super::page_cache::serve_personal,
+                ))
+                .layer(axum::middleware::from_fn(shape_server_fn_responses)),
+        );
+
+    // Outside the session layer: the health check and the static files never touch a session.
+    let site = std::path::Path::new(config.site_root.as_str());
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest_service("/pkg", ServeDir::new(site.join(PKG_DIR)))
+        .nest_service("/images", ServeDir::new(site.join("images")))
+        .route_service("/favicon.svg", ServeFile::new(site.join("favicon.svg")))
+        .merge(with_session)
+        // Read top to bottom: each layer runs around the ones below it.
+        .layer(
+            ServiceBuilder::new()
+                // Everything that counts, limits or logs clients sees the resolved address.
+                .layer(axum::middleware::from_fn_with_state(
+                    config.trusted_proxies.clone(),
+                    super::proxies::resolve_client,
+                ))
+                // Keeps the ID a trusted proxy sent (`resolve_client` drops any other), else
+                // makes one; the answer carries it, for a user's bug report or a proxy's log.
+                .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+                // Counted and timed by route template, whatever answered (cache, page, limit).
+                .layer(axum::middleware::from_fn_with_state(
+                    context.metrics.clone(),
+                    super::metrics_listener::count_requests,
+                ))
+                // Every log line of a request carries its ID and its client's address (never
+                // a session ID); one line per request says how it ended.
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(request_span)
+                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                        .on_failure(log_failure),
+                )
+                // CONNECT and overlong addresses: refused before anything else runs.
+                .layer(axum::middleware::from_fn(guard::refuse_unservable))
+                // gzip for clients that ask: pages shrink about 6×, the wasm about 3×.
+                .layer(CompressionLayer::new())
+                // Security headers; content-hashed wasm, JS and CSS cached for a year.
+                .layer(axum::middleware::from_fn_with_state(
+                    guard::HeaderState {
+                        hsts: guard::hsts(config.cookie_secure, config.hsts_max_age),
+                        assets,
+                    },
+                    guard::security_headers,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    guard::GuardState {
+                        public_origin: config.public_origin.as_deref().map(Into::into),
+                    },
+                    guard::cross_site_check,
+                ))
+                .layer(axum::middleware::from_fn(guard::page_nonce))
+                // A cached anonymous page costs no session work.
+                .layer(axum::middleware::from_fn_with_state(
+                    page_cache,
+                    super::page_cache::serve_anonymous,
+                ))
+                // Bodies of at most MAX_BODY_BYTES (413 past it), for every handler below.
+                .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES)),
         )
-        // Counted and timed by route template, whatever answered (cache, page, limit).
-        .layer(axum::middleware::from_fn_with_state(
-            context.metrics.clone(),
-            super::metrics_listener::count_requests,
-        ))
-        // The answer carries the request's ID, for a user's bug report or a proxy's log.
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
-        // Keeps the ID a trusted proxy sent (`resolve_client` drops any other), else makes one.
-        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeRequestUuid))
-        // Outermost: everything that counts, limits or logs clients sees the resolved address.
-        .layer(axum::middleware::from_fn_with_state(
-            config.trusted_proxies.clone(),
-            super::proxies::resolve_client,
-        ))
         .with_state(state)
 }
 

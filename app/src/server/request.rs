@@ -224,6 +224,18 @@ pub fn user_agent() -> String {
         .unwrap_or_default()
 }
 
+/// 503 with `Retry-After`: the database (or the session store on it) did not answer; the same
+/// request may well succeed in a moment.
+pub fn busy() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(http::header::RETRY_AFTER, "5")],
+        "The shop is busy. Please try again in a moment.",
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::ClientNet;

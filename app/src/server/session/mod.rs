@@ -13,12 +13,16 @@
 //! - `registry`: one row per login (device, activity, end), revocation and its audit log;
 //! - `policy`: the login timeouts and the one rule that says what state a login is in;
 //! - `timeouts`: that rule applied to every request (demotion, activity);
-//! - `events`: the hub of open pages waiting to hear that their login ended.
+//! - `events`: the hub of open pages waiting to hear that their login ended;
+//! - `budget`: the new-session budget per client network;
+//! - `layer`: the session layer, which runs all of it around a request, in order.
 
+mod budget;
 pub mod change;
 pub mod contents;
 pub mod events;
 mod gauges;
+mod layer;
 pub mod policy;
 pub mod registry;
 pub mod store;
@@ -28,5 +32,6 @@ pub use change::{SessionTx, SessionWrites};
 pub use contents::*;
 pub use events::SessionEvents;
 pub use gauges::live_sessions;
+pub use layer::{cookie_name, SessionLayer};
 pub use policy::SessionPolicy;
 pub use store::ShopSessionStore;

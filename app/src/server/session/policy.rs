@@ -67,8 +67,9 @@ fn secs(duration: Duration) -> i64 {
 }
 
 impl SessionPolicy {
-    /// **The** login rule, used by everyone who needs the answer (the session guard, the event
-    /// streams, the session lists, the live-login gauge, the stored record's expiry): a login
+    /// **The** login rule, used by everyone who needs the answer (the session layer's login
+    /// timeouts, the event streams, the session lists, the live-login gauge, the stored
+    /// record's expiry): a login
     /// is live while `now` is at most its last activity plus its idle timeout and at most its
     /// start plus its absolute timeout (both by its kind, see [`Self::login_timeouts`]).
     pub fn login_state(&self, login: LoginTimes, now: i64) -> LoginState {

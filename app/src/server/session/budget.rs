@@ -6,16 +6,12 @@
 //!
 //! Hand-written rather than `governor`'s keyed limiter: a request that turns out not to
 //! start a session (a rejected input) gives its token back, which `governor` cannot do.
+//! Taken and given back by the session layer (`layer`).
 
-use app::server::request::{client_addr, ClientNet};
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use crate::server::request::ClientNet;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tower_sessions::Session;
 
 /// Buckets kept at most; past it, full ones (clients that have been quiet) are dropped.
 const MAX_CLIENTS: usize = 100_000;
@@ -68,7 +64,7 @@ impl NewSessionBudget {
     }
 
     /// Takes a token, or says how long until there is one.
-    fn take(&self, client: ClientNet) -> Result<(), Duration> {
+    pub(super) fn take(&self, client: ClientNet) -> Result<(), Duration> {
         self.with_bucket(client, |bucket| {
             if bucket.tokens >= 1.0 {
                 bucket.tokens -= 1.0;
@@ -81,69 +77,19 @@ impl NewSessionBudget {
 
     /// Takes a token whatever the balance (a session was started by a request that was not
     /// expected to start one).
-    fn charge(&self, client: ClientNet) {
+    pub(super) fn charge(&self, client: ClientNet) {
         self.with_bucket(client, |bucket| {
             bucket.tokens = (bucket.tokens - 1.0).max(0.0)
         });
     }
 
     /// Gives back a token taken by a request that started no session after all.
-    fn give_back(&self, client: ClientNet) {
+    pub(super) fn give_back(&self, client: ClientNet) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(bucket) = buckets.get_mut(&client) {
             bucket.tokens = (bucket.tokens + 1.0).min(self.burst);
         }
     }
-}
-
-/// Runs inside the session layer, after the login timeouts (which loaded the session: its ID
-/// is set only if it is stored). A request without a stored session that may start one
-/// takes a token first.
-pub async fn budget_new_sessions(
-    State(budget): State<NewSessionBudget>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let session = request.extensions().get::<Session>().cloned();
-    let client = client_addr(request.extensions()).map(ClientNet::of);
-    let (Some(session), Some(client)) = (session, client) else {
-        return next.run(request).await;
-    };
-    if super::guard::is_static(request.uri().path()) || session.id().is_some() {
-        return next.run(request).await;
-    }
-    // Only a state-changing request can start a session; such a request waits its turn.
-    let may_start = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if may_start {
-        if let Err(wait) = budget.take(client) {
-            tracing::warn!(%client, "new-session budget exhausted");
-            let seconds = wait.as_secs().max(1);
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_str(&seconds.to_string())
-                        .unwrap_or(HeaderValue::from_static("30")),
-                )],
-                format!(
-                    "Too many new visits from your network. Please try again in {seconds} seconds."
-                ),
-            )
-                .into_response();
-        }
-    }
-    let response = next.run(request).await;
-    // The session layer stores a session that has an ID of none yet and holds data.
-    let starts = session.id().is_none() && !session.is_empty().await;
-    match (may_start, starts) {
-        (true, false) => budget.give_back(client),
-        (false, true) => budget.charge(client),
-        _ => {}
-    }
-    response
 }
 
 #[cfg(test)]
