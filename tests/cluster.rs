@@ -531,3 +531,68 @@ async fn instances_starting_together_on_an_empty_database_migrate_and_seed_it_on
     }
     db.close().await;
 }
+
+#[tokio::test]
+async fn two_instances_give_one_client_the_new_session_budget_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(&dir).await;
+    let budgeted = |command: &mut std::process::Command| {
+        command.env("COATCHECK_NEW_SESSIONS_BURST", "8");
+    };
+    let servers = [
+        ServerProcess::start_with(&url, budgeted).await,
+        ServerProcess::start_with(&url, budgeted).await,
+    ];
+    let scarf = product(&url, "merino-scarf").await;
+    // 40 cookie-less add-to-carts from one address, 8 at a time, alternating instances.
+    let mut statuses = Vec::new();
+    let mut retry_after = Vec::new();
+    for wave in 0..5 {
+        let requests = (0..8).map(|i| {
+            let url = format!("{}/api/cart/add", servers[(wave + i) % 2].base);
+            async move {
+                let response = reqwest::Client::new()
+                    .post(url)
+                    .form(&[("product_id", scarf.to_string()), ("quantity", "1".into())])
+                    .send()
+                    .await
+                    .unwrap();
+                let wait = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                (response.status().as_u16(), wait)
+            }
+        });
+        for (status, wait) in futures::future::join_all(requests).await {
+            statuses.push(status);
+            if status == 429 {
+                retry_after.push(wait.expect("429 comes with Retry-After"));
+            }
+        }
+    }
+    let accepted = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(accepted + refused, statuses.len(), "{statuses:?}");
+    // The budget of one instance (8; one more if a refill came due meanwhile), not of two.
+    assert!(
+        (8..=9).contains(&accepted),
+        "{accepted} accepted: {statuses:?}"
+    );
+    assert!(
+        retry_after.iter().all(|s| (1..=30).contains(s)),
+        "{retry_after:?}"
+    );
+    let db = app::server::db::connect(&url).await.unwrap();
+    let stored: i64 =
+        app::on_db!(&db, p => sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
+        .fetch_one(p)
+        .await)
+        .unwrap();
+    db.close().await;
+    assert_eq!(
+        stored as usize, accepted,
+        "a session stored for each accepted request, none for the refused"
+    );
+}

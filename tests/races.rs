@@ -382,7 +382,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
             email: EMAIL.into(),
             is_admin: false,
             handle: handle.into(),
-            logged_in_at: registry::now(),
+            logged_in_at: app::server::session::clock::now(),
             remembered: false,
         };
         record

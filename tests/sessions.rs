@@ -8,6 +8,12 @@ use common::{
     Shopper, TestApp, PASSWORD,
 };
 
+/// Moves the session clock (this test process's) on by `seconds`: a timeout passes without
+/// sleeping through it.
+fn advance_seconds(seconds: u64) {
+    app::server::session::clock::advance(std::time::Duration::from_secs(seconds));
+}
+
 #[tokio::test]
 async fn admin_revocation_takes_effect_on_the_next_request() {
     let app = spawn_app().await;
@@ -290,10 +296,11 @@ async fn an_idle_login_is_demoted_but_keeps_the_cart() {
         .add(product_id(&app, "merino-scarf").await, "2")
         .await;
     let before = shopper.cookie.clone();
-    // Activity within the timeout keeps the login alive.
-    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // Activity within the timeout keeps the login alive (the session clock is moved on, not
+    // slept through).
+    advance_seconds(1);
     assert_eq!(shopper.me().await["user"]["email"], "ann@example.com");
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    advance_seconds(3);
     let page = shopper.get("/").await;
     assert_eq!(testid_text(&page.body, "current-user"), None);
     assert!(testid_text(&page.body, "flash")
@@ -335,7 +342,7 @@ async fn a_login_ends_at_the_absolute_timeout_despite_activity() {
     .await;
     let mut shopper = logged_in(&app, "ann@example.com").await;
     for _ in 0..3 {
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        advance_seconds(1);
         shopper.get("/api/cart").await;
     }
     assert_eq!(shopper.me().await["user"], serde_json::Value::Null);
@@ -944,8 +951,8 @@ async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
     assert_eq!(kind_of_current(&page.body), "false");
 
     // Idle for longer than the login idle timeout (2 s, counted in whole seconds from the
-    // last recorded activity, so 3 s and a bit): only the remembered login is kept.
-    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    // last recorded activity, so 3 s on the session clock): only the remembered login is kept.
+    advance_seconds(3);
     assert_eq!(brief.me().await["user"], serde_json::Value::Null);
     // Used again after the touch interval: the persistent cookie is sent again, renewed.
     let reply = kept.get("/api/me").await;
@@ -954,9 +961,9 @@ async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
     assert!(renewed.contains("Max-Age=604800"), "{renewed}");
     // Past the short absolute timeout (4 s, whole seconds), the remembered login lasts until
     // the long one (7 s), then ends too.
-    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    advance_seconds(2);
     assert_eq!(kept.me().await["user"]["email"], "kept@example.com");
-    tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+    advance_seconds(3);
     assert_eq!(kept.me().await["user"], serde_json::Value::Null);
     let metrics = app.scrape().await;
     assert_eq!(
@@ -1050,7 +1057,7 @@ async fn timed_out_logins_are_listed_nowhere() {
     assert_eq!(count(&kept.get("/account/sessions").await.body), 2);
     // Idle for longer than the login idle timeout (counted in whole seconds).
     for _ in 0..4 {
-        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        advance_seconds(1);
         assert_eq!(kept.me().await["user"]["email"], "boss@example.com");
     }
     // Its row is still open (only its own next request ends it), but it is dead: listed

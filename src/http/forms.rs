@@ -6,9 +6,6 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 
-/// Error bodies are small; anything larger is passed through untouched.
-const MAX_ERROR_BODY: usize = 64 * 1024;
-
 /// A plain HTML form (no JavaScript) asks for HTML; the hydrated app's fetch asks for JSON.
 pub fn is_form_post(headers: &HeaderMap) -> bool {
     headers
@@ -90,26 +87,6 @@ pub fn redirect_form(response: Response, back_to: Option<String>) -> Response {
 pub fn strip_internal_headers(mut response: Response) -> Response {
     response.headers_mut().remove(FORM_LOCATION_HEADER);
     response
-}
-
-/// Leptos answers 500 when the arguments cannot be decoded (a missing field, a wrong type,
-/// a body that is not form data). That is a bad request, not a server fault.
-pub async fn client_errors_are_4xx(response: Response) -> Response {
-    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_ERROR_BODY).await else {
-        return Response::from_parts(parts, Body::from("Something went wrong."));
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    let is_decoding = ["Args|", "Deserialization|", "MissingArg|", "Request|"]
-        .iter()
-        .any(|prefix| text.starts_with(prefix));
-    if is_decoding {
-        parts.status = StatusCode::BAD_REQUEST;
-    }
-    Response::from_parts(parts, Body::from(bytes))
 }
 
 #[cfg(test)]

@@ -231,8 +231,8 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
 }
 
 /// Shapes server-function answers (Leptos registers their routes itself): a plain HTML form
-/// gets a 303 back to its page (or to where the action sends it), and arguments that cannot
-/// even be decoded are the caller's fault (400), not ours (500).
+/// gets a 303 back to its page (or to where the action sends it). (Their statuses are the
+/// error's: `app::api::ShopError::status`.)
 async fn shape_server_fn_responses(request: Request<Body>, next: Next) -> Response {
     if !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
@@ -240,7 +240,6 @@ async fn shape_server_fn_responses(request: Request<Body>, next: Next) -> Respon
     let form_post = super::forms::is_form_post(request.headers());
     let back_to = super::forms::same_site_referer(request.headers());
     let response = next.run(request).await;
-    let response = super::forms::client_errors_are_4xx(response).await;
     if form_post {
         super::forms::redirect_form(response, back_to)
     } else {

@@ -1,5 +1,6 @@
 //! Accounts: register, log in, log out, who am I.
 
+use super::ShopError;
 use crate::model::{ActionReply, Me};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -7,7 +8,6 @@ use leptos::server_fn::codec::GetUrl;
 use {
     crate::model::{check_new_password, safe_next, Email, Flash, UserView},
     crate::server::{
-        internal,
         metrics::{LoginOutcome, Rotation},
         request::{
             client_ip, client_network, context_and_session, flash_for_form, form_redirect,
@@ -20,7 +20,7 @@ use {
 };
 
 #[cfg(feature = "ssr")]
-async fn reject_keeping_email(status: StatusCode, message: String, email: &str) -> ServerFnError {
+async fn reject_keeping_email(status: StatusCode, message: String, email: &str) -> ShopError {
     let mut flash = Flash::error(message);
     flash.email = Some(email.chars().take(254).collect());
     reject_with(status, flash).await
@@ -39,15 +39,13 @@ async fn complete_login(
     message: String,
     reason: Rotation,
     remembered: bool,
-) -> Result<ActionReply, ServerFnError> {
+) -> Result<ActionReply, ShopError> {
     use crate::server::session::registry;
     let (ctx, session) = context_and_session().await?;
-    if let Some(previous) = session::current_user(&session).await.map_err(internal)? {
+    if let Some(previous) = session::current_user(&session).await? {
         // The previous login's stored record goes with its row; this request's copy (cart
         // included) is stored again under the new ID below.
-        registry::end_login(&ctx.db, &previous.handle, registry::EndReason::Logout)
-            .await
-            .map_err(internal)?;
+        registry::end_login(&ctx.db, &previous.handle, registry::EndReason::Logout).await?;
     }
     let handle = registry::new_handle();
     let ip = client_ip();
@@ -61,19 +59,16 @@ async fn complete_login(
             remembered,
         },
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     let auth = AuthUser {
         id: user.id,
         email: user.email.clone(),
         is_admin: user.is_admin,
         handle: handle.clone(),
-        logged_in_at: registry::now(),
+        logged_in_at: crate::server::session::clock::now(),
         remembered,
     };
-    session::cycle_session_on_login(&session, &auth)
-        .await
-        .map_err(internal)?;
+    session::cycle_session_on_login(&session, &auth).await?;
     tracing::info!(%handle, user_id = user.id, "session rotated on login");
     ctx.metrics.rotation(reason);
     let next = safe_next(next);
@@ -91,8 +86,8 @@ pub async fn register(
     email: String,
     password: String,
     next: Option<String>,
-) -> Result<ActionReply, ServerFnError> {
-    use crate::server::{session::registry, throttle};
+) -> Result<ActionReply, ShopError> {
+    use crate::server::throttle;
     let (ctx, _) = context_and_session().await?;
     let parsed = match Email::parse(&email) {
         Ok(e) => e,
@@ -115,13 +110,13 @@ pub async fn register(
     let ip = client_network();
     let slot = hashing_slot(&ctx, Some(&email)).await?;
     let free = ctx.policy.registrations_per_address;
-    let wait = throttle::reserve_registration(&ctx.db, &ip, free, registry::now())
-        .await
-        .map_err(internal)?;
+    let wait =
+        throttle::reserve_registration(&ctx.db, &ip, free, crate::server::session::clock::now())
+            .await?;
     if wait > 0 {
         return Err(too_many(wait, "registrations from your network", Some(&email)).await);
     }
-    let hash = ctx.passwords.hash(password).await.map_err(internal)?;
+    let hash = ctx.passwords.hash(password).await?;
     drop(slot);
     let user = match users::create(&ctx.db, &parsed, &hash, false).await {
         Ok(user) => user,
@@ -133,7 +128,7 @@ pub async fn register(
             )
             .await)
         }
-        Err(e) => return Err(internal(e)),
+        Err(e) => return Err(ShopError::unavailable(e)),
     };
     let message = format!("Welcome, {}! Your account is ready.", user.email);
     complete_login(
@@ -155,9 +150,9 @@ pub async fn login(
     password: String,
     next: Option<String>,
     remember: Option<String>,
-) -> Result<ActionReply, ServerFnError> {
+) -> Result<ActionReply, ShopError> {
     let remembered = crate::model::ticked(remember.as_deref());
-    use crate::server::{session::registry, throttle};
+    use crate::server::throttle;
     let (ctx, _) = context_and_session().await?;
     let ip = client_network();
     if password.len() > crate::model::MAX_PASSWORD_BYTES {
@@ -172,32 +167,23 @@ pub async fn login(
     // The attempt is counted before the password is checked (and given back if it was right):
     // concurrent guesses are throttled exactly like sequential ones. Only clients that have
     // been failing wait; the check costs no password hashing.
-    let wait = throttle::reserve_login(&ctx.db, &email, &ip, registry::now())
-        .await
-        .map_err(internal)?;
+    let wait =
+        throttle::reserve_login(&ctx.db, &email, &ip, crate::server::session::clock::now()).await?;
     if wait > 0 {
         ctx.metrics.login(LoginOutcome::Throttled);
         return Err(too_many(wait, "failed attempts", Some(&email)).await);
     }
     let user = match Email::parse(&email) {
-        Ok(parsed) => users::find_by_email(&ctx.db, &parsed)
-            .await
-            .map_err(internal)?,
+        Ok(parsed) => users::find_by_email(&ctx.db, &parsed).await?,
         Err(_) => None,
     };
     // Verify against a dummy hash when there is no such user, so timing tells nothing.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let valid = ctx
-        .passwords
-        .verify(password, stored)
-        .await
-        .map_err(internal)?;
+    let valid = ctx.passwords.verify(password, stored).await?;
     drop(slot);
     match user {
         Some(user) if valid => {
-            throttle::release_login(&ctx.db, &email, &ip)
-                .await
-                .map_err(internal)?;
+            throttle::release_login(&ctx.db, &email, &ip).await?;
             let message = format!("Logged in as {}.", user.email);
             let reply = complete_login(
                 &user,
@@ -219,9 +205,9 @@ pub async fn login(
 
 /// `POST /api/logout` — destroys the session on the server and clears the cookie.
 #[server(endpoint = "logout")]
-pub async fn logout() -> Result<ActionReply, ServerFnError> {
+pub async fn logout() -> Result<ActionReply, ShopError> {
     let (ctx, session) = context_and_session().await?;
-    if let Some(user) = session::current_user(&session).await.map_err(internal)? {
+    if let Some(user) = session::current_user(&session).await? {
         // Row ended and stored session deleted together: a logout cancelled halfway can leave
         // no stored login behind.
         crate::server::session::registry::end_login(
@@ -229,12 +215,11 @@ pub async fn logout() -> Result<ActionReply, ServerFnError> {
             &user.handle,
             crate::server::session::registry::EndReason::Logout,
         )
-        .await
-        .map_err(internal)?;
+        .await?;
         tracing::info!(handle = %user.handle, "session destroyed on logout");
         ctx.metrics.logout();
     }
-    session::destroy_session(&session).await.map_err(internal)?;
+    session::destroy_session(&session).await?;
     form_redirect("/");
     Ok(ActionReply {
         message: "You are logged out.".into(),
@@ -244,9 +229,9 @@ pub async fn logout() -> Result<ActionReply, ServerFnError> {
 
 /// `GET /api/me`.
 #[server(name = GetMe, endpoint = "me", input = GetUrl)]
-pub async fn me() -> Result<Me, ServerFnError> {
+pub async fn me() -> Result<Me, ShopError> {
     let (_, session) = context_and_session().await?;
-    let user = session::current_user(&session).await.map_err(internal)?;
+    let user = session::current_user(&session).await?;
     Ok(Me {
         user: user.map(|u| UserView {
             id: u.id,

@@ -1,5 +1,6 @@
 //! The cart: add, update, clear, read. Every change is one atomic session transaction.
 
+use super::ShopError;
 use crate::model::{ActionReply, CartView};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -8,7 +9,6 @@ use {
     crate::model::{Flash, Quantity},
     crate::server::{
         cart::{self, CartError},
-        internal,
         request::{context_and_session, is_form_post, reject},
         session::change,
         session::{self, Contents},
@@ -17,7 +17,7 @@ use {
 };
 
 #[cfg(feature = "ssr")]
-async fn parse_product_id(input: &str) -> Result<i64, ServerFnError> {
+async fn parse_product_id(input: &str) -> Result<i64, ShopError> {
     match input.trim().parse::<i64>() {
         Ok(id) if id > 0 => Ok(id),
         _ => Err(reject(StatusCode::BAD_REQUEST, "That product does not exist.").await),
@@ -25,10 +25,10 @@ async fn parse_product_id(input: &str) -> Result<i64, ServerFnError> {
 }
 
 #[cfg(feature = "ssr")]
-async fn cart_failure(error: CartError) -> ServerFnError {
+async fn cart_failure(error: CartError) -> ShopError {
     match error {
         CartError::Rejected(message) => reject(StatusCode::UNPROCESSABLE_ENTITY, message).await,
-        other => internal(other),
+        other => other.into(),
     }
 }
 
@@ -42,7 +42,7 @@ const CONFLICT_RETRIES: usize = 8;
 /// about, looked up in the catalog as of the session read and handed to `change` (`None` when
 /// there is no such product).
 #[cfg(feature = "ssr")]
-async fn change_cart<F>(product: Option<i64>, change: F) -> Result<ActionReply, ServerFnError>
+async fn change_cart<F>(product: Option<i64>, change: F) -> Result<ActionReply, ShopError>
 where
     F: Fn(&mut Contents, Option<cart::ProductStock>) -> Result<String, CartError>,
 {
@@ -50,15 +50,13 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut tx = change::begin_session_only(&ctx.sessions, &session)
-            .await
-            .map_err(internal)?;
+        let mut tx = change::begin_session_only(&ctx.sessions, &session).await?;
         let stock = match product {
             Some(id) => match tx.catalog(&ctx.catalog).await {
                 Ok(catalog) => cart::product_stock(&catalog, id),
                 Err(error) => {
                     tx.rollback().await;
-                    return Err(internal(error));
+                    return Err(ShopError::unavailable(error));
                 }
             },
             None => None,
@@ -71,9 +69,7 @@ where
             }
         };
         if is_form_post() {
-            tx.contents()
-                .set_flash(&Flash::success(message.clone()))
-                .map_err(internal)?;
+            tx.contents().set_flash(&Flash::success(message.clone()))?;
         }
         match tx.commit_last(&session).await {
             Ok(()) => return Ok(ActionReply::message(message)),
@@ -83,19 +79,16 @@ where
                     ctx.metrics.write_retry();
                     continue;
                 }
-                return Err(internal(session::SessionError::Conflict));
+                return Err(ShopError::conflict());
             }
-            Err(error) => return Err(internal(error)),
+            Err(error) => return Err(error.into()),
         }
     }
 }
 
 /// `POST /api/cart/add` — `product_id`, `quantity`.
 #[server(endpoint = "cart/add")]
-pub async fn add_to_cart(
-    product_id: String,
-    quantity: String,
-) -> Result<ActionReply, ServerFnError> {
+pub async fn add_to_cart(product_id: String, quantity: String) -> Result<ActionReply, ShopError> {
     let product_id = parse_product_id(&product_id).await?;
     let quantity = match Quantity::parse(&quantity) {
         Ok(q) => q,
@@ -110,10 +103,7 @@ pub async fn add_to_cart(
 
 /// `POST /api/cart/update` — `product_id`, `quantity` (0 removes the line).
 #[server(endpoint = "cart/update")]
-pub async fn update_cart(
-    product_id: String,
-    quantity: String,
-) -> Result<ActionReply, ServerFnError> {
+pub async fn update_cart(product_id: String, quantity: String) -> Result<ActionReply, ShopError> {
     let product_id = parse_product_id(&product_id).await?;
     let quantity = match quantity.trim() {
         "0" => None,
@@ -134,7 +124,7 @@ pub async fn update_cart(
 
 /// `POST /api/cart/clear`.
 #[server(endpoint = "cart/clear")]
-pub async fn clear_cart() -> Result<ActionReply, ServerFnError> {
+pub async fn clear_cart() -> Result<ActionReply, ShopError> {
     change_cart(None, |tx, _| {
         tx.set_cart(&crate::model::StoredCart::default())?;
         Ok("Your cart is empty now.".to_string())
@@ -144,10 +134,10 @@ pub async fn clear_cart() -> Result<ActionReply, ServerFnError> {
 
 /// `GET /api/cart` — the cart priced from today's catalog.
 #[server(endpoint = "cart", input = GetUrl)]
-pub async fn get_cart() -> Result<CartView, ServerFnError> {
+pub async fn get_cart() -> Result<CartView, ShopError> {
     let (ctx, session) = context_and_session().await?;
-    let stored = session::cart(&session).await.map_err(internal)?;
+    let stored = session::cart(&session).await?;
     cart::view(&ctx.db, &ctx.catalog, &stored)
         .await
-        .map_err(internal)
+        .map_err(ShopError::from)
 }

@@ -1,10 +1,11 @@
 //! Reading the catalog.
 
+use super::ShopError;
 #[cfg(feature = "ssr")]
 use crate::model::CatalogQuery;
 use crate::model::{CatalogListing, Category, ProductDetail};
 #[cfg(feature = "ssr")]
-use crate::server::{app_context, internal};
+use crate::server::app_context;
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
@@ -20,7 +21,7 @@ pub async fn list_products(
     category: Option<String>,
     sort: Option<String>,
     page: Option<String>,
-) -> Result<CatalogListing, ServerFnError> {
+) -> Result<CatalogListing, ShopError> {
     let ctx = app_context()?;
     let mut query = CatalogQuery::from_params(
         q.as_deref().unwrap_or_default(),
@@ -30,25 +31,25 @@ pub async fn list_products(
     );
     // Longer search input is cut, not rejected.
     query.search = query.search.chars().take(MAX_SEARCH_LEN).collect();
-    let catalog = ctx.catalog.get(&ctx.db).await.map_err(internal)?;
+    let catalog = ctx.catalog.get(&ctx.db).await?;
     Ok(catalog.page(&query))
 }
 
 /// One product by slug; `None` when there is no such product.
 #[server(endpoint = "catalog/product", input = GetUrl)]
-pub async fn get_product(slug: String) -> Result<Option<ProductDetail>, ServerFnError> {
+pub async fn get_product(slug: String) -> Result<Option<ProductDetail>, ShopError> {
     let ctx = app_context()?;
     let Ok(slug) = crate::model::Slug::parse(&slug) else {
         return Ok(None);
     };
-    let catalog = ctx.catalog.get(&ctx.db).await.map_err(internal)?;
+    let catalog = ctx.catalog.get(&ctx.db).await?;
     Ok(catalog.by_slug(slug.as_str()))
 }
 
 /// All categories, for the filter.
 #[server(endpoint = "catalog/categories", input = GetUrl)]
-pub async fn list_categories() -> Result<Vec<Category>, ServerFnError> {
+pub async fn list_categories() -> Result<Vec<Category>, ShopError> {
     let ctx = app_context()?;
-    let catalog = ctx.catalog.get(&ctx.db).await.map_err(internal)?;
+    let catalog = ctx.catalog.get(&ctx.db).await?;
     Ok(catalog.categories())
 }

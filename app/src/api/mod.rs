@@ -3,6 +3,9 @@
 pub mod auth;
 pub mod cart;
 pub mod catalog;
+mod error;
 pub mod flash;
 pub mod orders;
 pub mod sessions;
+
+pub use error::ShopError;

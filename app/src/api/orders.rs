@@ -1,5 +1,6 @@
 //! Checkout and order history.
 
+use super::ShopError;
 use crate::model::{ActionReply, OrderDetail, OrderSummary};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -8,7 +9,6 @@ use {
     crate::model::Flash,
     crate::server::{
         cart::CartError,
-        internal,
         metrics::CheckoutOutcome,
         orders,
         request::{
@@ -22,7 +22,7 @@ use {
 
 /// `POST /api/checkout` — places the order for the session's cart.
 #[server(endpoint = "checkout")]
-pub async fn checkout() -> Result<ActionReply, ServerFnError> {
+pub async fn checkout() -> Result<ActionReply, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let user = require_user(&session).await?;
     let actor = crate::server::session::registry::Actor {
@@ -33,17 +33,15 @@ pub async fn checkout() -> Result<ActionReply, ServerFnError> {
     let mut tx = match SessionTx::begin_as(&ctx.sessions, &session, actor).await {
         Ok(tx) => tx,
         Err(SessionError::LoginEnded) => return Err(login_ended(&session).await),
-        Err(error) => return Err(internal(error)),
+        Err(error) => return Err(error.into()),
     };
     match orders::place(&mut tx, user.id).await {
         Ok(order_id) => {
             let message = format!("Thank you! Your order #{order_id} is placed.");
             if is_form_post() {
-                tx.contents()
-                    .set_flash(&Flash::success(message.clone()))
-                    .map_err(internal)?;
+                tx.contents().set_flash(&Flash::success(message.clone()))?;
             }
-            tx.commit(&session).await.map_err(internal)?;
+            tx.commit(&session).await?;
             // Stock moved: cached pages must show it now.
             ctx.catalog.mark_changed();
             tracing::info!(order_id, user_id = user.id, "order placed");
@@ -63,35 +61,29 @@ pub async fn checkout() -> Result<ActionReply, ServerFnError> {
         Err(other) => {
             tx.rollback().await;
             ctx.metrics.checkout(CheckoutOutcome::Failed);
-            Err(internal(other))
+            Err(other.into())
         }
     }
 }
 
 /// The logged-in user's orders, newest first; `None` when nobody is logged in.
 #[server(endpoint = "orders", input = GetUrl)]
-pub async fn my_orders() -> Result<Option<Vec<OrderSummary>>, ServerFnError> {
+pub async fn my_orders() -> Result<Option<Vec<OrderSummary>>, ShopError> {
     let (ctx, session) = context_and_session().await?;
-    let Some(user) = crate::server::session::current_user(&session)
-        .await
-        .map_err(internal)?
-    else {
+    let Some(user) = crate::server::session::current_user(&session).await? else {
         return Ok(None);
     };
     orders::list_for_user(&ctx.db, user.id)
         .await
         .map(Some)
-        .map_err(internal)
+        .map_err(ShopError::from)
 }
 
 /// One of the logged-in user's orders; `Ok(None)` for someone else's or an unknown one.
 #[server(endpoint = "order", input = GetUrl)]
-pub async fn my_order(id: String) -> Result<Option<OrderDetail>, ServerFnError> {
+pub async fn my_order(id: String) -> Result<Option<OrderDetail>, ShopError> {
     let (ctx, session) = context_and_session().await?;
-    let Some(user) = crate::server::session::current_user(&session)
-        .await
-        .map_err(internal)?
-    else {
+    let Some(user) = crate::server::session::current_user(&session).await? else {
         return Ok(None);
     };
     let Ok(order_id) = id.trim().parse::<i64>() else {
@@ -99,5 +91,5 @@ pub async fn my_order(id: String) -> Result<Option<OrderDetail>, ServerFnError> 
     };
     orders::get_for_user(&ctx.db, user.id, order_id)
         .await
-        .map_err(internal)
+        .map_err(ShopError::from)
 }

@@ -2,6 +2,7 @@
 //! view of everyone's (list, revoke one, revoke all of a user, audit log). Every function
 //! checks who is asking itself: a hidden button is not authorization.
 
+use super::ShopError;
 use crate::model::{ActionReply, SessionInfo, SessionPage};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -9,7 +10,6 @@ use leptos::server_fn::codec::GetUrl;
 use {
     crate::model::{check_new_password, Flash},
     crate::server::{
-        internal,
         metrics::{Revocation, Rotation},
         request::{
             context_and_session, flash_for_form, form_redirect, login_ended, reject, require_user,
@@ -30,11 +30,9 @@ pub const AUDIT_PER_PAGE: i64 = 20;
 
 /// The caller, if they are an admin right now (checked against the database, not the session).
 #[cfg(feature = "ssr")]
-async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, ServerFnError> {
+async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, ShopError> {
     let user = require_user(session).await?;
-    let is_admin = crate::server::users::is_admin(&ctx.db, user.id)
-        .await
-        .map_err(internal)?;
+    let is_admin = crate::server::users::is_admin(&ctx.db, user.id).await?;
     if is_admin == Some(true) {
         Ok(user)
     } else {
@@ -55,10 +53,7 @@ fn actor(me: &AuthUser, admin: bool) -> registry::Actor<'_> {
 /// The caller's answer when a revocation of one session did not end it: 401 if the caller's
 /// own login had ended first (nothing was done), 404 if no such live session matched.
 #[cfg(feature = "ssr")]
-async fn one_session_ended(
-    revoked: registry::Revoked,
-    session: &Session,
-) -> Result<(), ServerFnError> {
+async fn one_session_ended(revoked: registry::Revoked, session: &Session) -> Result<(), ShopError> {
     match revoked {
         registry::Revoked::ActorEnded => Err(login_ended(session).await),
         registry::Revoked::Ended { handles, .. } if handles.is_empty() => Err(reject(
@@ -79,13 +74,10 @@ async fn reply_after_revocation(
     session: &Session,
     me: &AuthUser,
     message: String,
-) -> Result<ActionReply, ServerFnError> {
-    let still_live = registry::owner_of(&ctx.db, &me.handle)
-        .await
-        .map_err(internal)?
-        .is_some();
+) -> Result<ActionReply, ShopError> {
+    let still_live = registry::owner_of(&ctx.db, &me.handle).await?.is_some();
     if !still_live {
-        session::destroy_session(session).await.map_err(internal)?;
+        session::destroy_session(session).await?;
         form_redirect("/");
         return Ok(ActionReply {
             message: "You are logged out.".into(),
@@ -98,25 +90,24 @@ async fn reply_after_revocation(
 
 /// The caller's live sessions, the current one marked.
 #[server(endpoint = "account/sessions", input = GetUrl)]
-pub async fn my_sessions() -> Result<Vec<SessionInfo>, ServerFnError> {
+pub async fn my_sessions() -> Result<Vec<SessionInfo>, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
     registry::list_for_user(&ctx.db, &ctx.policy, me.id, Some(&me.handle))
         .await
-        .map_err(internal)
+        .map_err(ShopError::from)
 }
 
 /// `POST /api/account/sessions/revoke` — `session` (a handle of one of the caller's sessions).
 #[server(endpoint = "account/sessions/revoke")]
-pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnError> {
+pub async fn revoke_my_session(session: String) -> Result<ActionReply, ShopError> {
     let handle = session;
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
     // The owner condition is part of the revocation itself: a guessed handle of someone
     // else's session matches nothing.
-    let revoked = registry::revoke(&ctx.db, actor(&me, false), handle.trim(), Some(me.id), None)
-        .await
-        .map_err(internal)?;
+    let revoked =
+        registry::revoke(&ctx.db, actor(&me, false), handle.trim(), Some(me.id), None).await?;
     one_session_ended(revoked, &session).await?;
     tracing::info!(handle = %handle.trim(), by = %me.handle, "session revoked by its owner");
     ctx.metrics.revoked(Revocation::SelfService, 1);
@@ -126,12 +117,11 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ServerFnE
 
 /// `POST /api/account/sessions/revoke-others` — sign out everywhere else.
 #[server(endpoint = "account/sessions/revoke-others")]
-pub async fn revoke_other_sessions() -> Result<ActionReply, ServerFnError> {
+pub async fn revoke_other_sessions() -> Result<ActionReply, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    let ended = registry::end_other_sessions(&ctx.db, actor(&me, false), EndReason::Revoked, None)
-        .await
-        .map_err(internal)?;
+    let ended =
+        registry::end_other_sessions(&ctx.db, actor(&me, false), EndReason::Revoked, None).await?;
     let Some(ended) = ended else {
         return Err(login_ended(&session).await);
     };
@@ -148,19 +138,13 @@ pub async fn revoke_other_sessions() -> Result<ActionReply, ServerFnError> {
 
 /// `POST /api/account/password` — `current`, `new`: ends every other session, rotates this ID.
 #[server(endpoint = "account/password")]
-pub async fn change_password(current: String, new: String) -> Result<ActionReply, ServerFnError> {
+pub async fn change_password(current: String, new: String) -> Result<ActionReply, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    let stored = crate::server::users::password_hash(&ctx.db, me.id)
-        .await
-        .map_err(internal)?;
+    let stored = crate::server::users::password_hash(&ctx.db, me.id).await?;
     let slot = crate::server::request::hashing_slot(&ctx, None).await?;
     if current.len() > crate::model::MAX_PASSWORD_BYTES
-        || !ctx
-            .passwords
-            .verify(current, stored)
-            .await
-            .map_err(internal)?
+        || !ctx.passwords.verify(current, stored).await?
     {
         return Err(reject(
             StatusCode::UNAUTHORIZED,
@@ -171,7 +155,7 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     if let Err(e) = check_new_password(&new) {
         return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await);
     }
-    let hash = ctx.passwords.hash(new).await.map_err(internal)?;
+    let hash = ctx.passwords.hash(new).await?;
     drop(slot);
     // The password, the other sessions and the check that this login is still live: one
     // transaction. The new ID is linked to the registry by the store, which refuses a login
@@ -182,12 +166,11 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
         EndReason::PasswordChange,
         Some(&hash),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     let Some(ended) = ended else {
         return Err(login_ended(&session).await);
     };
-    session::rotate_id(&session).await.map_err(internal)?;
+    session::rotate_id(&session).await?;
     tracing::info!(handle = %me.handle, other_sessions_ended = ended, "password changed; session rotated");
     ctx.metrics.revoked(Revocation::PasswordChange, ended);
     ctx.metrics.rotation(Rotation::PasswordChange);
@@ -203,7 +186,7 @@ pub async fn admin_sessions(
     email: Option<String>,
     page: Option<String>,
     audit_page: Option<String>,
-) -> Result<SessionPage, ServerFnError> {
+) -> Result<SessionPage, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_admin(&ctx, &session).await?;
     let filter = email
@@ -221,15 +204,12 @@ pub async fn admin_sessions(
         SESSIONS_PER_PAGE,
         Some(&me.handle),
     )
-    .await
-    .map_err(internal)?;
+    .await?;
     let audit_page = audit_page
         .and_then(|p| p.trim().parse::<i64>().ok())
         .unwrap_or(1)
         .clamp(1, 1_000_000);
-    let (audit, audit_total) = registry::audit_page(&ctx.db, audit_page, AUDIT_PER_PAGE)
-        .await
-        .map_err(internal)?;
+    let (audit, audit_total) = registry::audit_page(&ctx.db, audit_page, AUDIT_PER_PAGE).await?;
     let pages = ((total + SESSIONS_PER_PAGE - 1) / SESSIONS_PER_PAGE).max(1);
     let audit_pages = ((audit_total + AUDIT_PER_PAGE - 1) / AUDIT_PER_PAGE).max(1);
     Ok(SessionPage {
@@ -246,13 +226,12 @@ pub async fn admin_sessions(
 
 /// `POST /api/admin/sessions/revoke` — `session` (handle).
 #[server(endpoint = "admin/sessions/revoke")]
-pub async fn admin_revoke_session(session: String) -> Result<ActionReply, ServerFnError> {
+pub async fn admin_revoke_session(session: String) -> Result<ActionReply, ShopError> {
     let handle = session.trim().to_string();
     let (ctx, session) = context_and_session().await?;
     let me = require_admin(&ctx, &session).await?;
-    let revoked = registry::revoke(&ctx.db, actor(&me, true), &handle, None, Some(&me.email))
-        .await
-        .map_err(internal)?;
+    let revoked =
+        registry::revoke(&ctx.db, actor(&me, true), &handle, None, Some(&me.email)).await?;
     one_session_ended(revoked, &session).await?;
     tracing::info!(%handle, by = %me.handle, "session revoked by an admin");
     ctx.metrics.revoked(Revocation::AdminOne, 1);
@@ -262,21 +241,18 @@ pub async fn admin_revoke_session(session: String) -> Result<ActionReply, Server
 
 /// `POST /api/admin/users/revoke-sessions` — `user_id`.
 #[server(endpoint = "admin/users/revoke-sessions")]
-pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, ServerFnError> {
+pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_admin(&ctx, &session).await?;
     let Ok(user_id) = user_id.trim().parse::<i64>() else {
         return Err(reject(StatusCode::BAD_REQUEST, "That user does not exist.").await);
     };
-    let email = crate::server::users::email_of(&ctx.db, user_id)
-        .await
-        .map_err(internal)?;
+    let email = crate::server::users::email_of(&ctx.db, user_id).await?;
     let Some(email) = email else {
         return Err(reject(StatusCode::NOT_FOUND, "That user does not exist.").await);
     };
-    let revoked = registry::revoke_user_sessions(&ctx.db, actor(&me, true), &me.email, user_id)
-        .await
-        .map_err(internal)?;
+    let revoked =
+        registry::revoke_user_sessions(&ctx.db, actor(&me, true), &me.email, user_id).await?;
     let ended = match revoked {
         registry::Revoked::ActorEnded => return Err(login_ended(&session).await),
         registry::Revoked::Ended { handles, .. } => handles.len(),

@@ -1,7 +1,8 @@
 //! Glue between server actions and the page: session refresh after a change, the message a
 //! finished action shows, and full navigation after a change of login.
 
-use crate::model::{error_message, ActionReply, FlashKind};
+use crate::api::ShopError;
+use crate::model::{ActionReply, FlashKind};
 use leptos::prelude::*;
 use leptos::server::ServerAction;
 use leptos::server_fn::ServerFn;
@@ -25,9 +26,7 @@ pub fn session_version() -> u32 {
 /// action says so (login, logout, checkout), load the target page in full.
 pub fn refresh_after<S>(action: ServerAction<S>)
 where
-    S: ServerFn<Output = ActionReply> + Clone + Send + Sync + 'static,
-    S::Error: Clone + Send + Sync + 'static,
-    ServerFnError: From<S::Error>,
+    S: ServerFn<Output = ActionReply, Error = ShopError> + Clone + Send + Sync + 'static,
 {
     let version = use_context::<SessionVersion>();
     Effect::new(move |_| {
@@ -50,13 +49,13 @@ where
 #[component]
 pub fn ActionMessage<S>(action: ServerAction<S>) -> impl IntoView
 where
-    S: ServerFn<Output = ActionReply, Error = ServerFnError> + Clone + Send + Sync + 'static,
+    S: ServerFn<Output = ActionReply, Error = ShopError> + Clone + Send + Sync + 'static,
 {
     move || {
         action.value().get().map(|result| {
             let (kind, message) = match result {
                 Ok(reply) => (FlashKind::Success, reply.message),
-                Err(error) => (FlashKind::Error, error_message(&error)),
+                Err(error) => (FlashKind::Error, error.to_string()),
             };
             view! { <crate::components::flash::FlashBox kind message/> }
         })

@@ -51,11 +51,3 @@ impl ActionReply {
         }
     }
 }
-
-/// The readable message of a failed server function call.
-pub fn error_message(error: &leptos::prelude::ServerFnError) -> String {
-    match error {
-        leptos::prelude::ServerFnError::ServerError(message) => message.clone(),
-        _ => "Something went wrong. Please try again.".to_string(),
-    }
-}

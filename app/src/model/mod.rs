@@ -16,7 +16,7 @@ pub use cart::{
     CartLine, CartView, Quantity, QuantityError, StoredCart, StoredLine, MAX_CART_LINES,
     MAX_LINE_QUANTITY,
 };
-pub use flash::{error_message, ActionReply, Flash, FlashKind};
+pub use flash::{ActionReply, Flash, FlashKind};
 pub use listing::{
     group_thousands, page_count, pager_numbers, CatalogListing, CatalogQuery, CatalogSort,
     PRODUCTS_PER_PAGE,

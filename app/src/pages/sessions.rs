@@ -7,7 +7,7 @@ use crate::api::sessions::{
 use crate::components::action::{refresh_after, session_version, ActionMessage};
 use crate::components::pager::Pager;
 use crate::components::require_login::RequireLogin;
-use crate::model::{error_message, format_unix, SessionInfo, SessionPage, MIN_PASSWORD_CHARS};
+use crate::model::{format_unix, SessionInfo, SessionPage, MIN_PASSWORD_CHARS};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -64,7 +64,7 @@ fn MySessions() -> impl IntoView {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match sessions.await {
-                    Err(e) => view! { <p class="error">{error_message(&e)}</p> }.into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                     Ok(sessions) => view! {
                         <table>
                             <thead><tr><th scope="col">"Device"</th><th scope="col">"IP address"</th>
@@ -213,7 +213,7 @@ fn AdminSessions() -> impl IntoView {
                 match data.await {
                     Err(e) => {
                         crate::pages::set_status(403);
-                        view! { <p class="error" data-testid="forbidden">{error_message(&e)}</p> }.into_any()
+                        view! { <p class="error" data-testid="forbidden">{e.to_string()}</p> }.into_any()
                     }
                     Ok(data) => view! {
                         <AdminList data state=view_state revoke revoke_user/>

@@ -13,6 +13,7 @@ pub mod session;
 pub mod throttle;
 pub mod users;
 
+use crate::api::ShopError;
 use leptos::prelude::*;
 
 /// What every server function and page on the server can reach, provided as Leptos context.
@@ -51,22 +52,7 @@ pub struct Services {
 }
 
 /// The request's `AppContext`. A missing context is a wiring bug, reported as a server error.
-pub fn app_context() -> Result<AppContext, ServerFnError> {
+pub fn app_context() -> Result<AppContext, ShopError> {
     use_context::<AppContext>()
-        .ok_or_else(|| ServerFnError::new("the application context is missing"))
-}
-
-/// Logs an internal error with its cause and returns a message that shows nothing internal.
-/// What fails here is the database or the session store (unavailable, busy, full disk): the
-/// answer is 503 with `Retry-After`, as the same request may well succeed in a moment.
-pub fn internal(error: impl std::fmt::Display) -> ServerFnError {
-    tracing::error!(%error, "request failed");
-    if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
-        options.set_status(http::StatusCode::SERVICE_UNAVAILABLE);
-        options.insert_header(
-            http::header::RETRY_AFTER,
-            http::HeaderValue::from_static("5"),
-        );
-    }
-    ServerFnError::new("Something went wrong on our side. Please try again.")
+        .ok_or_else(|| ShopError::internal("the application context is missing"))
 }

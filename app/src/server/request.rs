@@ -1,7 +1,8 @@
 //! What a server function needs from the request: the session, the caller's kind (plain HTML
 //! form or hydrated page), and the ways to answer a rejection or a redirect.
 
-use super::{app_context, internal, session, AppContext};
+use super::{app_context, session, AppContext};
+use crate::api::ShopError;
 use crate::model::Flash;
 use http::StatusCode;
 use leptos::prelude::*;
@@ -11,12 +12,14 @@ use tower_sessions::Session;
 /// server-function handler, which turns it into a 303 and removes it).
 pub const FORM_LOCATION_HEADER: &str = "x-coatcheck-location";
 
-pub async fn session() -> Result<Session, ServerFnError> {
-    leptos_axum::extract::<Session>().await.map_err(internal)
+pub async fn session() -> Result<Session, ShopError> {
+    leptos_axum::extract::<Session>()
+        .await
+        .map_err(ShopError::unavailable)
 }
 
 /// The application context and the session, which almost every server function needs.
-pub async fn context_and_session() -> Result<(AppContext, Session), ServerFnError> {
+pub async fn context_and_session() -> Result<(AppContext, Session), ShopError> {
     Ok((app_context()?, session().await?))
 }
 
@@ -46,7 +49,7 @@ pub fn form_redirect(path: &str) {
 
 /// Answers a client that must wait: 429 with `Retry-After` and a readable message (with
 /// `email` refilled into a plain form's login or register page).
-pub async fn too_many(wait_seconds: i64, what: &str, email: Option<&str>) -> ServerFnError {
+pub async fn too_many(wait_seconds: i64, what: &str, email: Option<&str>) -> ShopError {
     set_retry_after(wait_seconds);
     let wait = match wait_seconds {
         1 => "a second".to_string(),
@@ -65,7 +68,7 @@ pub async fn too_many(wait_seconds: i64, what: &str, email: Option<&str>) -> Ser
 pub async fn hashing_slot(
     ctx: &AppContext,
     email: Option<&str>,
-) -> Result<super::passwords::ClientSlot, ServerFnError> {
+) -> Result<super::passwords::ClientSlot, ShopError> {
     match ctx.passwords.client_slot(&client_network()) {
         Ok(slot) => Ok(slot),
         Err(_) => Err(too_many(1, "attempts at once", email).await),
@@ -91,13 +94,12 @@ pub fn set_status(status: StatusCode) {
 
 /// A rejected input or action: a 4xx with a readable message. A plain-form caller also gets
 /// the message as a flash on the page it is sent back to.
-pub async fn reject(status: StatusCode, message: impl Into<String>) -> ServerFnError {
+pub async fn reject(status: StatusCode, message: impl Into<String>) -> ShopError {
     reject_with(status, Flash::error(message)).await
 }
 
 /// As [`reject`], with a flash that may carry the rejected input back to the form.
-pub async fn reject_with(status: StatusCode, flash: Flash) -> ServerFnError {
-    set_status(status);
+pub async fn reject_with(status: StatusCode, flash: Flash) -> ShopError {
     if is_form_post() {
         if let Ok((ctx, session)) = context_and_session().await {
             if let Err(error) =
@@ -107,23 +109,21 @@ pub async fn reject_with(status: StatusCode, flash: Flash) -> ServerFnError {
             }
         }
     }
-    ServerFnError::new(flash.message)
+    ShopError::refused(status, flash.message)
 }
 
 /// Tells a plain-form caller what happened, on the page it is sent back to.
-pub async fn flash_for_form(flash: Flash) -> Result<(), ServerFnError> {
+pub async fn flash_for_form(flash: Flash) -> Result<(), ShopError> {
     if is_form_post() {
         let (ctx, session) = context_and_session().await?;
-        super::session::change::set_flash(&ctx.sessions, &session, &flash)
-            .await
-            .map_err(internal)?;
+        super::session::change::set_flash(&ctx.sessions, &session, &flash).await?;
     }
     Ok(())
 }
 
 /// The answer to a request whose own login ended while it was in flight (revoked, logged out):
 /// nothing was done; the session is cleared and the caller told to log in again.
-pub async fn login_ended(session: &Session) -> ServerFnError {
+pub async fn login_ended(session: &Session) -> ShopError {
     if let Err(error) = session::destroy_session(session).await {
         tracing::error!(%error, "cannot clear an ended session");
     }
@@ -135,8 +135,8 @@ pub async fn login_ended(session: &Session) -> ServerFnError {
 }
 
 /// The logged-in user, or a 401 rejection.
-pub async fn require_user(session: &Session) -> Result<session::AuthUser, ServerFnError> {
-    match session::current_user(session).await.map_err(internal)? {
+pub async fn require_user(session: &Session) -> Result<session::AuthUser, ShopError> {
+    match session::current_user(session).await? {
         Some(user) => Ok(user),
         None => Err(reject(StatusCode::UNAUTHORIZED, "Please log in first.").await),
     }

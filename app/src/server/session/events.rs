@@ -281,13 +281,13 @@ impl SessionEvents {
     /// registry keeps whole seconds; a handle already announced is not announced again).
     async fn poll(self, db: Db) {
         let mut shutdown = self.0.shutdown.subscribe();
-        let mut since = super::registry::now() - 1;
+        let mut since = super::clock::now() - 1;
         let mut announced: HashMap<String, i64> = HashMap::new();
         loop {
             if wait_or_stop(&mut shutdown, POLL_INTERVAL).await {
                 return;
             }
-            let now = super::registry::now();
+            let now = super::clock::now();
             let ended: Result<Vec<String>, sqlx::Error> = on_db!(&db, pool => sqlx::query_scalar(
                 "SELECT handle FROM session_registry WHERE ended_at >= $1"
             )
@@ -411,7 +411,7 @@ pub async fn login_state(
         last_seen_at,
         remembered,
     };
-    let now = super::registry::now();
+    let now = super::clock::now();
     match policy.login_state(login, now) {
         // The guard signs a login out once its deadline has passed: check just after it.
         super::policy::LoginState::Live { deadline } => Ok(LoginState::Live {

@@ -11,7 +11,7 @@ use super::policy::SessionPolicy;
 /// that timed out is only ended by its next request) and stored anonymous sessions with a
 /// cart, across every instance sharing the database.
 pub async fn live_sessions(db: &Db, policy: &SessionPolicy) -> Result<LiveSessions, sqlx::Error> {
-    let since = policy.live_since(super::registry::now());
+    let since = policy.live_since(super::clock::now());
     let logged_in: i64 = on_db!(db, pool => sqlx::query_scalar(
         "SELECT COUNT(*) FROM session_registry WHERE ended_at IS NULL AND (
             (remembered = $1 AND last_seen_at >= $2 AND created_at >= $3)

@@ -73,7 +73,11 @@ impl SessionLayer {
                 secure,
                 idle_timeout: policy.idle_timeout,
             },
-            budget: NewSessionBudget::new(policy.new_sessions_burst, policy.new_session_interval),
+            budget: NewSessionBudget::new(
+                context.db.clone(),
+                policy.new_sessions_burst,
+                policy.new_session_interval,
+            ),
             context,
             passive_path: None,
         };
@@ -216,9 +220,16 @@ impl Checks {
             Method::GET | Method::HEAD | Method::OPTIONS
         );
         if let (Some(client), true) = (client, may_start) {
-            if let Err(wait) = self.budget.take(client) {
-                tracing::warn!(%client, "new-session budget exhausted");
-                return too_many_new_sessions(wait);
+            match self.budget.take(client).await {
+                Ok(Ok(())) => {}
+                Ok(Err(wait)) => {
+                    tracing::warn!(%client, "new-session budget exhausted");
+                    return too_many_new_sessions(wait);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "new-session budget: the database did not answer");
+                    return busy();
+                }
             }
         }
         let mut response = match inner.oneshot(request).await {
@@ -228,10 +239,13 @@ impl Checks {
         if let Some(client) = client {
             // The manager stores a session that has no ID yet and holds data.
             let starts = session.id().is_none() && !session.is_empty().await;
-            match (may_start, starts) {
-                (true, false) => self.budget.give_back(client),
-                (false, true) => self.budget.charge(client),
-                _ => {}
+            let settled = match (may_start, starts) {
+                (true, false) => self.budget.give_back(client).await,
+                (false, true) => self.budget.charge(client).await,
+                _ => Ok(()),
+            };
+            if let Err(error) = settled {
+                tracing::warn!(%error, "new-session budget: could not settle a token");
             }
         }
         set_cookie_lifetime(self.cookie, &session, activity, &mut response).await;

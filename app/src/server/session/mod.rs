@@ -11,6 +11,7 @@
 //!   PostgreSQL, compare-and-swap on SQLite);
 //! - `store`: tower-sessions' `SessionStore`, hashed IDs, the registry-guarded save, the sweep;
 //! - `registry`: one row per login (device, activity, end), revocation and its audit log;
+//! - `clock`: the one clock all of it reads (movable in tests);
 //! - `policy`: the login timeouts and the one rule that says what state a login is in;
 //! - `timeouts`: that rule applied to every request (demotion, activity);
 //! - `events`: the hub of open pages waiting to hear that their login ended;
@@ -19,6 +20,7 @@
 
 mod budget;
 pub mod change;
+pub mod clock;
 pub mod contents;
 pub mod events;
 mod gauges;

@@ -33,9 +33,7 @@ impl EndReason {
 /// the records of the logins it ends in the same transaction.
 pub const SESSIONS: &str = "tower_sessions";
 
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use super::clock::now;
 
 /// A new random handle: 128 bits, URL-safe, unrelated to any session ID.
 pub fn new_handle() -> String {
@@ -591,7 +589,7 @@ pub async fn list_for_user(
     let cutoffs = live_cutoffs(policy.live_since(now()));
     let rows: Vec<InfoRow> = on_db!(db, pool => {
         let mut query = sqlx::query_as(&sql)
-            .bind(time::OffsetDateTime::now_utc())
+            .bind(super::clock::now_utc())
             .bind(user_id);
         for cutoff in cutoffs {
             query = query.bind(cutoff);
@@ -620,7 +618,7 @@ pub async fn list_live(
             .collect();
         format!("%{}%", escaped.to_lowercase())
     });
-    let now_at = time::OffsetDateTime::now_utc();
+    let now_at = super::clock::now_utc();
     let cutoffs = live_cutoffs(policy.live_since(now()));
     let live_count = live(3);
     let count_sql =

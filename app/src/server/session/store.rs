@@ -93,7 +93,7 @@ pub(crate) async fn load_in(
     let sql = select_record(lock, conn.kind());
     let bytes: Option<Vec<u8>> = on_conn!(conn, c => sqlx::query_scalar(&sql)
         .bind(storage_key(id))
-        .bind(OffsetDateTime::now_utc())
+        .bind(super::clock::now_utc())
         .fetch_optional(c)
         .await)?;
     decoded(id, bytes)
@@ -112,7 +112,7 @@ pub(crate) async fn load_with_catalog_version(
     );
     let (version, bytes): (i64, Option<Vec<u8>>) = on_conn!(conn, c => sqlx::query_as(&sql)
         .bind(storage_key(id))
-        .bind(OffsetDateTime::now_utc())
+        .bind(super::clock::now_utc())
         .fetch_one(c)
         .await)?;
     Ok((version, decoded(id, bytes)?))
@@ -180,7 +180,7 @@ pub async fn count_anonymous_with_cart(db: &Db) -> sqlx::Result<i64> {
         anonymous()
     );
     on_db!(db, pool => sqlx::query_scalar(&sql)
-        .bind(OffsetDateTime::now_utc())
+        .bind(super::clock::now_utc())
         .fetch_one(pool)
         .await)
 }
@@ -327,7 +327,7 @@ impl SessionStore for ShopSessionStore {
         let anonymous = login_of(&record.data).is_none();
         if anonymous {
             // Until it comes back (its next request writes it with the full idle timeout).
-            let first_idle = time::OffsetDateTime::now_utc() + self.anonymous_first_idle;
+            let first_idle = super::clock::now_utc() + self.anonymous_first_idle;
             record.expiry_date = record.expiry_date.min(first_idle);
         }
         let mut tx = self.db.begin_write().await.map_err(backend)?;
@@ -458,7 +458,7 @@ impl ExpiredDeletion for ShopSessionStore {
         // every load here sees it (an expiry date not after now).
         let sql = format!("DELETE FROM {TABLE} WHERE expiry_date <= $1");
         let deleted = on_db!(&self.db, pool => sqlx::query(&sql)
-            .bind(OffsetDateTime::now_utc())
+            .bind(super::clock::now_utc())
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))
@@ -473,6 +473,13 @@ impl ExpiredDeletion for ShopSessionStore {
         if closed > 0 {
             tracing::info!(sessions = closed, "expired sessions removed");
         }
+        super::budget::NewSessionBudget::forget_refilled(
+            &self.db,
+            self.policy.new_sessions_burst,
+            self.policy.new_session_interval,
+        )
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 }

@@ -31,7 +31,7 @@ pub async fn enforce(
     if session.id().is_none() {
         return Ok(Activity::Unchanged);
     }
-    let now = registry::now();
+    let now = super::clock::now();
     let user = session::current_user(session).await?;
     let seen = session::last_seen(session).await?;
     if let Some(user) = &user {
