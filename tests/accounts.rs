@@ -115,7 +115,7 @@ async fn login_rotates_the_id_and_logout_destroys_the_session() {
     let mut replay = shopper.with_cookie(Some(logged_in_id.clone()));
     assert_eq!(replay.me().await["user"], serde_json::Value::Null);
     assert_eq!(replay.cart_count().await, 0);
-    let key = app::server::session::store::storage_key(&logged_in_id.parse().unwrap());
+    let key = app::server::session::storage_key(&logged_in_id.parse().unwrap());
     let stored: i64 = app::on_db!(&app.db().await, p => sqlx::query_scalar(
         "SELECT COUNT(*) FROM tower_sessions WHERE id = $1"
     )

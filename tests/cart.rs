@@ -387,7 +387,7 @@ async fn a_stored_session_without_data_keeps_its_cookie_and_its_first_cart_line(
         data: Default::default(),
         expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
     };
-    let key = app::server::session::store::storage_key(&record.id);
+    let key = app::server::session::storage_key(&record.id);
     // As the store encodes a record: MessagePack, the ID blanked (it is stored only hashed).
     let data = rmp_serde::to_vec(&Record {
         id: Id(0),

@@ -354,9 +354,9 @@ async fn a_checkout_held_across_its_revocation_places_no_order() {
 /// carries a login is created — or saved — only while that login's registry row is live.
 #[tokio::test]
 async fn the_store_never_stores_a_login_whose_row_has_ended() {
-    use app::server::session::registry::{self, EndReason, NewSession};
-    use app::server::session::store::ShopSessionStore;
     use app::server::session::AuthUser;
+    use app::server::session::ShopSessionStore;
+    use app::server::session::{self, EndReason, NewSession};
     use tower_sessions::session::{Id, Record};
     use tower_sessions::SessionStore;
 
@@ -396,7 +396,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
     let login = |handle: &'static str| {
         let pool = app.pool.clone();
         async move {
-            registry::record_login(
+            session::record_login(
                 &pool,
                 NewSession {
                     handle,
@@ -430,17 +430,17 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
     // A login revoked before its record is created: stored without the login, cart kept.
     login("revoked-first").await;
     // Revoked by its owner from the live login.
-    let owner = registry::Actor {
+    let owner = session::Actor {
         handle: "live-login",
         user_id,
         admin: false,
     };
-    let revoked = registry::revoke(&app.pool, owner, "revoked-first", Some(user_id), None)
+    let revoked = session::revoke(&app.pool, owner, "revoked-first", Some(user_id), None)
         .await
         .unwrap();
     assert_eq!(
         revoked,
-        registry::Revoked::Ended {
+        session::Revoked::Ended {
             handles: vec!["revoked-first".to_string()],
             owner: Some(user_id)
         }
@@ -453,7 +453,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
 
     // A login ended (logout) after its record was stored: a save of the old copy with the
     // login writes nothing.
-    registry::end_login(&app.pool, "live-login", EndReason::Logout)
+    session::end_login(&app.pool, "live-login", EndReason::Logout)
         .await
         .unwrap();
     assert_eq!(stored_user(live.id).await, None, "deleted with its row");

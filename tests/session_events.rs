@@ -132,7 +132,7 @@ async fn a_logins_streams_are_capped_and_a_new_one_replaces_the_oldest() {
     let app = spawn_app().await;
     let shopper = logged_in(&app, "tabs@example.com").await;
     let cookie = shopper.cookie.clone().unwrap();
-    let per_login = app::server::session::events::StreamLimits::default().per_login;
+    let per_login = app::server::session::StreamLimits::default().per_login;
     let mut open = Vec::new();
     for _ in 0..per_login {
         open.push(EventStream::open(&app.base, &cookie).await);

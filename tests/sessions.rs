@@ -371,7 +371,7 @@ async fn expired_sessions_are_swept_and_their_rows_closed() {
     .unwrap();
     use tower_sessions::ExpiredDeletion;
     let metrics = app::server::metrics::Metrics::new();
-    let store = app::server::session::store::ShopSessionStore::new(db.clone(), &Default::default())
+    let store = app::server::session::ShopSessionStore::new(db.clone(), &Default::default())
         .with_metrics(metrics.clone());
     store.delete_expired().await.unwrap();
     let scrape = metrics.scrape(&db, Default::default()).unwrap();
@@ -684,7 +684,7 @@ async fn the_client_address_comes_from_trusted_proxies_only() {
 /// database works as a cookie. Sessions stored the old way are carried over at start-up.
 #[tokio::test]
 async fn session_ids_are_hashed_at_rest_and_old_sessions_carried_over() {
-    use app::server::session::store::storage_key;
+    use app::server::session::storage_key;
     let app = spawn_app().await;
     let mut ann = Shopper::new(&app);
     assert_eq!(ann.register("ann@example.com", PASSWORD).await.status, 200);

@@ -17,7 +17,7 @@ pub struct Config {
     /// The site's public origin (`https://shop.example`), when behind a proxy.
     pub public_origin: Option<String>,
     /// Session and login timeouts.
-    pub policy: app::server::session::policy::SessionPolicy,
+    pub policy: app::server::session::SessionPolicy,
     /// How long a client may take to send a request's headers; also how long an idle
     /// keep-alive connection is kept (`COATCHECK_HEADER_READ_TIMEOUT`, default 15 s).
     pub header_read_timeout: std::time::Duration,
@@ -32,7 +32,7 @@ pub struct Config {
     /// process's open-file limit allows, see `serve::max_connections_for_this_process`).
     pub max_connections: Option<usize>,
     /// The bounds of the session event streams.
-    pub streams: app::server::session::events::StreamLimits,
+    pub streams: app::server::session::StreamLimits,
     /// Load balancers whose `X-Forwarded-For` gives the client's address
     /// (`COATCHECK_TRUSTED_PROXIES`, default none).
     pub trusted_proxies: super::proxies::TrustedProxies,
@@ -120,8 +120,8 @@ impl Config {
                     .ok_or(ConfigError::Number(key, text)),
             }
         }
-        let defaults = app::server::session::policy::SessionPolicy::default();
-        let policy = app::server::session::policy::SessionPolicy {
+        let defaults = app::server::session::SessionPolicy::default();
+        let policy = app::server::session::SessionPolicy {
             idle_timeout: duration("COATCHECK_SESSION_IDLE_TIMEOUT", defaults.idle_timeout)?,
             login_idle_timeout: duration(
                 "COATCHECK_LOGIN_IDLE_TIMEOUT",
@@ -172,8 +172,8 @@ impl Config {
             None => None,
             Some(_) => Some(number("COATCHECK_MAX_CONNECTIONS", 1usize, &lookup)?),
         };
-        let stream_defaults = app::server::session::events::StreamLimits::default();
-        let streams = app::server::session::events::StreamLimits {
+        let stream_defaults = app::server::session::StreamLimits::default();
+        let streams = app::server::session::StreamLimits {
             per_login: number(
                 "COATCHECK_MAX_STREAMS_PER_LOGIN",
                 stream_defaults.per_login,

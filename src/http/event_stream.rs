@@ -6,10 +6,10 @@
 //! lifetime (the page reconnects; the new stream is checked like any request). A session
 //! without a login gets the `signed-out` event at once. Opening a stream is not activity: it
 //! never keeps an idle login alive (see the guard). Limits per login, per client network and
-//! per server: `app::server::session::events::StreamLimits`. See `app::server::session::events`.
+//! per server: `app::server::session::StreamLimits`. See `app::server::session::SessionEvents`.
 
-use app::server::request::ClientNet;
-use app::server::session::events::{login_state, LoginState, SubscribeError, Subscription, Wake};
+use app::server::client::ClientNet;
+use app::server::session::{login_row, LoginRow, SubscribeError, Subscription, Wake};
 use app::server::AppContext;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -45,7 +45,7 @@ pub async fn session_events(
     session: Session,
     request: axum::extract::Request,
 ) -> Response {
-    let client = app::server::request::client_addr(request.extensions())
+    let client = app::server::client::client_addr(request.extensions())
         .map(ClientNet::of)
         .unwrap_or(ClientNet::of(std::net::Ipv4Addr::UNSPECIFIED.into()));
     let user = match app::server::session::current_user(&session).await {
@@ -88,12 +88,12 @@ pub async fn session_events(
         loop {
             if check {
                 let context = &watch.context;
-                check_at = match login_state(&context.db, &context.policy, &watch.handle).await {
-                    Ok(LoginState::Live { due_in_secs }) => {
+                check_at = match login_row(&context.db, &context.policy, &watch.handle).await {
+                    Ok(LoginRow::Live { due_in_secs }) => {
                         Instant::now() + Duration::from_secs(due_in_secs).min(MAX_CHECK_INTERVAL)
                     }
-                    Ok(LoginState::Ended) => return Some((Ok(signed_out("ended")), None)),
-                    Ok(LoginState::TimedOut) => return Some((Ok(signed_out("timed-out")), None)),
+                    Ok(LoginRow::Ended) => return Some((Ok(signed_out("ended")), None)),
+                    Ok(LoginRow::TimedOut) => return Some((Ok(signed_out("timed-out")), None)),
                     Err(error) => {
                         tracing::warn!(%error, "session events: cannot read the registry");
                         Instant::now() + RETRY_CHECK

@@ -13,7 +13,7 @@ mod serve;
 
 pub use config::{Config, ConfigError};
 
-use app::server::session::store::ShopSessionStore;
+use app::server::session::ShopSessionStore;
 use app::server::{db, seed, AppContext};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
@@ -49,7 +49,7 @@ pub struct Application {
     router: axum::Router,
     store: ShopSessionStore,
     pool: db::Db,
-    sessions: app::server::session::change::SessionWrites,
+    sessions: app::server::session::SessionWrites,
     /// The services the router's requests share (the metrics listener and the event feed too).
     context: AppContext,
     /// The bounds of every connection of the shop's listener.
@@ -93,15 +93,15 @@ impl Application {
         let store = store.with_metrics(metrics.clone());
         let max_connections = serve::max_connections_for_this_process(config.max_connections);
         // Streams never take more than half the connections: the shop stays reachable.
-        let streams = app::server::session::events::StreamLimits {
+        let streams = app::server::session::StreamLimits {
             total: config.streams.total.min(max_connections / 2).max(1),
             ..config.streams
         };
         let context = AppContext::new(app::server::Services {
-            events: app::server::session::events::SessionEvents::new(streams),
+            events: app::server::session::SessionEvents::new(streams),
             metrics,
             db: pool.clone(),
-            sessions: app::server::session::change::SessionWrites::new(pool.clone(), config.policy),
+            sessions: app::server::session::SessionWrites::new(pool.clone(), config.policy),
             passwords: app::server::passwords::PasswordHasher::new(),
             policy: config.policy,
             catalog: Default::default(),
@@ -149,7 +149,7 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let sweeper = tokio::spawn(app::server::session::store::sweep_expired_forever(
+        let sweeper = tokio::spawn(app::server::session::sweep_expired_forever(
             self.store.clone(),
             EXPIRED_SESSION_SWEEP,
         ));

@@ -7,7 +7,7 @@
 //! the session registry all use the address found here. The same trust decides whether a
 //! request ID (`x-request-id`) that came with the request is kept for its log lines.
 
-use app::server::request::ClientIp;
+use app::server::client::ClientIp;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;

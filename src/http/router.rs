@@ -212,7 +212,7 @@ fn logged_uri(uri: &http::Uri) -> String {
 fn request_span(request: &Request<Body>) -> tracing::Span {
     let client = request
         .extensions()
-        .get::<app::server::request::ClientIp>()
+        .get::<app::server::client::ClientIp>()
         .map(|client| client.0.to_string())
         .unwrap_or_default();
     let id = request

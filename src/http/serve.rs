@@ -19,7 +19,7 @@
 //!   is logged at most once every ten seconds, never in a spin.
 
 use super::proxies::TrustedProxies;
-use app::server::request::ClientNet;
+use app::server::client::ClientNet;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderValue, StatusCode};

@@ -3,6 +3,7 @@
 
 pub mod cart;
 pub mod catalog;
+pub mod client;
 pub mod db;
 pub mod metrics;
 pub mod orders;

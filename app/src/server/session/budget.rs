@@ -15,8 +15,8 @@
 //! Taken and given back by the session layer (`layer`).
 
 use crate::on_conn;
+use crate::server::client::ClientNet;
 use crate::server::db::Db;
-use crate::server::request::ClientNet;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

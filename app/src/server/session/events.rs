@@ -12,8 +12,8 @@
 
 use super::policy::SessionPolicy;
 use crate::on_db;
+use crate::server::client::ClientNet;
 use crate::server::db::Db;
-use crate::server::request::ClientNet;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -377,9 +377,9 @@ impl Drop for Subscription {
     }
 }
 
-/// Where a login stands, from its registry row.
+/// Where a login stands, from its registry row (the rule itself: `SessionPolicy::login_state`).
 #[derive(Debug, PartialEq, Eq)]
-pub enum LoginState {
+pub enum LoginRow {
     /// Live; its next timeout is due in this many seconds (from now).
     Live { due_in_secs: u64 },
     /// Ended (logged out, revoked, replaced by a password change).
@@ -389,11 +389,11 @@ pub enum LoginState {
 }
 
 /// Reads the login `handle`'s registry row: live, ended, or timed out by `policy`.
-pub async fn login_state(
+pub async fn login_row(
     db: &Db,
     policy: &SessionPolicy,
     handle: &str,
-) -> Result<LoginState, sqlx::Error> {
+) -> Result<LoginRow, sqlx::Error> {
     let row: Option<(Option<i64>, i64, i64, bool)> = on_db!(db, pool => sqlx::query_as(
         "SELECT ended_at, created_at, last_seen_at, remembered FROM session_registry WHERE handle = $1"
     )
@@ -401,10 +401,10 @@ pub async fn login_state(
     .fetch_optional(pool)
     .await)?;
     let Some((ended_at, created_at, last_seen_at, remembered)) = row else {
-        return Ok(LoginState::Ended);
+        return Ok(LoginRow::Ended);
     };
     if ended_at.is_some() {
-        return Ok(LoginState::Ended);
+        return Ok(LoginRow::Ended);
     }
     let login = super::policy::LoginTimes {
         created_at,
@@ -414,10 +414,10 @@ pub async fn login_state(
     let now = super::clock::now();
     match policy.login_state(login, now) {
         // The guard signs a login out once its deadline has passed: check just after it.
-        super::policy::LoginState::Live { deadline } => Ok(LoginState::Live {
+        super::policy::LoginState::Live { deadline } => Ok(LoginRow::Live {
             due_in_secs: u64::try_from(deadline + 1 - now).unwrap_or(1).max(1),
         }),
-        _ => Ok(LoginState::TimedOut),
+        _ => Ok(LoginRow::TimedOut),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The session: everything about a shopper's session and login, in one place.
 //!
-//! What the rest of the shop uses is re-exported here: the typed operations on a request's
+//! The surface is what is re-exported here (the submodules the shop's own server functions
+//! reach into are crate-private): the typed operations on a request's
 //! session (its login, its cart, its flash message: [`contents`]), the policy of timeouts
 //! ([`SessionPolicy`]), the atomic writes ([`SessionWrites`], [`SessionTx`]), the store
 //! ([`ShopSessionStore`]), the hub that tells open pages that their login ended
@@ -19,21 +20,24 @@
 //! - `layer`: the session layer, which runs all of it around a request, in order.
 
 mod budget;
-pub mod change;
+pub(crate) mod change;
 pub mod clock;
-pub mod contents;
-pub mod events;
+mod contents;
+pub(crate) mod events;
 mod gauges;
 mod layer;
-pub mod policy;
-pub mod registry;
-pub mod store;
-pub mod timeouts;
+pub(crate) mod policy;
+pub(crate) mod registry;
+pub(crate) mod store;
+mod timeouts;
 
 pub use change::{SessionTx, SessionWrites};
 pub use contents::*;
-pub use events::SessionEvents;
+pub use events::{
+    login_row, LoginRow, SessionEvents, StreamLimits, SubscribeError, Subscription, Wake,
+};
 pub use gauges::live_sessions;
 pub use layer::{cookie_name, SessionLayer};
-pub use policy::SessionPolicy;
-pub use store::ShopSessionStore;
+pub use policy::{LoginState, LoginTimes, SessionPolicy};
+pub use registry::{end_login, record_login, revoke, Actor, EndReason, NewSession, Revoked};
+pub use store::{storage_key, sweep_expired_forever, ShopSessionStore};
