@@ -669,7 +669,11 @@ fn gzip_size(path: &Path) -> Option<u64> {
 
 async fn run_all(root: &Path, wrk: &Wrk) -> Result<Results, Error> {
     let work = &wrk.scripts;
-    let coatcheck = root.join("target/release/coatcheck");
+    // BENCH_SERVER: another build of the server to measure (an A/B run against an older
+    // commit's binary); the release build by default.
+    let coatcheck = std::env::var_os("BENCH_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release/coatcheck"));
     let baseline = root.join("target/release/baseline");
     for binary in [&coatcheck, &baseline] {
         if !binary.exists() {
