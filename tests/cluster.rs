@@ -5,7 +5,9 @@
 #![cfg(feature = "ssr")]
 
 mod common;
-use common::{fresh_database_url, testid_attr, testid_text, ServerProcess, Shopper, PASSWORD};
+use common::{
+    cookieless_add, fresh_database_url, testid_attr, testid_text, ServerProcess, Shopper, PASSWORD,
+};
 
 /// Instances on one fresh database; the first one migrates and seeds it.
 async fn instances(n: usize) -> (tempfile::TempDir, String, Vec<ServerProcess>) {
@@ -549,21 +551,10 @@ async fn two_instances_give_one_client_the_new_session_budget_of_one() {
     let mut retry_after = Vec::new();
     for wave in 0..5 {
         let requests = (0..8).map(|i| {
-            let url = format!("{}/api/cart/add", servers[(wave + i) % 2].base);
-            async move {
-                let response = reqwest::Client::new()
-                    .post(url)
-                    .form(&[("product_id", scarf.to_string()), ("quantity", "1".into())])
-                    .send()
-                    .await
-                    .unwrap();
-                let wait = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
-                (response.status().as_u16(), wait)
-            }
+            cookieless_add(
+                format!("{}/api/cart/add", servers[(wave + i) % 2].base),
+                scarf,
+            )
         });
         for (status, wait) in futures::future::join_all(requests).await {
             statuses.push(status);

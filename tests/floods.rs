@@ -4,7 +4,7 @@
 #![cfg(feature = "ssr")]
 
 mod common;
-use common::{product_id, spawn_app, spawn_app_with, Shopper, TestApp, PASSWORD};
+use common::{cookieless_add, product_id, spawn_app, spawn_app_with, Shopper, TestApp, PASSWORD};
 
 async fn stored_sessions(app: &TestApp) -> i64 {
     app::on_db!(&app.pool, p => sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
@@ -21,24 +21,7 @@ async fn a_flood_of_new_sessions_from_one_client_stores_only_its_budget() {
     let mut statuses = Vec::new();
     let mut retry_after = Vec::new();
     for _ in 0..(200 / 16 + 1) {
-        let wave = (0..16).map(|_| {
-            let app_client = reqwest::Client::new();
-            let url = app.url("/api/cart/add");
-            async move {
-                let response = app_client
-                    .post(url)
-                    .form(&[("product_id", scarf.to_string()), ("quantity", "1".into())])
-                    .send()
-                    .await
-                    .unwrap();
-                let wait = response
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
-                (response.status().as_u16(), wait)
-            }
-        });
+        let wave = (0..16).map(|_| cookieless_add(app.url("/api/cart/add"), scarf));
         for (status, wait) in futures::future::join_all(wave).await {
             statuses.push(status);
             if status == 429 {

@@ -199,6 +199,26 @@ pub fn client_ip(n: usize) -> std::net::IpAddr {
     ))
 }
 
+/// A cart write by a new visitor (no cookie) to `url` (`…/api/cart/add`): its status and
+/// `Retry-After` in seconds, if any.
+pub async fn cookieless_add(url: String, product_id: i64) -> (u16, Option<u64>) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .form(&[
+            ("product_id", product_id.to_string()),
+            ("quantity", "1".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let wait = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    (response.status().as_u16(), wait)
+}
+
 /// The values of `attribute` on every element carrying `data-testid="test_id"`, in order.
 pub fn testid_attr(html: &str, test_id: &str, attribute: &str) -> Vec<String> {
     let marker = format!("data-testid=\"{test_id}\"");

@@ -86,13 +86,6 @@ pub fn set_retry_after(seconds: i64) {
     }
 }
 
-/// Sets the HTTP status of the server function's response.
-pub fn set_status(status: StatusCode) {
-    if let Some(options) = response_options() {
-        options.set_status(status);
-    }
-}
-
 /// A rejected input or action: a 4xx with a readable message. A plain-form caller also gets
 /// the message as a flash on the page it is sent back to.
 pub async fn reject(status: StatusCode, message: impl Into<String>) -> ShopError {

@@ -42,10 +42,12 @@ type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>
 #[derive(Clone)]
 pub struct SessionLayer {
     manager: SessionManagerLayer<ShopSessionStore>,
-    checks: Arc<Checks>,
+    checks: Checks,
 }
 
-/// What the layer does around the request, inside tower-sessions' manager.
+/// What the layer does around the request, inside tower-sessions' manager (cheap to clone:
+/// its parts share their state).
+#[derive(Clone)]
 struct Checks {
     context: AppContext,
     cookie: CookiePolicy,
@@ -82,28 +84,13 @@ impl SessionLayer {
             context,
             passive_path: None,
         };
-        SessionLayer {
-            manager,
-            checks: Arc::new(checks),
-        }
+        SessionLayer { manager, checks }
     }
 
     /// Requests to `path` are not the user's activity: they never keep an idle login alive.
-    pub fn with_passive_path(self, path: &'static str) -> SessionLayer {
-        let SessionLayer { manager, checks } = self;
-        let checks = Arc::try_unwrap(checks).unwrap_or_else(|shared| Checks {
-            context: shared.context.clone(),
-            cookie: shared.cookie,
-            budget: shared.budget.clone(),
-            passive_path: shared.passive_path,
-        });
-        SessionLayer {
-            manager,
-            checks: Arc::new(Checks {
-                passive_path: Some(path),
-                ..checks
-            }),
-        }
+    pub fn with_passive_path(mut self, path: &'static str) -> SessionLayer {
+        self.checks.passive_path = Some(path);
+        self
     }
 }
 
@@ -114,7 +101,7 @@ impl<S> Layer<S> for SessionLayer {
         SessionService {
             manager: self.manager.layer(Checked {
                 inner,
-                checks: self.checks.clone(),
+                checks: Arc::new(self.checks.clone()),
             }),
             secure: self.checks.cookie.secure,
         }
