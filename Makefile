@@ -168,7 +168,7 @@ bench: build wrk postgres nginx
 # The reliability tests, repeated: kill -9 rounds, SIGTERM rounds, thousands of cart sequences.
 soak:
 	SOAK_ROUNDS=$${SOAK_ROUNDS:-25} PROPTEST_CASES=$${PROPTEST_CASES:-2000} \
-	  cargo test --features ssr --test reliability --test cart_properties --test hostile
+	  cargo test --features ssr --test it -- reliability:: cart_properties:: hostile::
 
 clean:
 	cargo clean

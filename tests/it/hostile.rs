@@ -1,7 +1,7 @@
 //! Hostile input, table-driven: every malformed request gets a 4xx (never a 5xx, never a hang)
 //! and the database is byte-for-byte what it was before.
 
-mod common;
+use crate::common;
 
 use common::{product_id, spawn_app, Shopper, PASSWORD};
 use std::io::{Read, Write};

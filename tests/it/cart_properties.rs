@@ -2,7 +2,7 @@
 //! as a reference model of the rules predicts, and always within the invariants (quantities
 //! 1..=min(stock, 99), count = Σ quantities, total = Σ quantity × unit price).
 
-mod common;
+use crate::common;
 
 use common::{spawn_app_with, Shopper, TestApp};
 use proptest::prelude::*;

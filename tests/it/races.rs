@@ -4,7 +4,7 @@
 //! beside shopper writes without "database is locked".
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{spawn_app, HeldRequest, Shopper, TestApp, PASSWORD};
 
 const EMAIL: &str = "ann@example.com";

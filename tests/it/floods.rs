@@ -3,7 +3,7 @@
 //! are evicted — never a logged-in one.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{cookieless_add, product_id, spawn_app, spawn_app_with, Shopper, TestApp, PASSWORD};
 
 async fn stored_sessions(app: &TestApp) -> i64 {

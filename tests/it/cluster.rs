@@ -4,7 +4,7 @@
 //! must hold across them: one browser's requests land on any instance.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{
     cookieless_add, fresh_database_url, testid_attr, testid_text, ServerProcess, Shopper, PASSWORD,
 };

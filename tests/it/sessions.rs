@@ -2,7 +2,7 @@
 //! login timeouts, the cross-site check, cookie hardening, throttling, headers.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{
     admin, logged_in, product_id, sample, spawn_app, spawn_app_with, testid_attr, testid_text,
     Shopper, TestApp, PASSWORD,

@@ -4,7 +4,7 @@
 //! stops accepting instead of running out of file descriptors.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{client_ip, spawn_app_with, Shopper};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,7 +2,7 @@
 //! destroys the session, no user enumeration, no open redirect, the user CLI.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{product_id, spawn_app, testid_text, Shopper, PASSWORD};
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The walking skeleton through real HTTP: catalog, product pages, 404, health check.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{spawn_app, testid_attr, testid_text};
 
 #[tokio::test]

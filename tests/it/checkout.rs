@@ -1,7 +1,7 @@
 //! Checkout and orders: login required, one transaction, the stock race, owner-only orders.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{product_id, spawn_app, testid_attr, Shopper, PASSWORD};
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Load, faults and crashes: concurrent writers, an unavailable database, SIGTERM under load,
 //! kill -9 under load, and start-up errors.
 
-mod common;
+use crate::common;
 
 use common::{spawn_app, ServerProcess, Shopper, PASSWORD};
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! two server processes), and agreement between the JSON, the badge and the cart page.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{product_id, spawn_app, testid_attr, testid_text, Shopper};
 
 #[tokio::test]

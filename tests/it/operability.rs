@@ -1,7 +1,7 @@
 //! What an operator relies on: request IDs on every log line (JSON logs), no session ID in the
 //! logs, and the Prometheus metrics listener.
 
-mod common;
+use crate::common;
 
 use common::{
     admin, client_ip, fresh_database_url, product_id, sample, spawn_app, ServerProcess, Shopper,

@@ -3,7 +3,7 @@
 //! another tab, a timeout; on another instance too; bounded, and closed at shutdown.
 #![cfg(feature = "ssr")]
 
-mod common;
+use crate::common;
 use common::{
     admin, fresh_database_url, logged_in, spawn_app, spawn_app_with, testid_attr, EventStream,
     ServerProcess, Shopper, TestApp, PASSWORD,
