@@ -18,7 +18,7 @@ export PATH := $(TOOLS_DIR)/binaryen/node_modules/.bin:$(CARGO_BIN):$(PATH)
 
 TIMED := .ci/timed
 
-.PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium postgres nginx e2e-deps nextest \
+.PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium postgres redis nginx e2e-deps nextest \
         build run test test-rust test-e2e lint clean bench wrk soak
 
 help:
@@ -92,6 +92,16 @@ postgres:
 	  echo "PostgreSQL is missing: run 'sudo apt-get install -y postgresql' (Debian's package)"; exit 1; \
 	fi
 
+# Debian's redis-server, for the private Redis servers the tests start (never a daemon).
+redis:
+	@if command -v redis-server >/dev/null 2>&1; then \
+	  echo "redis-server present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; \
+	else \
+	  echo "redis-server is missing: run 'sudo apt-get install -y redis-server' (Debian's package)"; exit 1; \
+	fi
+
 e2e-deps: chromium
 	@cd end2end && npm ci --no-audit --no-fund
 
@@ -108,7 +118,7 @@ run: build
 
 ## ---- tests --------------------------------------------------------------------------------------
 
-test: tools nextest postgres nginx e2e-deps
+test: tools nextest postgres redis nginx e2e-deps
 	@$(TIMED) "lint" $(MAKE) --no-print-directory lint
 	@$(TIMED) "rust tests" $(MAKE) --no-print-directory test-rust
 	@$(TIMED) "release build" $(MAKE) --no-print-directory build
@@ -117,7 +127,7 @@ test: tools nextest postgres nginx e2e-deps
 # Every test in parallel, no retries (.config/nextest.toml): once on SQLite, once on a private,
 # throw-away PostgreSQL server (each test on a database of its own; .ci/with-postgres); then
 # the doc examples, which nextest does not run.
-test-rust: nextest postgres
+test-rust: nextest postgres redis
 	cargo nextest run --workspace --features ssr
 	.ci/with-postgres cargo nextest run --workspace --features ssr -E "kind(test)"
 	cargo test --workspace --features ssr --doc

@@ -19,3 +19,4 @@ mod races;
 mod reliability;
 mod session_events;
 mod sessions;
+mod sessions_on_redis;

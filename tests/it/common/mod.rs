@@ -879,3 +879,94 @@ impl Drop for PrivatePostgres {
             .output();
     }
 }
+
+/// A private Redis server for one test: Debian's `redis-server` (installed by `make redis`) on a
+/// free port with its data in a temp dir, durable as the README says a shop's must be
+/// (`appendonly yes`, `appendfsync always`), killed when dropped. Never a shared or a
+/// pre-existing server.
+pub struct PrivateRedis {
+    dir: TempDir,
+    port: u16,
+    eviction: String,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    pub fn start() -> PrivateRedis {
+        PrivateRedis::start_with_eviction("noeviction")
+    }
+
+    /// With this `maxmemory-policy` (a shop must refuse any but `noeviction`).
+    pub fn start_with_eviction(policy: &str) -> PrivateRedis {
+        let mut server = PrivateRedis {
+            dir: tempfile::tempdir().expect("temp dir"),
+            port: free_port(),
+            eviction: policy.to_string(),
+            child: None,
+        };
+        server.start_again();
+        server
+    }
+
+    /// Starts the (killed) server again on the same port with the same data.
+    pub fn start_again(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args([
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ])
+            .args(["--maxmemory-policy", &self.eviction])
+            .args(["--logfile", "redis.log"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (make redis installs it)");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "redis-server answers on port {}",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL: no chance to write anything it has not written already.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("free port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

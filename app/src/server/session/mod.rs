@@ -11,6 +11,7 @@
 //! - `change`: atomic changes of a stored session (a transaction with a row lock on
 //!   PostgreSQL, compare-and-swap on SQLite);
 //! - `store`: tower-sessions' `SessionStore`, hashed IDs, the registry-guarded save, the sweep;
+//! - `redis`: the same on Redis or Valkey (records, registry entries, scripts);
 //! - `registry`: one row per login (device, activity, end), revocation and its audit log;
 //! - `clock`: the one clock all of it reads (movable in tests);
 //! - `policy`: the login timeouts and the one rule that says what state a login is in;
@@ -27,6 +28,7 @@ pub(crate) mod events;
 mod gauges;
 mod layer;
 pub(crate) mod policy;
+mod redis;
 pub(crate) mod registry;
 pub(crate) mod store;
 mod timeouts;
@@ -39,5 +41,6 @@ pub use events::{
 pub use gauges::live_sessions;
 pub use layer::{cookie_name, SessionLayer};
 pub use policy::{LoginState, LoginTimes, SessionPolicy};
+pub use redis::{redacted, RedisSessions, StartError};
 pub use registry::{end_login, record_login, revoke, Actor, EndReason, NewSession, Revoked};
 pub use store::{storage_key, sweep_expired_forever, ShopSessionStore};

@@ -1,0 +1,514 @@
+//! Sessions on Redis (or Valkey), through `fred`: the session records and the logins' registry
+//! entries, under hashed keys, changed only by Lua scripts that check and write in one step.
+//!
+//! What it keeps of tower-sessions-redis-store: `SET … NX` on create (an ID is never given
+//! twice) and an absolute expiry (`PXAT`) on every write, so Redis itself forgets an idle
+//! session. What it adds, as the SQL store does: the key is the SHA-256 of the ID, never the ID
+//! (neither as the key nor inside the value); a save never recreates a session deleted while
+//! its request ran; a record carries a login only while that login's registry entry is live and
+//! points at it (checked in the script that writes it); ending a login deletes its session and
+//! ends its entry in one script; and a compare-and-swap save for changes that must not lose a
+//! concurrent write (one script, not WATCH on a shared pool).
+//!
+//! Keys (`coatcheck:` prefix):
+//!
+//! - `session:<sha256 of the ID>`: the record (MessagePack, its ID blanked), expiring at its
+//!   expiry date;
+//! - `login:<handle>`: a hash, the login's registry entry (`user`, `session`, `created`,
+//!   `seen`, `remembered`, `ip`, `device`; `ended` and `reason` once ended), expiring with its
+//!   session;
+//! - `logins` and `logins:user:<id>`: the live entries' handles, by last activity.
+
+use async_trait::async_trait;
+use fred::clients::Pool;
+use fred::interfaces::{ClientLike, KeysInterface};
+use fred::prelude::{Builder, Config, ReconnectPolicy};
+use fred::types::scripts::Script;
+use fred::types::InfoKind;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store;
+use tower_sessions::SessionStore;
+
+use super::contents::{login_of, sign_out_record, stored_expiry};
+use super::policy::SessionPolicy;
+use super::registry::{describe_device, EndReason, NewSession};
+use super::store::storage_key;
+
+/// Every key this store writes starts with this.
+pub const PREFIX: &str = "coatcheck:";
+
+fn session_key(hash: &str) -> String {
+    format!("{PREFIX}session:{hash}")
+}
+
+fn login_key(handle: &str) -> String {
+    format!("{PREFIX}login:{handle}")
+}
+
+const ALL_LOGINS: &str = "coatcheck:logins";
+const USER_LOGINS: &str = "coatcheck:logins:user:";
+
+/// How long one command may take before the request that sent it fails (and gets a 503).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting may take, at start-up and on each reconnection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections kept to Redis by one instance (commands are pipelined on each).
+const POOL_SIZE: usize = 4;
+
+/// Why the store could not start. Each is one line that names the store (its address, never its
+/// password) and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("session store {store}: not a usable Redis URL ({reason})")]
+    Url { store: String, reason: String },
+    #[error("session store {store} is unreachable: {reason}")]
+    Unreachable { store: String, reason: String },
+    #[error(
+        "session store {store} may evict keys (maxmemory-policy {policy}): carts would be lost \
+         under memory pressure; set maxmemory-policy noeviction"
+    )]
+    Evicting { store: String, policy: String },
+}
+
+/// `url` as it may be shown: its password replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return "(unparsable URL)".to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    let shown = match userinfo.find(':') {
+        Some(colon) => format!("{}:***", &userinfo[..colon]),
+        None if userinfo.is_empty() => String::new(),
+        // `redis://secret@host`: a lone user part is a password to Redis.
+        None => "***".to_string(),
+    };
+    format!("{}{}@{}", &url[..scheme_end], shown, &rest[at + 1..])
+}
+
+/// The sessions on one Redis server.
+#[derive(Clone)]
+pub struct RedisSessions {
+    pool: Pool,
+    policy: SessionPolicy,
+    /// How long a new anonymous session is kept if it never comes back.
+    anonymous_first_idle: time::Duration,
+}
+
+impl std::fmt::Debug for RedisSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSessions").finish_non_exhaustive()
+    }
+}
+
+/// A store error from a Redis error (the message never holds a key: keys are hashes anyway).
+fn backend(error: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(format!("redis: {error}"))
+}
+
+/// A script argument of raw bytes.
+fn bytes(value: &[u8]) -> fred::types::Value {
+    fred::types::Value::from(value)
+}
+
+fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A record as stored: its ID blanked (the key is the ID's hash).
+fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
+    rmp_serde::to_vec(&Record {
+        id: Id(0),
+        data: record.data.clone(),
+        expiry_date: record.expiry_date,
+    })
+    .map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+fn decode(id: &Id, bytes: &[u8]) -> session_store::Result<Record> {
+    let mut record: Record =
+        rmp_serde::from_slice(bytes).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+    record.id = *id;
+    Ok(record)
+}
+
+/// Stores a new record unless its key is taken (0); with a login (KEYS[2]), stores it with the
+/// login only if the login's entry is live and of that user, and points the entry at it (1),
+/// else stores the record without the login (2).
+/// ARGV: the record, its expiry (ms), the record without its login, the user, the key's hash.
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if #KEYS == 2 then
+  if redis.call('HGET', KEYS[2], 'user') == ARGV[4]
+     and redis.call('HEXISTS', KEYS[2], 'ended') == 0 then
+    redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+    redis.call('HSET', KEYS[2], 'session', ARGV[5])
+    if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[2]) then
+      redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+    end
+    return 1
+  end
+  redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[2])
+  return 2
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// Writes a record over the stored one, never creating it (0 when it is gone); with ARGV[3]
+/// not empty, only over exactly those stored bytes (a compare-and-swap); with a login
+/// (KEYS[2]), only while the login's entry is live and points at this record.
+/// ARGV: the record, its expiry (ms), the expected bytes or '', the key's hash.
+static SAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if ARGV[3] ~= '' and current ~= ARGV[3] then return 0 end
+if #KEYS == 2 then
+  if redis.call('HGET', KEYS[2], 'session') ~= ARGV[4]
+     or redis.call('HEXISTS', KEYS[2], 'ended') == 1 then
+    return 0
+  end
+  if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// Records a login's registry entry (KEYS[1]) and indexes it (KEYS[2]: every login, KEYS[3]:
+/// its user's). ARGV: handle, user, now (s), remembered, ip, device, expiry (ms).
+static REGISTER: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('HSET', KEYS[1], 'user', ARGV[2], 'created', ARGV[3], 'seen', ARGV[3],
+  'remembered', ARGV[4], 'ip', ARGV[5], 'device', ARGV[6])
+redis.call('PEXPIREAT', KEYS[1], ARGV[7])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// Ends a live login (KEYS[1]): deletes the session it points at and marks it ended, and
+/// takes it out of the indexes (KEYS[2], KEYS[3]) — in one step, so no request in flight can
+/// store the login again. 0: it had ended already (or never existed).
+/// ARGV: handle, now (s), reason, the session key prefix.
+static END: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'ended') == 1 then
+  return 0
+end
+local session = redis.call('HGET', KEYS[1], 'session')
+if session then redis.call('DEL', ARGV[4] .. session) end
+redis.call('HDEL', KEYS[1], 'session')
+redis.call('HSET', KEYS[1], 'ended', ARGV[2], 'reason', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"#,
+    )
+});
+
+impl RedisSessions {
+    /// Connects to the Redis server at `url` (`redis://` or `rediss://`) and checks that it
+    /// keeps what it is given: a server whose `maxmemory-policy` may evict keys is refused.
+    pub async fn connect(url: &str, policy: &SessionPolicy) -> Result<RedisSessions, StartError> {
+        let store = redacted(url);
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+            return Err(StartError::Url {
+                store,
+                reason: "expected redis:// or rediss://".to_string(),
+            });
+        }
+        let config = Config::from_url(url).map_err(|e| StartError::Url {
+            store: store.clone(),
+            reason: e.details().to_string(),
+        })?;
+        let pool = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = CONNECT_TIMEOUT;
+                c.internal_command_timeout = CONNECT_TIMEOUT;
+                // A command whose connection dropped fails at once instead of being sent again
+                // after the reconnection: the request gets its 503, and a script never runs
+                // twice.
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|c| c.default_command_timeout = COMMAND_TIMEOUT)
+            // Reconnect for ever, every half second (and a little jitter): service resumes by
+            // itself when the server is back.
+            .set_policy(ReconnectPolicy::new_constant(0, 500))
+            .build_pool(POOL_SIZE)
+            .map_err(|e| StartError::Url {
+                store: store.clone(),
+                reason: e.details().to_string(),
+            })?;
+        let unreachable = |e: fred::error::Error| StartError::Unreachable {
+            store: store.clone(),
+            reason: e.details().to_string(),
+        };
+        pool.init().await.map_err(unreachable)?;
+        let info: String = pool
+            .next()
+            .info(Some(InfoKind::Memory))
+            .await
+            .map_err(unreachable)?;
+        let eviction = info
+            .lines()
+            .find_map(|line| line.strip_prefix("maxmemory_policy:"))
+            .map(str::trim)
+            .unwrap_or("unknown")
+            .to_string();
+        if eviction != "noeviction" {
+            let _ = pool.quit().await;
+            return Err(StartError::Evicting {
+                store,
+                policy: eviction,
+            });
+        }
+        Ok(RedisSessions {
+            pool,
+            policy: *policy,
+            anonymous_first_idle: time::Duration::try_from(policy.anonymous_first_idle_timeout)
+                .unwrap_or(time::Duration::DAY),
+        })
+    }
+
+    /// The connections (for the tests' inspection of what is stored).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Records a new login's registry entry (before its session is stored with it).
+    pub async fn record_login(&self, new: NewSession<'_>) -> Result<(), session_store::Error> {
+        let now = super::clock::now();
+        let user_agent: String = new.user_agent.chars().take(512).collect();
+        let timeout = if new.remembered {
+            self.policy.remembered_login_timeout
+        } else {
+            self.policy.login_absolute_timeout
+        };
+        let expiry = (now.saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)))
+            .saturating_add(self.policy.after_login_grace())
+            .saturating_mul(1000);
+        let user = new.user_id.to_string();
+        let _: i64 = REGISTER
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![
+                    login_key(new.handle),
+                    ALL_LOGINS.to_string(),
+                    format!("{USER_LOGINS}{user}"),
+                ],
+                vec![
+                    new.handle.to_string(),
+                    user,
+                    now.to_string(),
+                    u8::from(new.remembered).to_string(),
+                    new.ip.to_string(),
+                    describe_device(&user_agent),
+                    expiry.to_string(),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Ends one login: its session deleted and its entry ended, in one script. Whether this call
+    /// ended it (false: it had ended already).
+    pub async fn end_login(
+        &self,
+        handle: &str,
+        user_id: i64,
+        reason: EndReason,
+    ) -> Result<bool, session_store::Error> {
+        let ended: i64 = END
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![
+                    login_key(handle),
+                    ALL_LOGINS.to_string(),
+                    format!("{USER_LOGINS}{user_id}"),
+                ],
+                vec![
+                    handle.to_string(),
+                    super::clock::now().to_string(),
+                    reason.as_str().to_string(),
+                    format!("{PREFIX}session:"),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(ended == 1)
+    }
+
+    /// The stored record and its bytes (for [`RedisSessions::swap`]).
+    pub async fn load_bytes(&self, id: &Id) -> session_store::Result<Option<(Record, Vec<u8>)>> {
+        let bytes: Option<Vec<u8>> = self
+            .pool
+            .next()
+            .get(session_key(&storage_key(id)))
+            .await
+            .map_err(backend)?;
+        match bytes {
+            None => Ok(None),
+            Some(bytes) => Ok(Some((decode(id, &bytes)?, bytes))),
+        }
+    }
+
+    /// Writes `record` over the stored one only if that is still exactly `expected` (as read
+    /// by [`RedisSessions::load_bytes`]), and while its login (if any) is live. Whether it was
+    /// written: false means someone else wrote or deleted it first — read again and redo.
+    pub async fn swap(&self, record: &Record, expected: &[u8]) -> session_store::Result<bool> {
+        self.write(record, Some(expected)).await
+    }
+
+    async fn write(&self, record: &Record, expected: Option<&[u8]>) -> session_store::Result<bool> {
+        let hash = storage_key(&record.id);
+        let expiry = stored_expiry(&self.policy, &record.data, record.expiry_date);
+        let mut keys = vec![session_key(&hash)];
+        if let Some(user) = login_of(&record.data) {
+            keys.push(login_key(&user.handle));
+        }
+        let args: Vec<fred::types::Value> = vec![
+            bytes(&encode(record)?),
+            millis(expiry).into(),
+            bytes(expected.unwrap_or_default()),
+            hash.into(),
+        ];
+        let written: i64 = SAVE
+            .evalsha_with_reload(self.pool.next(), keys, args)
+            .await
+            .map_err(backend)?;
+        Ok(written == 1)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisSessions {
+    /// Stores a new record under a fresh ID (`SET … NX`); a login only while its entry is live
+    /// (else the record is stored without it, cart included, with a message for the shopper).
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        record.expiry_date = stored_expiry(&self.policy, &record.data, record.expiry_date);
+        let login = login_of(&record.data);
+        if login.is_none() {
+            // Until it comes back (its next request writes it with the full idle timeout).
+            let first_idle = super::clock::now_utc() + self.anonymous_first_idle;
+            record.expiry_date = record.expiry_date.min(first_idle);
+        }
+        let signed_out = match &login {
+            Some(_) => {
+                let mut data: HashMap<String, serde_json::Value> = record.data.clone();
+                sign_out_record(
+                    &mut data,
+                    &crate::model::Flash::error("You were signed out. Please log in again."),
+                );
+                encode(&Record {
+                    id: record.id,
+                    data,
+                    expiry_date: record.expiry_date,
+                })?
+            }
+            None => Vec::new(),
+        };
+        loop {
+            let hash = storage_key(&record.id);
+            let mut keys = vec![session_key(&hash)];
+            if let Some(user) = &login {
+                keys.push(login_key(&user.handle));
+            }
+            let args: Vec<fred::types::Value> = vec![
+                bytes(&encode(record)?),
+                millis(record.expiry_date).into(),
+                bytes(&signed_out),
+                login.as_ref().map(|u| u.id).unwrap_or(0).to_string().into(),
+                hash.into(),
+            ];
+            let created: i64 = CREATE
+                .evalsha_with_reload(self.pool.next(), keys, args)
+                .await
+                .map_err(backend)?;
+            match created {
+                0 => record.id = Id::default(),
+                2 => {
+                    if let Some(user) = &login {
+                        tracing::warn!(handle = %user.handle, "not storing a login whose session has ended");
+                    }
+                    sign_out_record(
+                        &mut record.data,
+                        &crate::model::Flash::error("You were signed out. Please log in again."),
+                    );
+                    return Ok(());
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Never recreates a record deleted while its request ran (logout, revocation, expiry).
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        if !self.write(record, None).await? {
+            tracing::info!("not saving a session that no longer exists");
+        }
+        Ok(())
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        Ok(self.load_bytes(id).await?.map(|(record, _)| record))
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let _: i64 = self
+            .pool
+            .next()
+            .del(session_key(&storage_key(id)))
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn a_shown_url_never_holds_the_password() {
+        assert_eq!(
+            redacted("redis://:s3cret@cache.internal:6380/2"),
+            "redis://:***@cache.internal:6380/2"
+        );
+        assert_eq!(
+            redacted("rediss://shop:s3cret@cache.internal"),
+            "rediss://shop:***@cache.internal"
+        );
+        assert_eq!(redacted("redis://s3cret@host"), "redis://***@host");
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redacted("redis://u:p@ss@host/0"),
+            "redis://u:***@host/0",
+            "the last @ ends the user part"
+        );
+        assert!(!redacted("not a url s3cret").contains("s3cret"));
+    }
+}

@@ -1,0 +1,472 @@
+//! The Redis session store on a private Redis server: what it refuses at start-up, what it
+//! keeps at rest, and each guarantee of the SQL store kept by its scripts — hashed keys, no
+//! save over a deleted session, a login stored only while its entry is live, ending a login in
+//! one step, compare-and-swap under concurrent writers on two instances, expiry by Redis's own
+//! TTL, scripts reloaded after a flush, and no acknowledged write lost across a SIGKILL.
+
+use crate::common::{free_port, PrivateRedis};
+use app::server::session::{
+    storage_key, AuthUser, EndReason, NewSession, RedisSessions, SessionPolicy, StartError,
+};
+use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, SortedSetsInterface};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tower_sessions::session::{Id, Record};
+use tower_sessions::SessionStore;
+
+async fn store(redis: &PrivateRedis) -> RedisSessions {
+    RedisSessions::connect(&redis.url(), &SessionPolicy::default())
+        .await
+        .expect("the store connects to a noeviction Redis")
+}
+
+fn record(data: HashMap<String, Value>) -> Record {
+    Record {
+        id: Id::default(),
+        data,
+        expiry_date: OffsetDateTime::now_utc() + time::Duration::hours(1),
+    }
+}
+
+fn with_cart(items: u32) -> HashMap<String, Value> {
+    HashMap::from([(
+        "cart".to_string(),
+        json!({ "lines": [{ "product_id": 1, "quantity": items }] }),
+    )])
+}
+
+fn login(handle: &str, user_id: i64) -> AuthUser {
+    AuthUser {
+        id: user_id,
+        email: "shopper@example.com".into(),
+        is_admin: false,
+        handle: handle.into(),
+        logged_in_at: app::server::session::clock::now(),
+        remembered: false,
+    }
+}
+
+fn with_login(user: &AuthUser) -> HashMap<String, Value> {
+    let mut data = with_cart(2);
+    data.insert("user".into(), serde_json::to_value(user).expect("json"));
+    data
+}
+
+async fn register(store: &RedisSessions, handle: &str, user_id: i64) {
+    store
+        .record_login(NewSession {
+            handle,
+            user_id,
+            ip: "192.0.2.7",
+            user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+            remembered: false,
+        })
+        .await
+        .expect("entry recorded");
+}
+
+/// Every key and every value in the server, as bytes.
+async fn everything_stored(store: &RedisSessions) -> Vec<Vec<u8>> {
+    let client = store.pool().next();
+    let keys: Vec<String> = client
+        .custom(
+            fred::types::CustomCommand::new_static("KEYS", None, false),
+            vec!["*"],
+        )
+        .await
+        .expect("KEYS");
+    let mut all = Vec::new();
+    for key in keys {
+        let kind: String = client.r#type(&key).await.expect("TYPE");
+        match kind.as_str() {
+            "string" => all.push(client.get::<Vec<u8>, _>(&key).await.expect("GET")),
+            "hash" => {
+                let fields: HashMap<String, String> = client.hgetall(&key).await.expect("HGETALL");
+                for (field, value) in fields {
+                    all.push(field.into_bytes());
+                    all.push(value.into_bytes());
+                }
+            }
+            "zset" => {
+                let members: Vec<String> = client
+                    .zrange(&key, 0, -1, None, false, None, false)
+                    .await
+                    .expect("ZRANGE");
+                all.extend(members.into_iter().map(String::into_bytes));
+            }
+            other => panic!("unexpected {other} at {key}"),
+        }
+        all.push(key.into_bytes());
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_redis_that_may_evict_keys_is_refused_at_start() {
+    let redis = PrivateRedis::start_with_eviction("allkeys-lru");
+    let error = RedisSessions::connect(&redis.url(), &SessionPolicy::default())
+        .await
+        .expect_err("an evicting Redis is refused");
+    let line = error.to_string();
+    assert!(matches!(error, StartError::Evicting { .. }), "{line}");
+    assert!(
+        line.contains("noeviction") && line.contains("allkeys-lru"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", redis.port())),
+        "names the store: {line}"
+    );
+    assert!(!line.contains('\n'), "one line: {line}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_one_line_that_never_shows_its_password() {
+    let port = free_port();
+    let url = format!("redis://shop:s3cret-pass@127.0.0.1:{port}/0");
+    let error = RedisSessions::connect(&url, &SessionPolicy::default())
+        .await
+        .expect_err("nothing listens there");
+    let line = error.to_string();
+    assert!(matches!(error, StartError::Unreachable { .. }), "{line}");
+    assert!(
+        line.contains(&format!("redis://shop:***@127.0.0.1:{port}/0")),
+        "{line}"
+    );
+    assert!(!line.contains("s3cret"), "no password: {line}");
+    assert!(!line.contains('\n'), "one line: {line}");
+
+    let error = RedisSessions::connect("http://127.0.0.1/", &SessionPolicy::default())
+        .await
+        .expect_err("not a Redis URL");
+    assert!(matches!(error, StartError::Url { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn session_ids_are_hashed_at_rest_on_redis() {
+    let redis = PrivateRedis::start();
+    let store = store(&redis).await;
+    register(&store, "h-hashed", 7).await;
+    let mut anonymous = record(with_cart(3));
+    store.create(&mut anonymous).await.expect("created");
+    let mut logged_in = record(with_login(&login("h-hashed", 7)));
+    store.create(&mut logged_in).await.expect("created");
+
+    let stored = everything_stored(&store).await;
+    assert!(
+        stored.len() > 4,
+        "the records, the entry and its indexes are there"
+    );
+    for id in [anonymous.id, logged_in.id] {
+        let cookie = id.to_string();
+        let raw = id.0.to_le_bytes();
+        for value in &stored {
+            assert!(
+                !contains(value, cookie.as_bytes()),
+                "the cookie's ID is stored"
+            );
+            assert!(!contains(value, &raw), "the ID's bytes are stored");
+        }
+        assert!(
+            stored
+                .iter()
+                .any(|v| contains(v, storage_key(&id).as_bytes())),
+            "stored under the ID's hash"
+        );
+    }
+    let loaded = store
+        .load(&anonymous.id)
+        .await
+        .expect("load")
+        .expect("there");
+    assert_eq!(loaded.id, anonymous.id);
+    assert_eq!(loaded.data, anonymous.data, "the cart read back");
+    assert_eq!(
+        store.load(&Id::default()).await.expect("load"),
+        None,
+        "unknown ID"
+    );
+}
+
+#[tokio::test]
+async fn a_save_never_brings_back_a_deleted_session() {
+    let redis = PrivateRedis::start();
+    let store = store(&redis).await;
+    let mut session = record(with_cart(1));
+    store.create(&mut session).await.expect("created");
+    store.delete(&session.id).await.expect("deleted (logout)");
+    // The request that was running meanwhile ends and saves its copy.
+    session.data = with_cart(5);
+    store
+        .save(&session)
+        .await
+        .expect("a save of a gone session is no error");
+    assert_eq!(store.load(&session.id).await.expect("load"), None);
+}
+
+#[tokio::test]
+async fn a_login_is_stored_only_while_its_entry_is_live_and_ending_it_is_one_step() {
+    let redis = PrivateRedis::start();
+    let store = store(&redis).await;
+    let user = login("h-live", 42);
+    register(&store, "h-live", 42).await;
+
+    let mut session = record(with_login(&user));
+    store.create(&mut session).await.expect("created");
+    let loaded = store
+        .load(&session.id)
+        .await
+        .expect("load")
+        .expect("stored");
+    assert!(loaded.data.contains_key("user"), "the login is stored");
+    let client = store.pool().next();
+    let entry: HashMap<String, String> = client
+        .hgetall("coatcheck:login:h-live")
+        .await
+        .expect("entry");
+    assert_eq!(entry.get("session"), Some(&storage_key(&session.id)));
+    assert_eq!(
+        entry.get("device").map(String::as_str),
+        Some("Firefox on Linux")
+    );
+
+    // A request in flight read the record before the logout.
+    let (_, read_before) = store
+        .load_bytes(&session.id)
+        .await
+        .expect("load")
+        .expect("stored");
+
+    assert!(store
+        .end_login("h-live", 42, EndReason::Logout)
+        .await
+        .expect("ended"));
+    assert!(
+        !store
+            .end_login("h-live", 42, EndReason::Revoked)
+            .await
+            .expect("no error"),
+        "ended once"
+    );
+    assert_eq!(
+        store.load(&session.id).await.expect("load"),
+        None,
+        "session deleted"
+    );
+    let entry: HashMap<String, String> = client
+        .hgetall("coatcheck:login:h-live")
+        .await
+        .expect("entry");
+    assert_eq!(entry.get("reason").map(String::as_str), Some("logout"));
+    assert!(!entry.contains_key("session"));
+    let listed: Vec<String> = client
+        .zrange("coatcheck:logins", 0, -1, None, false, None, false)
+        .await
+        .expect("index");
+    assert!(
+        listed.is_empty(),
+        "an ended login is listed nowhere: {listed:?}"
+    );
+
+    // The request in flight cannot bring the login back: not by a save, not by a swap, not by
+    // storing it under a new ID (a rotation).
+    store.save(&session).await.expect("no error");
+    assert!(!store.swap(&session, &read_before).await.expect("no error"));
+    assert_eq!(store.load(&session.id).await.expect("load"), None);
+    let mut rotated = record(with_login(&user));
+    store
+        .create(&mut rotated)
+        .await
+        .expect("stored, without the login");
+    let stored = store.load(&rotated.id).await.expect("load").expect("kept");
+    assert!(!stored.data.contains_key("user"), "no login");
+    assert!(stored.data.contains_key("cart"), "the cart is kept");
+    assert!(
+        !rotated.data.contains_key("user"),
+        "the caller's copy says so too"
+    );
+
+    // A login of another user cannot take this entry over either.
+    register(&store, "h-other", 43).await;
+    let mut forged = record(with_login(&login("h-other", 42)));
+    store
+        .create(&mut forged)
+        .await
+        .expect("stored, without the login");
+    assert!(!forged.data.contains_key("user"));
+}
+
+#[tokio::test]
+async fn concurrent_writers_on_two_instances_lose_no_update() {
+    let redis = PrivateRedis::start();
+    let first = store(&redis).await;
+    let second = store(&redis).await;
+    let mut session = record(HashMap::from([("count".to_string(), json!(0))]));
+    first.create(&mut session).await.expect("created");
+    let id = session.id;
+
+    let writers = 8;
+    let increments = 25;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let store = if writer % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut retries = 0;
+            for _ in 0..increments {
+                loop {
+                    let (mut record, bytes) =
+                        store.load_bytes(&id).await.expect("load").expect("there");
+                    let count = record.data["count"].as_i64().expect("count");
+                    record.data.insert("count".into(), json!(count + 1));
+                    if store.swap(&record, &bytes).await.expect("swap") {
+                        break;
+                    }
+                    retries += 1;
+                }
+            }
+            retries
+        }));
+    }
+    let mut retries = 0;
+    for task in tasks {
+        retries += task.await.expect("writer");
+    }
+    let stored = first.load(&id).await.expect("load").expect("there");
+    assert_eq!(
+        stored.data["count"],
+        json!(writers * increments),
+        "every increment kept ({retries} swaps lost a race and were redone)"
+    );
+}
+
+#[tokio::test]
+async fn redis_forgets_an_idle_session_by_itself() {
+    let redis = PrivateRedis::start();
+    let store = store(&redis).await;
+    let client = store.pool().next();
+
+    // A new anonymous session is kept no longer than the first-idle timeout, by Redis's own
+    // clock: the key expires exactly when the record does.
+    let mut session = record(with_cart(1));
+    session.expiry_date = OffsetDateTime::now_utc() + time::Duration::days(14);
+    store.create(&mut session).await.expect("created");
+    let key = format!("coatcheck:session:{}", storage_key(&session.id));
+    let expires: i64 = client.pexpire_time(&key).await.expect("PEXPIRETIME");
+    let first_idle = SessionPolicy::default().anonymous_first_idle_timeout;
+    let latest = (OffsetDateTime::now_utc() + first_idle).unix_timestamp_nanos() / 1_000_000;
+    assert_eq!(
+        i128::from(expires),
+        session.expiry_date.unix_timestamp_nanos() / 1_000_000,
+        "the key expires with the record"
+    );
+    assert!(
+        i128::from(expires) <= latest,
+        "within the first-idle timeout ({expires} > {latest})"
+    );
+
+    // Each save moves it to the record's expiry; once past it, the session is gone without
+    // any sweep.
+    session.expiry_date = OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+    store.save(&session).await.expect("saved");
+    assert!(store.load(&session.id).await.expect("load").is_some());
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(store.load(&session.id).await.expect("load"), None);
+    let exists: i64 = client.exists(&key).await.expect("EXISTS");
+    assert_eq!(exists, 0, "the key left Redis");
+}
+
+#[tokio::test]
+async fn scripts_flushed_from_the_server_are_loaded_again() {
+    let redis = PrivateRedis::start();
+    let store = store(&redis).await;
+    let mut session = record(with_cart(1));
+    store.create(&mut session).await.expect("created");
+    let _: () = store
+        .pool()
+        .next()
+        .custom(
+            fred::types::CustomCommand::new_static("SCRIPT", None, false),
+            vec!["FLUSH"],
+        )
+        .await
+        .expect("SCRIPT FLUSH");
+    session.data = with_cart(4);
+    store.save(&session).await.expect("saved after NOSCRIPT");
+    let stored = store.load(&session.id).await.expect("load").expect("there");
+    assert_eq!(stored.data, with_cart(4));
+}
+
+#[tokio::test]
+async fn no_acknowledged_write_is_lost_when_redis_is_killed_and_comes_back() {
+    let mut redis = PrivateRedis::start();
+    let store = store(&redis).await;
+    let mut session = record(HashMap::from([("count".to_string(), json!(0))]));
+    store.create(&mut session).await.expect("created");
+    let id = session.id;
+
+    // A client adding to its cart, one acknowledged write after another.
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = 0_i64;
+            let mut failures = 0;
+            let mut after_failures = 0;
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_secs(4) {
+                let write = async {
+                    let (mut record, bytes) = store.load_bytes(&id).await?.ok_or_else(|| {
+                        tower_sessions::session_store::Error::Backend("gone".into())
+                    })?;
+                    let count = record.data["count"].as_i64().unwrap_or(-1);
+                    record.data.insert("count".into(), json!(count + 1));
+                    store.swap(&record, &bytes).await.map(|ok| (ok, count + 1))
+                };
+                match write.await {
+                    Ok((true, count)) => {
+                        acknowledged = count;
+                        if failures > 0 {
+                            after_failures += 1;
+                        }
+                    }
+                    Ok((false, _)) => {}
+                    Err(_) => {
+                        failures += 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            (acknowledged, failures, after_failures)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.start_again();
+    let (acknowledged, failures, after_failures) = writer.await.expect("writer");
+
+    assert!(failures > 0, "writes failed while Redis was down");
+    assert!(
+        after_failures > 0,
+        "writes succeeded again once Redis was back, without a new store"
+    );
+    let stored = store
+        .load(&id)
+        .await
+        .expect("the store reconnected by itself")
+        .expect("the session survived the kill");
+    assert_eq!(
+        stored.data["count"],
+        json!(acknowledged),
+        "every acknowledged write is there ({failures} failed while Redis was down)"
+    );
+}
