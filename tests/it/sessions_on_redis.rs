@@ -6,7 +6,7 @@
 
 use crate::common::{free_port, PrivateRedis};
 use app::server::session::{
-    storage_key, AuthUser, EndReason, NewSession, RedisSessions, SessionPolicy, StartError,
+    storage_key, AuthUser, EndReason, Ended, NewSession, RedisSessions, SessionPolicy, StartError,
 };
 use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, SortedSetsInterface};
 use serde_json::{json, Value};
@@ -56,15 +56,28 @@ fn with_login(user: &AuthUser) -> HashMap<String, Value> {
 
 async fn register(store: &RedisSessions, handle: &str, user_id: i64) {
     store
-        .record_login(NewSession {
-            handle,
-            user_id,
-            ip: "192.0.2.7",
-            user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
-            remembered: false,
-        })
+        .record_login(
+            NewSession {
+                handle,
+                user_id,
+                ip: "192.0.2.7",
+                user_agent:
+                    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+                remembered: false,
+            },
+            &format!("User{user_id}@Example.com"),
+        )
         .await
         .expect("entry recorded");
+}
+
+/// A login recorded and its session stored with it: the session's ID.
+async fn logged_in(store: &RedisSessions, handle: &str, user_id: i64) -> Id {
+    register(store, handle, user_id).await;
+    let mut session = record(with_login(&login(handle, user_id)));
+    store.create(&mut session).await.expect("created");
+    assert!(session.data.contains_key("user"), "stored with its login");
+    session.id
 }
 
 /// Every key and every value in the server, as bytes.
@@ -244,12 +257,12 @@ async fn a_login_is_stored_only_while_its_entry_is_live_and_ending_it_is_one_ste
         .expect("stored");
 
     assert!(store
-        .end_login("h-live", 42, EndReason::Logout)
+        .end_login("h-live", EndReason::Logout)
         .await
         .expect("ended"));
     assert!(
         !store
-            .end_login("h-live", 42, EndReason::Revoked)
+            .end_login("h-live", EndReason::Revoked)
             .await
             .expect("no error"),
         "ended once"
@@ -469,4 +482,217 @@ async fn no_acknowledged_write_is_lost_when_redis_is_killed_and_comes_back() {
         json!(acknowledged),
         "every acknowledged write is there ({failures} failed while Redis was down)"
     );
+}
+
+#[tokio::test]
+async fn lists_show_live_logins_only_most_recent_first_paged_and_filtered() {
+    let redis = PrivateRedis::start();
+    let store = store(&redis).await;
+    let now = app::server::session::clock::now();
+    let a1 = logged_in(&store, "a1", 1).await;
+    logged_in(&store, "a2", 1).await;
+    logged_in(&store, "b1", 2).await;
+    logged_in(&store, "b2", 2).await;
+    logged_in(&store, "c1", 3).await;
+    register(&store, "never-stored", 3).await;
+    store.touch("a2", 1, now + 5).await.expect("touch");
+    store.touch("b1", 2, now + 3).await.expect("touch");
+    store
+        .end_login("b2", EndReason::Logout)
+        .await
+        .expect("ended");
+    // a1's session leaves Redis (its TTL, or a delete): its login is listed no more.
+    store.delete(&a1).await.expect("deleted");
+
+    let (page, total) = store.list_live(None, 1, 2, Some("b1")).await.expect("list");
+    assert_eq!(total, 3, "a2, b1, c1");
+    let handles: Vec<&str> = page.iter().map(|i| i.handle.as_str()).collect();
+    assert_eq!(handles, ["a2", "b1"], "most recent activity first");
+    assert!(page[1].current && !page[0].current);
+    assert_eq!(page[0].email, "user1@example.com");
+    assert_eq!(page[0].device, "Firefox on Linux");
+    let (page, _) = store.list_live(None, 2, 2, None).await.expect("list");
+    assert_eq!(
+        page.iter().map(|i| i.handle.as_str()).collect::<Vec<_>>(),
+        ["c1"]
+    );
+    let (page, total) = store
+        .list_live(Some("USER2@"), 1, 10, None)
+        .await
+        .expect("list");
+    assert_eq!((page.len(), total), (1, 1), "b1 only");
+
+    let own = store.list_for_user(1, None).await.expect("own list");
+    assert_eq!(
+        own.iter().map(|i| i.handle.as_str()).collect::<Vec<_>>(),
+        ["a2"]
+    );
+
+    // The ended login left the indexes; so did the one whose session went away.
+    let listed: Vec<String> = store
+        .pool()
+        .next()
+        .zrange("coatcheck:logins", 0, -1, None, false, None, false)
+        .await
+        .expect("index");
+    assert!(!listed.contains(&"b2".to_string()), "{listed:?}");
+
+    // An idle login past its idle timeout is listed nowhere, though its entry is still there.
+    app::server::session::clock::advance(SessionPolicy::default().login_idle_timeout * 2);
+    let (page, total) = store.list_live(None, 1, 10, None).await.expect("list");
+    assert!(page.is_empty() && total == 0, "{page:?}");
+}
+
+#[tokio::test]
+async fn a_revocation_needs_a_live_actor_and_the_right_owner() {
+    let redis = PrivateRedis::start();
+    let store = store(&redis).await;
+    let admin = logged_in(&store, "admin", 1).await;
+    let victim = logged_in(&store, "victim", 2).await;
+    let other = logged_in(&store, "other", 3).await;
+
+    // A user's own list: another user's login is not theirs to end.
+    let outcome = store
+        .revoke(Some("victim"), "other", Some(2), EndReason::Revoked)
+        .await
+        .expect("revoke");
+    assert_eq!(outcome, Ended::Count(0));
+    assert!(store.load(&other).await.expect("load").is_some());
+
+    assert_eq!(
+        store
+            .revoke(Some("admin"), "victim", None, EndReason::Revoked)
+            .await
+            .expect("revoke"),
+        Ended::Count(1)
+    );
+    assert_eq!(store.load(&victim).await.expect("load"), None);
+
+    // The admin's own login ends; a request of theirs still in flight can do nothing.
+    store
+        .end_login("admin", EndReason::Logout)
+        .await
+        .expect("logout");
+    assert_eq!(store.load(&admin).await.expect("load"), None);
+    let late = store
+        .revoke(Some("admin"), "other", None, EndReason::Revoked)
+        .await
+        .expect("revoke");
+    assert_eq!(late, Ended::ActorEnded);
+    let late_all = store
+        .end_user_logins(Some("admin"), 3, None, EndReason::Revoked)
+        .await
+        .expect("end all");
+    assert_eq!(late_all, Ended::ActorEnded);
+    assert!(
+        store.load(&other).await.expect("load").is_some(),
+        "nothing done"
+    );
+}
+
+#[tokio::test]
+async fn two_devices_signing_each_other_out_at_once_leave_exactly_one() {
+    let redis = PrivateRedis::start();
+    let first = store(&redis).await;
+    let second = store(&redis).await;
+    for round in 0..30 {
+        let user = 100 + round;
+        let (one, two) = (format!("one-{round}"), format!("two-{round}"));
+        let one_id = logged_in(&first, &one, user).await;
+        let two_id = logged_in(&first, &two, user).await;
+        let (a, b) = tokio::join!(
+            first.end_user_logins(Some(&one), user, Some(&one), EndReason::Revoked),
+            second.end_user_logins(Some(&two), user, Some(&two), EndReason::Revoked),
+        );
+        let outcomes = [a.expect("one"), b.expect("two")];
+        assert!(
+            outcomes.contains(&Ended::Count(1)) && outcomes.contains(&Ended::ActorEnded),
+            "round {round}: {outcomes:?}"
+        );
+        let left = [
+            first.load(&one_id).await.expect("load").is_some(),
+            first.load(&two_id).await.expect("load").is_some(),
+        ];
+        assert_eq!(
+            left.iter().filter(|l| **l).count(),
+            1,
+            "round {round}: {left:?}"
+        );
+        assert_eq!(
+            first.list_for_user(user, None).await.expect("list").len(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_instances_share_one_new_session_budget_per_client() {
+    let redis = PrivateRedis::start();
+    let policy = SessionPolicy {
+        new_sessions_burst: 8,
+        new_session_interval: Duration::from_secs(60),
+        ..SessionPolicy::default()
+    };
+    let first = RedisSessions::connect(&redis.url(), &policy)
+        .await
+        .expect("store");
+    let second = RedisSessions::connect(&redis.url(), &policy)
+        .await
+        .expect("store");
+    let client = "198.51.100.7";
+
+    // Both instances at once, each trying for the whole budget.
+    let takes = (0..16).map(|n| {
+        let store = if n % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        async move { store.take_new_session(client).await.expect("take") }
+    });
+    let outcomes = futures::future::join_all(takes).await;
+    let granted = outcomes.iter().filter(|o| o.is_ok()).count();
+    assert_eq!(granted, 8, "the budget of one instance: {outcomes:?}");
+    for outcome in &outcomes {
+        if let Err(wait) = outcome {
+            assert!(
+                *wait > Duration::ZERO && *wait <= Duration::from_secs(60),
+                "a wait until the next token: {wait:?}"
+            );
+        }
+    }
+
+    // Another client is not affected; a token given back can be taken again.
+    assert!(first
+        .take_new_session("2001:db8:1:2::")
+        .await
+        .expect("take")
+        .is_ok());
+    first
+        .give_back_new_session(client)
+        .await
+        .expect("give back");
+    assert!(second.take_new_session(client).await.expect("take").is_ok());
+    assert!(second
+        .take_new_session(client)
+        .await
+        .expect("take")
+        .is_err());
+
+    // The bucket leaves Redis once it would be full again (no sweep needed).
+    let ttl: i64 = first
+        .pool()
+        .next()
+        .pttl(format!("coatcheck:budget:new-sessions:{client}"))
+        .await
+        .expect("PTTL");
+    assert!(
+        ttl > 0 && ttl <= 8 * 60_000,
+        "expires when refilled: {ttl} ms"
+    );
+
+    // A minute later one more token has come.
+    app::server::session::clock::advance(Duration::from_secs(61));
+    assert!(first.take_new_session(client).await.expect("take").is_ok());
+    assert!(first.take_new_session(client).await.expect("take").is_err());
 }

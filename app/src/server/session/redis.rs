@@ -15,7 +15,7 @@
 //! - `session:<sha256 of the ID>`: the record (MessagePack, its ID blanked), expiring at its
 //!   expiry date;
 //! - `login:<handle>`: a hash, the login's registry entry (`user`, `session`, `created`,
-//!   `seen`, `remembered`, `ip`, `device`; `ended` and `reason` once ended), expiring with its
+//!   `seen`, `remembered`, `ip`, `device`, `email`; `ended` and `reason` once ended), expiring with its
 //!   session;
 //! - `logins` and `logins:user:<id>`: the live entries' handles, by last activity.
 
@@ -34,9 +34,10 @@ use tower_sessions::session_store;
 use tower_sessions::SessionStore;
 
 use super::contents::{login_of, sign_out_record, stored_expiry};
-use super::policy::SessionPolicy;
+use super::policy::{LoginState, LoginTimes, SessionPolicy};
 use super::registry::{describe_device, EndReason, NewSession};
 use super::store::storage_key;
+use crate::model::SessionInfo;
 
 /// Every key this store writes starts with this.
 pub const PREFIX: &str = "coatcheck:";
@@ -194,12 +195,12 @@ return 1
 });
 
 /// Records a login's registry entry (KEYS[1]) and indexes it (KEYS[2]: every login, KEYS[3]:
-/// its user's). ARGV: handle, user, now (s), remembered, ip, device, expiry (ms).
+/// its user's). ARGV: handle, user, now (s), remembered, ip, device, expiry (ms), email.
 static REGISTER: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 redis.call('HSET', KEYS[1], 'user', ARGV[2], 'created', ARGV[3], 'seen', ARGV[3],
-  'remembered', ARGV[4], 'ip', ARGV[5], 'device', ARGV[6])
+  'remembered', ARGV[4], 'ip', ARGV[5], 'device', ARGV[6], 'email', ARGV[8])
 redis.call('PEXPIREAT', KEYS[1], ARGV[7])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
@@ -208,26 +209,149 @@ return 1
     )
 });
 
-/// Ends a live login (KEYS[1]): deletes the session it points at and marks it ended, and
-/// takes it out of the indexes (KEYS[2], KEYS[3]) — in one step, so no request in flight can
-/// store the login again. 0: it had ended already (or never existed).
-/// ARGV: handle, now (s), reason, the session key prefix.
+/// Lua: ends the live login whose entry is at `key` (its session deleted, the entry marked
+/// ended, out of both indexes). 0: it had ended already, or never existed.
+const END_ONE: &str = r#"
+local function end_one(key, handle, now, reason, sessions, all, users)
+  if redis.call('EXISTS', key) == 0 or redis.call('HEXISTS', key, 'ended') == 1 then
+    return 0
+  end
+  local session = redis.call('HGET', key, 'session')
+  if session then redis.call('DEL', sessions .. session) end
+  local user = redis.call('HGET', key, 'user')
+  redis.call('HDEL', key, 'session')
+  redis.call('HSET', key, 'ended', now, 'reason', reason)
+  redis.call('ZREM', all, handle)
+  redis.call('ZREM', users .. user, handle)
+  return 1
+end
+local function live(key)
+  return redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'ended') == 0
+end
+"#;
+
+/// Ends one login (KEYS[1], handle ARGV[1]) in one step, so no request in flight can store it
+/// again. With an actor (ARGV[6], its entry KEYS[2]): only while the actor's own login is live
+/// (-1: it has ended, nothing done). With an owner (ARGV[7]): only a login of that user.
+/// ARGV: handle, now (s), reason, session key prefix, login key prefix, actor or '', owner or
+/// ''. 1: ended; 0: nothing to end.
 static END: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(format!(
+        "{END_ONE}{}",
+        r#"
+if ARGV[6] ~= '' and not live(KEYS[2]) then return -1 end
+if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'user') ~= ARGV[7] then return 0 end
+return end_one(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[3], KEYS[4])
+"#
+    ))
+});
+
+/// Ends every live login of a user (their index, KEYS[1]) but one (ARGV[6], '' for none), only
+/// while the actor's login (KEYS[2], ARGV[5]; '' for none) is live: -1 if it is not, else how
+/// many were ended. ARGV: now (s), reason, session key prefix, login key prefix, actor, kept.
+/// KEYS[3]: every login's index; KEYS[4]: the users' index prefix.
+static END_USER: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(format!(
+        "{END_ONE}{}",
+        r#"
+if ARGV[5] ~= '' and not live(KEYS[2]) then return -1 end
+local ended = 0
+for _, handle in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if handle ~= ARGV[6] then
+    ended = ended + end_one(ARGV[4] .. handle, handle, ARGV[1], ARGV[2], ARGV[3], KEYS[3], KEYS[4])
+  end
+end
+return ended
+"#
+    ))
+});
+
+/// Records activity on a live login (KEYS[1]): its `seen` and its place in both indexes
+/// (KEYS[2], KEYS[3]). ARGV: handle, now (s).
+static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'ended') == 1 then
   return 0
 end
-local session = redis.call('HGET', KEYS[1], 'session')
-if session then redis.call('DEL', ARGV[4] .. session) end
-redis.call('HDEL', KEYS[1], 'session')
-redis.call('HSET', KEYS[1], 'ended', ARGV[2], 'reason', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'seen', ARGV[2])
+redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[3], 'XX', ARGV[2], ARGV[1])
 return 1
 "#,
     )
 });
+
+/// The entries in an index (KEYS[1]), most recent activity first, that are live and whose
+/// session is stored: {handle, user, email, device, ip, created, seen, remembered} each.
+/// Handles whose entry has expired or ended leave the index on the way. ARGV: login key
+/// prefix, session key prefix, every login's index, the users' index prefix.
+static LIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local out = {}
+for _, handle in ipairs(redis.call('ZREVRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. handle
+  local f = redis.call('HMGET', key, 'user', 'email', 'device', 'ip', 'created', 'seen',
+    'remembered', 'session', 'ended')
+  if not f[1] or f[9] then
+    redis.call('ZREM', KEYS[1], handle)
+    redis.call('ZREM', ARGV[3], handle)
+    if f[1] then redis.call('ZREM', ARGV[4] .. f[1], handle) end
+  elseif f[8] and redis.call('EXISTS', ARGV[2] .. f[8]) == 1 then
+    table.insert(out, {handle, f[1], f[2] or '', f[3] or '', f[4] or '', f[5], f[6], f[7]})
+  end
+end
+return out
+"#,
+    )
+});
+
+/// A client network's new-session token bucket (KEYS[1]: a hash of `tokens` and `at`, in ms),
+/// refilled up to now, then changed by ARGV[4]: `take` one token (or, with none, the wait in ms
+/// until there is one, as a positive number), `charge` one whatever the balance, `give` one
+/// back. It expires once it would be full again: a quiet client's bucket leaves by itself.
+/// ARGV: now (ms), burst, interval (ms), the change. 0: done.
+static BUDGET: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local now, burst, interval = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stored = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = burst
+if stored[1] then
+  local elapsed = math.max(0, now - tonumber(stored[2]))
+  tokens = math.min(burst, tonumber(stored[1]) + elapsed / interval)
+end
+if ARGV[4] == 'take' then
+  if tokens < 1 then return math.ceil(interval * (1 - tokens)) end
+  tokens = tokens - 1
+elseif ARGV[4] == 'charge' then
+  tokens = math.max(0, tokens - 1)
+else
+  tokens = math.min(burst, tokens + 1)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((burst - tokens) * interval)))
+return 0
+"#,
+    )
+});
+
+/// What an action on other logins did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The acting login had ended before it could act: nothing was done.
+    ActorEnded,
+    /// This many logins were ended.
+    Count(u64),
+}
+
+fn ended(result: i64) -> Ended {
+    match u64::try_from(result) {
+        Ok(count) => Ended::Count(count),
+        Err(_) => Ended::ActorEnded,
+    }
+}
 
 impl RedisSessions {
     /// Connects to the Redis server at `url` (`redis://` or `rediss://`) and checks that it
@@ -299,7 +423,11 @@ impl RedisSessions {
     }
 
     /// Records a new login's registry entry (before its session is stored with it).
-    pub async fn record_login(&self, new: NewSession<'_>) -> Result<(), session_store::Error> {
+    pub async fn record_login(
+        &self,
+        new: NewSession<'_>,
+        email: &str,
+    ) -> Result<(), session_store::Error> {
         let now = super::clock::now();
         let user_agent: String = new.user_agent.chars().take(512).collect();
         let timeout = if new.remembered {
@@ -327,6 +455,7 @@ impl RedisSessions {
                     new.ip.to_string(),
                     describe_device(&user_agent),
                     expiry.to_string(),
+                    email.to_lowercase(),
                 ],
             )
             .await
@@ -336,13 +465,79 @@ impl RedisSessions {
 
     /// Ends one login: its session deleted and its entry ended, in one script. Whether this call
     /// ended it (false: it had ended already).
-    pub async fn end_login(
+    pub async fn end_login(&self, handle: &str, reason: EndReason) -> session_store::Result<bool> {
+        Ok(self.revoke(None, handle, None, reason).await? == Ended::Count(1))
+    }
+
+    /// Ends the login `handle` on behalf of `actor` (whose own login must still be live, checked
+    /// in the same script); with `owner`, only if it is a login of that user.
+    pub async fn revoke(
         &self,
+        actor: Option<&str>,
         handle: &str,
-        user_id: i64,
+        owner: Option<i64>,
         reason: EndReason,
-    ) -> Result<bool, session_store::Error> {
-        let ended: i64 = END
+    ) -> session_store::Result<Ended> {
+        let result: i64 = END
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![
+                    login_key(handle),
+                    login_key(actor.unwrap_or("")),
+                    ALL_LOGINS.to_string(),
+                    USER_LOGINS.to_string(),
+                ],
+                vec![
+                    handle.to_string(),
+                    super::clock::now().to_string(),
+                    reason.as_str().to_string(),
+                    format!("{PREFIX}session:"),
+                    format!("{PREFIX}login:"),
+                    actor.unwrap_or("").to_string(),
+                    owner.map(|o| o.to_string()).unwrap_or_default(),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(ended(result))
+    }
+
+    /// Ends every live login of `user_id` except `keep`, on behalf of `actor` (whose own login
+    /// must still be live, checked in the same script): an admin's "end all", "sign out my other
+    /// devices", a password change.
+    pub async fn end_user_logins(
+        &self,
+        actor: Option<&str>,
+        user_id: i64,
+        keep: Option<&str>,
+        reason: EndReason,
+    ) -> session_store::Result<Ended> {
+        let result: i64 = END_USER
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![
+                    format!("{USER_LOGINS}{user_id}"),
+                    login_key(actor.unwrap_or("")),
+                    ALL_LOGINS.to_string(),
+                    USER_LOGINS.to_string(),
+                ],
+                vec![
+                    super::clock::now().to_string(),
+                    reason.as_str().to_string(),
+                    format!("{PREFIX}session:"),
+                    format!("{PREFIX}login:"),
+                    actor.unwrap_or("").to_string(),
+                    keep.unwrap_or("").to_string(),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(ended(result))
+    }
+
+    /// Records activity on a live login (its "last seen" and its place in the lists).
+    pub async fn touch(&self, handle: &str, user_id: i64, at: i64) -> session_store::Result<()> {
+        let _: i64 = TOUCH
             .evalsha_with_reload(
                 self.pool.next(),
                 vec![
@@ -350,16 +545,154 @@ impl RedisSessions {
                     ALL_LOGINS.to_string(),
                     format!("{USER_LOGINS}{user_id}"),
                 ],
+                vec![handle.to_string(), at.to_string()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// The live logins in an index, most recent activity first, by the login rule at `now`.
+    async fn list(
+        &self,
+        index: String,
+        current: Option<&str>,
+    ) -> session_store::Result<Vec<SessionInfo>> {
+        type Row = (String, i64, String, String, String, i64, i64, i64);
+        let rows: Vec<Row> = LIST
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![index],
                 vec![
-                    handle.to_string(),
-                    super::clock::now().to_string(),
-                    reason.as_str().to_string(),
+                    format!("{PREFIX}login:"),
                     format!("{PREFIX}session:"),
+                    ALL_LOGINS.to_string(),
+                    USER_LOGINS.to_string(),
                 ],
             )
             .await
             .map_err(backend)?;
-        Ok(ended == 1)
+        let now = super::clock::now();
+        let mut live: Vec<SessionInfo> = rows
+            .into_iter()
+            .map(
+                |(handle, user_id, email, device, ip, created_at, last_seen_at, remembered)| {
+                    SessionInfo {
+                        current: current == Some(handle.as_str()),
+                        handle,
+                        user_id,
+                        email,
+                        device,
+                        ip,
+                        created_at,
+                        last_seen_at,
+                        remembered: remembered == 1,
+                    }
+                },
+            )
+            .filter(|info| {
+                matches!(
+                    self.policy.login_state(
+                        LoginTimes {
+                            created_at: info.created_at,
+                            last_seen_at: info.last_seen_at,
+                            remembered: info.remembered,
+                        },
+                        now,
+                    ),
+                    LoginState::Live { .. }
+                )
+            })
+            .collect();
+        live.sort_by(|a, b| {
+            (b.last_seen_at, b.created_at, &a.handle).cmp(&(
+                a.last_seen_at,
+                a.created_at,
+                &b.handle,
+            ))
+        });
+        Ok(live)
+    }
+
+    /// A user's live logins (their own list), most recent activity first.
+    pub async fn list_for_user(
+        &self,
+        user_id: i64,
+        current: Option<&str>,
+    ) -> session_store::Result<Vec<SessionInfo>> {
+        self.list(format!("{USER_LOGINS}{user_id}"), current).await
+    }
+
+    /// One page of every live login (the admin list), optionally those whose email contains
+    /// `email_filter` (case-insensitive), and how many there are in all.
+    pub async fn list_live(
+        &self,
+        email_filter: Option<&str>,
+        page: i64,
+        per_page: i64,
+        current: Option<&str>,
+    ) -> session_store::Result<(Vec<SessionInfo>, i64)> {
+        let filter = email_filter.map(str::to_lowercase);
+        let matching: Vec<SessionInfo> = self
+            .list(ALL_LOGINS.to_string(), current)
+            .await?
+            .into_iter()
+            .filter(|info| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| info.email.contains(f.as_str()))
+            })
+            .collect();
+        let total = i64::try_from(matching.len()).unwrap_or(i64::MAX);
+        let per_page = usize::try_from(per_page.max(1)).unwrap_or(1);
+        let skip = usize::try_from(page.saturating_sub(1).max(0))
+            .unwrap_or(0)
+            .saturating_mul(per_page);
+        Ok((
+            matching.into_iter().skip(skip).take(per_page).collect(),
+            total,
+        ))
+    }
+
+    /// Takes a new-session token of `client` (its network: an IPv4 address, an IPv6 /64), or
+    /// says how long until it has one — one bucket for every instance that uses this Redis.
+    pub async fn take_new_session(
+        &self,
+        client: &str,
+    ) -> session_store::Result<Result<(), Duration>> {
+        let wait = self.budget(client, "take").await?;
+        Ok(match u64::try_from(wait) {
+            Ok(0) | Err(_) => Ok(()),
+            Ok(ms) => Err(Duration::from_millis(ms)),
+        })
+    }
+
+    /// Takes a token whatever the balance (a session was started by a request that was not
+    /// expected to start one).
+    pub async fn charge_new_session(&self, client: &str) -> session_store::Result<()> {
+        self.budget(client, "charge").await.map(|_| ())
+    }
+
+    /// Gives back a token taken by a request that started no session after all.
+    pub async fn give_back_new_session(&self, client: &str) -> session_store::Result<()> {
+        self.budget(client, "give").await.map(|_| ())
+    }
+
+    async fn budget(&self, client: &str, change: &str) -> session_store::Result<i64> {
+        let interval = self.policy.new_session_interval.as_millis().max(1);
+        BUDGET
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![format!("{PREFIX}budget:new-sessions:{client}")],
+                vec![
+                    millis(super::clock::now_utc()).to_string(),
+                    self.policy.new_sessions_burst.max(1).to_string(),
+                    interval.to_string(),
+                    change.to_string(),
+                ],
+            )
+            .await
+            .map_err(backend)
     }
 
     /// The stored record and its bytes (for [`RedisSessions::swap`]).
