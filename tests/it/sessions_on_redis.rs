@@ -696,3 +696,67 @@ async fn two_instances_share_one_new_session_budget_per_client() {
     assert!(first.take_new_session(client).await.expect("take").is_ok());
     assert!(first.take_new_session(client).await.expect("take").is_err());
 }
+
+#[tokio::test]
+async fn every_instance_hears_an_ended_login_even_after_redis_restarts() {
+    let mut redis = PrivateRedis::start();
+    let first = store(&redis).await;
+    let second = store(&redis).await;
+    let mut heard = second.ended_logins().await.expect("subscribed");
+    let within = Duration::from_secs(2);
+
+    logged_in(&first, "tab-1", 9).await;
+    logged_in(&first, "tab-2", 9).await;
+    logged_in(&first, "tab-3", 9).await;
+    first
+        .end_login("tab-1", EndReason::Logout)
+        .await
+        .expect("logout");
+    let handle = tokio::time::timeout(within, heard.next())
+        .await
+        .expect("heard in time");
+    assert_eq!(handle.as_deref(), Some("tab-1"));
+
+    // A password change ends every other login at once: each is heard.
+    first
+        .end_user_logins(Some("tab-3"), 9, Some("tab-3"), EndReason::PasswordChange)
+        .await
+        .expect("ended");
+    let handle = tokio::time::timeout(within, heard.next())
+        .await
+        .expect("heard in time");
+    assert_eq!(handle.as_deref(), Some("tab-2"));
+
+    // Redis goes away and comes back: the subscription is made again by itself.
+    redis.kill();
+    redis.start_again();
+    let started = std::time::Instant::now();
+    loop {
+        // Until the store's own connections are back (the kill lost nothing: appendfsync always).
+        if first.list_for_user(9, None).await.is_ok() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the store reconnects"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut ended = false;
+    while started.elapsed() < Duration::from_secs(10) && !ended {
+        // The subscriber may reconnect a moment after the store: the revocation is published
+        // once, so the test ends a fresh login each round until one is heard.
+        let handle = format!("after-{}", started.elapsed().as_millis());
+        logged_in(&first, &handle, 10).await;
+        first
+            .end_login(&handle, EndReason::Revoked)
+            .await
+            .expect("ended");
+        if let Ok(Some(got)) = tokio::time::timeout(Duration::from_millis(500), heard.next()).await
+        {
+            assert!(got.starts_with("after-"), "{got}");
+            ended = true;
+        }
+    }
+    assert!(ended, "a revocation after the restart is heard");
+}

@@ -41,6 +41,6 @@ pub use events::{
 pub use gauges::live_sessions;
 pub use layer::{cookie_name, SessionLayer};
 pub use policy::{LoginState, LoginTimes, SessionPolicy};
-pub use redis::{redacted, Ended, RedisSessions, StartError};
+pub use redis::{redacted, Ended, EndedLogins, RedisSessions, StartError};
 pub use registry::{end_login, record_login, revoke, Actor, EndReason, NewSession, Revoked};
 pub use store::{storage_key, sweep_expired_forever, ShopSessionStore};

@@ -17,7 +17,13 @@
 //! - `login:<handle>`: a hash, the login's registry entry (`user`, `session`, `created`,
 //!   `seen`, `remembered`, `ip`, `device`, `email`; `ended` and `reason` once ended), expiring with its
 //!   session;
-//! - `logins` and `logins:user:<id>`: the live entries' handles, by last activity.
+//! - `logins` and `logins:user:<id>`: the live entries' handles, by last activity;
+//! - `budget:new-sessions:<client network>`: a client's new-session token bucket;
+//! - channel `coatcheck:ended`: the handle of each login ended, published by the script that
+//!   ends it, so every instance's open pages hear it.
+//!
+//! One standalone server (or a primary with replicas): the scripts touch keys they compute
+//! (a login's session, a user's logins), which Redis Cluster's slots do not allow.
 
 use async_trait::async_trait;
 use fred::clients::Pool;
@@ -100,6 +106,8 @@ pub fn redacted(url: &str) -> String {
 #[derive(Clone)]
 pub struct RedisSessions {
     pool: Pool,
+    /// For the subscriber connection of [`RedisSessions::ended_logins`].
+    config: Config,
     policy: SessionPolicy,
     /// How long a new anonymous session is kept if it never comes back.
     anonymous_first_idle: time::Duration,
@@ -108,6 +116,67 @@ pub struct RedisSessions {
 impl std::fmt::Debug for RedisSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisSessions").finish_non_exhaustive()
+    }
+}
+
+/// The client settings: short timeouts (a request gets its 503 within a couple of seconds when
+/// Redis is gone) and reconnection for ever.
+fn builder(config: Config) -> Builder {
+    let mut builder = Builder::from_config(config);
+    builder
+        .with_connection_config(|c| {
+            c.connection_timeout = CONNECT_TIMEOUT;
+            c.internal_command_timeout = CONNECT_TIMEOUT;
+            // A command whose connection dropped fails at once instead of being sent again
+            // after the reconnection: the request gets its 503, and a script never runs twice.
+            c.max_command_attempts = 1;
+        })
+        .with_performance_config(|c| c.default_command_timeout = COMMAND_TIMEOUT)
+        // Every half second (and a little jitter): service resumes by itself when the server
+        // is back.
+        .set_policy(ReconnectPolicy::new_constant(0, 500));
+    builder
+}
+
+/// The handles of the logins ended on any instance (a logout, a revocation, a password
+/// change), as the script that ended each one published it.
+pub struct EndedLogins {
+    client: fred::clients::SubscriberClient,
+    messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    resubscribe: tokio::task::JoinHandle<()>,
+}
+
+impl EndedLogins {
+    /// The next ended login's handle. `None`: the subscription is closed. Messages published
+    /// while the connection was down are not delivered (Redis keeps none): the hub's own
+    /// periodic check of open pages covers those.
+    pub async fn next(&mut self) -> Option<String> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self.messages.recv().await {
+                Ok(message) => {
+                    if let Some(handle) = message.value.as_string() {
+                        return Some(handle);
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "ended-login messages missed (the hub re-checks)");
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for EndedLogins {
+    fn drop(&mut self) {
+        self.resubscribe.abort();
+        let client = self.client.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = client.quit().await;
+            });
+        }
     }
 }
 
@@ -223,6 +292,7 @@ local function end_one(key, handle, now, reason, sessions, all, users)
   redis.call('HSET', key, 'ended', now, 'reason', reason)
   redis.call('ZREM', all, handle)
   redis.call('ZREM', users .. user, handle)
+  redis.call('PUBLISH', 'coatcheck:ended', handle)
   return 1
 end
 local function live(key)
@@ -368,19 +438,7 @@ impl RedisSessions {
             store: store.clone(),
             reason: e.details().to_string(),
         })?;
-        let pool = Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = CONNECT_TIMEOUT;
-                c.internal_command_timeout = CONNECT_TIMEOUT;
-                // A command whose connection dropped fails at once instead of being sent again
-                // after the reconnection: the request gets its 503, and a script never runs
-                // twice.
-                c.max_command_attempts = 1;
-            })
-            .with_performance_config(|c| c.default_command_timeout = COMMAND_TIMEOUT)
-            // Reconnect for ever, every half second (and a little jitter): service resumes by
-            // itself when the server is back.
-            .set_policy(ReconnectPolicy::new_constant(0, 500))
+        let pool = builder(config.clone())
             .build_pool(POOL_SIZE)
             .map_err(|e| StartError::Url {
                 store: store.clone(),
@@ -411,9 +469,28 @@ impl RedisSessions {
         }
         Ok(RedisSessions {
             pool,
+            config,
             policy: *policy,
             anonymous_first_idle: time::Duration::try_from(policy.anonymous_first_idle_timeout)
                 .unwrap_or(time::Duration::DAY),
+        })
+    }
+
+    /// Subscribes to the logins ended on every instance (one connection of its own, subscribed
+    /// again after each reconnection).
+    pub async fn ended_logins(&self) -> session_store::Result<EndedLogins> {
+        use fred::interfaces::{EventInterface, PubsubInterface};
+        let client = builder(self.config.clone())
+            .build_subscriber_client()
+            .map_err(backend)?;
+        client.init().await.map_err(backend)?;
+        let messages = client.message_rx();
+        let resubscribe = client.manage_subscriptions();
+        client.subscribe("coatcheck:ended").await.map_err(backend)?;
+        Ok(EndedLogins {
+            client,
+            messages,
+            resubscribe,
         })
     }
 
