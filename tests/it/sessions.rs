@@ -287,8 +287,10 @@ async fn changing_the_password_ends_other_sessions_and_rotates_this_one() {
 #[tokio::test]
 async fn an_idle_login_is_demoted_but_keeps_the_cart() {
     let app = spawn_app_with(|config| {
-        config.policy.login_idle_timeout = std::time::Duration::from_secs(2);
-        config.policy.touch_interval = std::time::Duration::from_secs(1);
+        // A minute, not seconds: real time passes besides the moved clock, and on a loaded
+        // machine a few seconds of it must not end the login before the check that it is live.
+        config.policy.login_idle_timeout = std::time::Duration::from_secs(60);
+        config.policy.touch_interval = std::time::Duration::from_secs(30);
     })
     .await;
     let mut shopper = logged_in(&app, "ann@example.com").await;
@@ -298,9 +300,9 @@ async fn an_idle_login_is_demoted_but_keeps_the_cart() {
     let before = shopper.cookie.clone();
     // Activity within the timeout keeps the login alive (the session clock is moved on, not
     // slept through).
-    advance_seconds(1);
+    advance_seconds(30);
     assert_eq!(shopper.me().await["user"]["email"], "ann@example.com");
-    advance_seconds(3);
+    advance_seconds(62);
     let page = shopper.get("/").await;
     assert_eq!(testid_text(&page.body, "current-user"), None);
     assert!(testid_text(&page.body, "flash")
@@ -886,10 +888,12 @@ fn session_cookie_header(reply: &common::Reply) -> Option<String> {
 #[tokio::test]
 async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
     let app = spawn_app_with(|config| {
-        config.policy.login_idle_timeout = std::time::Duration::from_secs(2);
-        config.policy.login_absolute_timeout = std::time::Duration::from_secs(4);
-        config.policy.remembered_login_timeout = std::time::Duration::from_secs(7);
-        config.policy.touch_interval = std::time::Duration::from_secs(1);
+        // Minutes, not seconds: the session clock is moved forward, but real time passes too,
+        // and on a loaded machine a few seconds of it must not end a login early.
+        config.policy.login_idle_timeout = std::time::Duration::from_secs(60);
+        config.policy.login_absolute_timeout = std::time::Duration::from_secs(120);
+        config.policy.remembered_login_timeout = std::time::Duration::from_secs(300);
+        config.policy.touch_interval = std::time::Duration::from_secs(30);
     })
     .await;
     let scarf = product_id(&app, "merino-scarf").await;
@@ -950,20 +954,20 @@ async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
     let page = brief.get("/account/sessions").await;
     assert_eq!(kind_of_current(&page.body), "false");
 
-    // Idle for longer than the login idle timeout (2 s, counted in whole seconds from the
-    // last recorded activity, so 3 s on the session clock): only the remembered login is kept.
-    advance_seconds(3);
+    // Idle for longer than the login idle timeout (60 s, counted in whole seconds from the
+    // last recorded activity): only the remembered login is kept.
+    advance_seconds(62);
     assert_eq!(brief.me().await["user"], serde_json::Value::Null);
     // Used again after the touch interval: the persistent cookie is sent again, renewed.
     let reply = kept.get("/api/me").await;
     assert_eq!(reply.json()["user"]["email"], "kept@example.com");
     let renewed = session_cookie_header(&reply).expect("the cookie is renewed with use");
     assert!(renewed.contains("Max-Age=604800"), "{renewed}");
-    // Past the short absolute timeout (4 s, whole seconds), the remembered login lasts until
-    // the long one (7 s), then ends too.
-    advance_seconds(2);
+    // Past the short absolute timeout (120 s), the remembered login lasts until the long one
+    // (300 s), then ends too.
+    advance_seconds(60);
     assert_eq!(kept.me().await["user"]["email"], "kept@example.com");
-    advance_seconds(3);
+    advance_seconds(180);
     assert_eq!(kept.me().await["user"], serde_json::Value::Null);
     let metrics = app.scrape().await;
     assert_eq!(
@@ -1034,8 +1038,9 @@ async fn a_login_until_the_browser_closes_is_stored_no_longer_than_its_timeouts_
 #[tokio::test]
 async fn timed_out_logins_are_listed_nowhere() {
     let app = spawn_app_with(|config| {
-        config.policy.login_idle_timeout = std::time::Duration::from_secs(2);
-        config.policy.touch_interval = std::time::Duration::from_secs(1);
+        // A minute, not seconds (see an_idle_login_is_demoted_but_keeps_the_cart).
+        config.policy.login_idle_timeout = std::time::Duration::from_secs(60);
+        config.policy.touch_interval = std::time::Duration::from_secs(30);
     })
     .await;
     let mut boss = admin(&app).await;
@@ -1057,7 +1062,7 @@ async fn timed_out_logins_are_listed_nowhere() {
     assert_eq!(count(&kept.get("/account/sessions").await.body), 2);
     // Idle for longer than the login idle timeout (counted in whole seconds).
     for _ in 0..4 {
-        advance_seconds(1);
+        advance_seconds(20);
         assert_eq!(kept.me().await["user"]["email"], "boss@example.com");
     }
     // Its row is still open (only its own next request ends it), but it is dead: listed
