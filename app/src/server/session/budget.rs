@@ -21,6 +21,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::clock::now_ms;
+
 /// This instance's and the shared new-session budgets.
 #[derive(Clone)]
 pub struct NewSessionBudget {
@@ -141,11 +143,6 @@ impl NewSessionBudget {
             .await
             .map(|r| r.rows_affected()))
     }
-}
-
-/// Now on the session clock, in milliseconds.
-fn now_ms() -> i64 {
-    i64::try_from(super::clock::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Buckets kept at most; past it, full ones (clients that have been quiet) are dropped.

@@ -34,6 +34,16 @@ pub fn now_utc() -> OffsetDateTime {
     OffsetDateTime::now_utc() + time::Duration::seconds(offset())
 }
 
+/// `at` in Unix milliseconds.
+pub fn millis(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    millis(now_utc())
+}
+
 /// Moves this process's clock forward by `by` (whole seconds): for tests of timeouts.
 #[cfg(feature = "test-clock")]
 pub fn advance(by: std::time::Duration) {

@@ -177,12 +177,37 @@ pub fn stored_expiry(
     }
 }
 
+/// The expiry a new record is stored with: [`stored_expiry`], and for an anonymous session no
+/// later than the first-idle timeout from now (its next request gives it the full idle timeout).
+pub fn created_expiry(
+    policy: &super::policy::SessionPolicy,
+    data: &Data,
+    proposed: time::OffsetDateTime,
+) -> time::OffsetDateTime {
+    let expiry = stored_expiry(policy, data, proposed);
+    if login_of(data).is_some() {
+        return expiry;
+    }
+    let first_idle = time::Duration::try_from(policy.anonymous_first_idle_timeout)
+        .unwrap_or(time::Duration::DAY);
+    expiry.min(super::clock::now_utc() + first_idle)
+}
+
 /// The number of items in a stored record's cart (0 without a cart or with one unreadable).
 pub fn cart_items_of(data: &Data) -> i64 {
     data.get(CART)
         .and_then(|v| serde_json::from_value::<StoredCart>(v.clone()).ok())
         .map(|cart| i64::from(cart.item_count()))
         .unwrap_or(0)
+}
+
+/// Removes from a record being stored a login that ended meanwhile (revoked, logged out,
+/// ended by a password change), with the message that says so (the cart stays).
+pub fn sign_out_ended_login(data: &mut Data) {
+    sign_out_record(
+        data,
+        &Flash::error("You were signed out. Please log in again."),
+    );
 }
 
 /// Removes the login from a stored record, with a message for the shopper (the cart stays).

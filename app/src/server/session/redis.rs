@@ -31,18 +31,17 @@ use fred::interfaces::{ClientLike, KeysInterface};
 use fred::prelude::{Builder, Config, ReconnectPolicy};
 use fred::types::scripts::Script;
 use fred::types::InfoKind;
-use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
-use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store;
 use tower_sessions::SessionStore;
 
-use super::contents::{login_of, sign_out_record, stored_expiry};
+use super::clock;
+use super::contents::{created_expiry, login_of, sign_out_ended_login, stored_expiry, AuthUser};
 use super::policy::{LoginState, LoginTimes, SessionPolicy};
-use super::registry::{describe_device, EndReason, NewSession};
-use super::store::storage_key;
+use super::registry::{EndReason, NewSession};
+use super::store::{decode_record, encode, storage_key};
 use crate::model::SessionInfo;
 
 /// Every key this store writes starts with this.
@@ -109,8 +108,6 @@ pub struct RedisSessions {
     /// For the subscriber connection of [`RedisSessions::ended_logins`].
     config: Config,
     policy: SessionPolicy,
-    /// How long a new anonymous session is kept if it never comes back.
-    anonymous_first_idle: time::Duration,
 }
 
 impl std::fmt::Debug for RedisSessions {
@@ -190,25 +187,13 @@ fn bytes(value: &[u8]) -> fred::types::Value {
     fred::types::Value::from(value)
 }
 
-fn millis(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// A record as stored: its ID blanked (the key is the ID's hash).
-fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
-    rmp_serde::to_vec(&Record {
-        id: Id(0),
-        data: record.data.clone(),
-        expiry_date: record.expiry_date,
-    })
-    .map_err(|e| session_store::Error::Encode(e.to_string()))
-}
-
-fn decode(id: &Id, bytes: &[u8]) -> session_store::Result<Record> {
-    let mut record: Record =
-        rmp_serde::from_slice(bytes).map_err(|e| session_store::Error::Decode(e.to_string()))?;
-    record.id = *id;
-    Ok(record)
+/// The keys a record's scripts take: the record's, and its login's entry if it has one.
+fn record_keys(hash: &str, login: Option<&AuthUser>) -> Vec<String> {
+    let mut keys = vec![session_key(hash)];
+    if let Some(user) = login {
+        keys.push(login_key(&user.handle));
+    }
+    keys
 }
 
 /// Stores a new record unless its key is taken (0); with a login (KEYS[2]), stores it with the
@@ -278,13 +263,18 @@ return 1
     )
 });
 
+/// Lua: whether the login whose entry is at `key` is live (its entry there, not ended).
+const LIVE: &str = r#"
+local function live(key)
+  return redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'ended') == 0
+end
+"#;
+
 /// Lua: ends the live login whose entry is at `key` (its session deleted, the entry marked
 /// ended, out of both indexes). 0: it had ended already, or never existed.
 const END_ONE: &str = r#"
 local function end_one(key, handle, now, reason, sessions, all, users)
-  if redis.call('EXISTS', key) == 0 or redis.call('HEXISTS', key, 'ended') == 1 then
-    return 0
-  end
+  if not live(key) then return 0 end
   local session = redis.call('HGET', key, 'session')
   if session then redis.call('DEL', sessions .. session) end
   local user = redis.call('HGET', key, 'user')
@@ -295,9 +285,6 @@ local function end_one(key, handle, now, reason, sessions, all, users)
   redis.call('PUBLISH', 'coatcheck:ended', handle)
   return 1
 end
-local function live(key)
-  return redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'ended') == 0
-end
 "#;
 
 /// Ends one login (KEYS[1], handle ARGV[1]) in one step, so no request in flight can store it
@@ -307,7 +294,7 @@ end
 /// ''. 1: ended; 0: nothing to end.
 static END: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(format!(
-        "{END_ONE}{}",
+        "{LIVE}{END_ONE}{}",
         r#"
 if ARGV[6] ~= '' and not live(KEYS[2]) then return -1 end
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'user') ~= ARGV[7] then return 0 end
@@ -322,7 +309,7 @@ return end_one(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[3], KEYS[4])
 /// KEYS[3]: every login's index; KEYS[4]: the users' index prefix.
 static END_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(format!(
-        "{END_ONE}{}",
+        "{LIVE}{END_ONE}{}",
         r#"
 if ARGV[5] ~= '' and not live(KEYS[2]) then return -1 end
 local ended = 0
@@ -339,17 +326,16 @@ return ended
 /// Records activity on a live login (KEYS[1]): its `seen` and its place in both indexes
 /// (KEYS[2], KEYS[3]). ARGV: handle, now (s).
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::from_lua(format!(
+        "{LIVE}{}",
         r#"
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'ended') == 1 then
-  return 0
-end
+if not live(KEYS[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'seen', ARGV[2])
 redis.call('ZADD', KEYS[2], 'XX', ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], 'XX', ARGV[2], ARGV[1])
 return 1
-"#,
-    )
+"#
+    ))
 });
 
 /// The entries in an index (KEYS[1]), most recent activity first, that are live and whose
@@ -471,8 +457,6 @@ impl RedisSessions {
             pool,
             config,
             policy: *policy,
-            anonymous_first_idle: time::Duration::try_from(policy.anonymous_first_idle_timeout)
-                .unwrap_or(time::Duration::DAY),
         })
     }
 
@@ -505,13 +489,9 @@ impl RedisSessions {
         new: NewSession<'_>,
         email: &str,
     ) -> Result<(), session_store::Error> {
-        let now = super::clock::now();
-        let user_agent: String = new.user_agent.chars().take(512).collect();
-        let timeout = if new.remembered {
-            self.policy.remembered_login_timeout
-        } else {
-            self.policy.login_absolute_timeout
-        };
+        let now = clock::now();
+        let (_, device) = new.user_agent_and_device();
+        let (_, timeout) = self.policy.login_timeouts(new.remembered);
         let expiry = (now.saturating_add(i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)))
             .saturating_add(self.policy.after_login_grace())
             .saturating_mul(1000);
@@ -530,7 +510,7 @@ impl RedisSessions {
                     now.to_string(),
                     u8::from(new.remembered).to_string(),
                     new.ip.to_string(),
-                    describe_device(&user_agent),
+                    device,
                     expiry.to_string(),
                     email.to_lowercase(),
                 ],
@@ -566,7 +546,7 @@ impl RedisSessions {
                 ],
                 vec![
                     handle.to_string(),
-                    super::clock::now().to_string(),
+                    clock::now().to_string(),
                     reason.as_str().to_string(),
                     format!("{PREFIX}session:"),
                     format!("{PREFIX}login:"),
@@ -599,7 +579,7 @@ impl RedisSessions {
                     USER_LOGINS.to_string(),
                 ],
                 vec![
-                    super::clock::now().to_string(),
+                    clock::now().to_string(),
                     reason.as_str().to_string(),
                     format!("{PREFIX}session:"),
                     format!("{PREFIX}login:"),
@@ -649,7 +629,7 @@ impl RedisSessions {
             )
             .await
             .map_err(backend)?;
-        let now = super::clock::now();
+        let now = clock::now();
         let mut live: Vec<SessionInfo> = rows
             .into_iter()
             .map(
@@ -762,7 +742,7 @@ impl RedisSessions {
                 self.pool.next(),
                 vec![format!("{PREFIX}budget:new-sessions:{client}")],
                 vec![
-                    millis(super::clock::now_utc()).to_string(),
+                    clock::now_ms().to_string(),
                     self.policy.new_sessions_burst.max(1).to_string(),
                     interval.to_string(),
                     change.to_string(),
@@ -782,7 +762,11 @@ impl RedisSessions {
             .map_err(backend)?;
         match bytes {
             None => Ok(None),
-            Some(bytes) => Ok(Some((decode(id, &bytes)?, bytes))),
+            Some(bytes) => {
+                let record = decode_record(*id, &bytes)
+                    .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+                Ok(Some((record, bytes)))
+            }
         }
     }
 
@@ -796,13 +780,10 @@ impl RedisSessions {
     async fn write(&self, record: &Record, expected: Option<&[u8]>) -> session_store::Result<bool> {
         let hash = storage_key(&record.id);
         let expiry = stored_expiry(&self.policy, &record.data, record.expiry_date);
-        let mut keys = vec![session_key(&hash)];
-        if let Some(user) = login_of(&record.data) {
-            keys.push(login_key(&user.handle));
-        }
+        let keys = record_keys(&hash, login_of(&record.data).as_ref());
         let args: Vec<fred::types::Value> = vec![
             bytes(&encode(record)?),
-            millis(expiry).into(),
+            clock::millis(expiry).into(),
             bytes(expected.unwrap_or_default()),
             hash.into(),
         ];
@@ -819,55 +800,44 @@ impl SessionStore for RedisSessions {
     /// Stores a new record under a fresh ID (`SET … NX`); a login only while its entry is live
     /// (else the record is stored without it, cart included, with a message for the shopper).
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        record.expiry_date = stored_expiry(&self.policy, &record.data, record.expiry_date);
+        record.expiry_date = created_expiry(&self.policy, &record.data, record.expiry_date);
         let login = login_of(&record.data);
-        if login.is_none() {
-            // Until it comes back (its next request writes it with the full idle timeout).
-            let first_idle = super::clock::now_utc() + self.anonymous_first_idle;
-            record.expiry_date = record.expiry_date.min(first_idle);
-        }
-        let signed_out = match &login {
-            Some(_) => {
-                let mut data: HashMap<String, serde_json::Value> = record.data.clone();
-                sign_out_record(
-                    &mut data,
-                    &crate::model::Flash::error("You were signed out. Please log in again."),
-                );
-                encode(&Record {
-                    id: record.id,
-                    data,
-                    expiry_date: record.expiry_date,
-                })?
-            }
+        // What is stored instead if the login has ended meanwhile.
+        let signed_out = login.as_ref().map(|_| {
+            let mut data = record.data.clone();
+            sign_out_ended_login(&mut data);
+            data
+        });
+        let signed_out_bytes = match &signed_out {
+            Some(data) => encode(&Record {
+                id: record.id,
+                data: data.clone(),
+                expiry_date: record.expiry_date,
+            })?,
             None => Vec::new(),
         };
+        // The ID is not in the stored bytes: a new ID after a collision stores the same ones.
+        let stored = encode(record)?;
         loop {
             let hash = storage_key(&record.id);
-            let mut keys = vec![session_key(&hash)];
-            if let Some(user) = &login {
-                keys.push(login_key(&user.handle));
-            }
             let args: Vec<fred::types::Value> = vec![
-                bytes(&encode(record)?),
-                millis(record.expiry_date).into(),
-                bytes(&signed_out),
+                bytes(&stored),
+                clock::millis(record.expiry_date).into(),
+                bytes(&signed_out_bytes),
                 login.as_ref().map(|u| u.id).unwrap_or(0).to_string().into(),
-                hash.into(),
+                hash.clone().into(),
             ];
             let created: i64 = CREATE
-                .evalsha_with_reload(self.pool.next(), keys, args)
+                .evalsha_with_reload(self.pool.next(), record_keys(&hash, login.as_ref()), args)
                 .await
                 .map_err(backend)?;
             match created {
                 0 => record.id = Id::default(),
                 2 => {
-                    if let Some(user) = &login {
+                    if let (Some(user), Some(data)) = (&login, signed_out) {
                         tracing::warn!(handle = %user.handle, "not storing a login whose session has ended");
+                        record.data = data;
                     }
-                    sign_out_record(
-                        &mut record.data,
-                        &crate::model::Flash::error("You were signed out. Please log in again."),
-                    );
                     return Ok(());
                 }
                 _ => return Ok(()),

@@ -61,10 +61,18 @@ pub struct NewSession<'a> {
     pub remembered: bool,
 }
 
+impl NewSession<'_> {
+    /// The User-Agent as stored (at most 512 characters) and the device it describes.
+    pub fn user_agent_and_device(&self) -> (String, String) {
+        let user_agent: String = self.user_agent.chars().take(512).collect();
+        let device = describe_device(&user_agent);
+        (user_agent, device)
+    }
+}
+
 pub async fn record_login(db: &Db, new: NewSession<'_>) -> Result<(), sqlx::Error> {
     let now = now();
-    let user_agent: String = new.user_agent.chars().take(512).collect();
-    let device = describe_device(&user_agent);
+    let (user_agent, device) = new.user_agent_and_device();
     on_db!(db, pool => sqlx::query(
         "INSERT INTO session_registry (handle, user_id, created_at, last_seen_at, ip, user_agent, device, remembered)
          VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",

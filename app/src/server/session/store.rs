@@ -17,7 +17,9 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion};
 use tower_sessions::SessionStore;
 
-use super::contents::{cart_items_of, login_of, sign_out_record, stored_expiry, SessionError};
+use super::contents::{
+    cart_items_of, created_expiry, login_of, sign_out_ended_login, stored_expiry, SessionError,
+};
 use crate::server::db::{Conn, Kind};
 use time::OffsetDateTime;
 
@@ -58,7 +60,7 @@ pub(crate) struct Update<'a> {
 }
 
 /// A stored record, given back the ID it was looked up with.
-fn decode_record(id: Id, bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
+pub(super) fn decode_record(id: Id, bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
     let mut record: Record = rmp_serde::from_slice(bytes)?;
     record.id = id;
     Ok(record)
@@ -152,8 +154,6 @@ pub(crate) async fn save_in(
 #[derive(Clone, Debug)]
 pub struct ShopSessionStore {
     db: Db,
-    /// How long a new anonymous session is kept if it never comes back.
-    anonymous_first_idle: time::Duration,
     /// The most anonymous sessions kept.
     max_anonymous: u64,
     /// Anonymous sessions stored, as last counted plus those this server created since: when
@@ -189,8 +189,6 @@ impl ShopSessionStore {
     pub fn new(db: Db, policy: &super::policy::SessionPolicy) -> ShopSessionStore {
         ShopSessionStore {
             db,
-            anonymous_first_idle: time::Duration::try_from(policy.anonymous_first_idle_timeout)
-                .unwrap_or(time::Duration::DAY),
             max_anonymous: policy.max_anonymous_sessions.max(1),
             anonymous: Default::default(),
             metrics: Default::default(),
@@ -312,7 +310,8 @@ fn backend(error: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
 }
 
-fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
+/// [`encode_record`], as a store error.
+pub(super) fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
     encode_record(record).map_err(|e| session_store::Error::Encode(e.to_string()))
 }
 
@@ -323,13 +322,8 @@ impl SessionStore for ShopSessionStore {
     /// ended meanwhile (revoked, logged out, ended by a password change) is not stored: the
     /// record is kept without it (cart included), with a message for the shopper.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        record.expiry_date = stored_expiry(&self.policy, &record.data, record.expiry_date);
+        record.expiry_date = created_expiry(&self.policy, &record.data, record.expiry_date);
         let anonymous = login_of(&record.data).is_none();
-        if anonymous {
-            // Until it comes back (its next request writes it with the full idle timeout).
-            let first_idle = super::clock::now_utc() + self.anonymous_first_idle;
-            record.expiry_date = record.expiry_date.min(first_idle);
-        }
         let mut tx = self.db.begin_write().await.map_err(backend)?;
         let insert = format!(
             "INSERT INTO {TABLE} (id, data, expiry_date, cart_items) VALUES ($1, $2, $3, $4)
@@ -363,10 +357,7 @@ impl SessionStore for ShopSessionStore {
             if linked {
                 tracing::info!(handle = %user.handle, "session created for login");
             } else {
-                sign_out_record(
-                    &mut record.data,
-                    &crate::model::Flash::error("You were signed out. Please log in again."),
-                );
+                sign_out_ended_login(&mut record.data);
                 let update = format!("UPDATE {TABLE} SET data = $1 WHERE id = $2");
                 let data = encode(record)?;
                 on_conn!(&mut tx.conn(), c => sqlx::query(&update)
