@@ -337,11 +337,7 @@ async fn what_a_client_gets_wrong_is_a_4xx_never_an_error_line() {
     let url = fresh_database_url(&dir).await;
     let log_path = dir.path().join("server.log");
     let log_file = std::fs::File::create(&log_path).unwrap();
-    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let metrics_port = common::free_port();
     let server = ServerProcess::start_with(&url, |command| {
         command
             .env("COATCHECK_LOG_FORMAT", "json")

@@ -420,11 +420,7 @@ async fn start_up_errors_are_one_line_and_a_failing_exit() {
     // A database that cannot be opened: on SQLite a file under a file, on PostgreSQL a server
     // that is not there (a port nothing listens on).
     let (unopenable_case, unopenable) = if common::on_postgres() {
-        let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let closed_port = common::free_port();
         (
             "unreachable database server",
             format!("postgres://coatcheck@127.0.0.1:{closed_port}/shop"),

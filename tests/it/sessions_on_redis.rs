@@ -116,6 +116,25 @@ async fn everything_stored(store: &RedisSessions) -> Vec<Vec<u8>> {
     all
 }
 
+/// One increment of the record's `count` by compare-and-swap: the new count, or `None` when
+/// another writer got there first (read again and redo).
+async fn increment(
+    store: &RedisSessions,
+    id: &Id,
+) -> tower_sessions::session_store::Result<Option<i64>> {
+    use tower_sessions::session_store::Error;
+    let (mut record, bytes) = store
+        .load_bytes(id)
+        .await?
+        .ok_or_else(|| Error::Backend("the session is gone".into()))?;
+    let count = record.data["count"]
+        .as_i64()
+        .ok_or_else(|| Error::Decode("no count".into()))?
+        + 1;
+    record.data.insert("count".into(), json!(count));
+    Ok(store.swap(&record, &bytes).await?.then_some(count))
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -336,14 +355,7 @@ async fn concurrent_writers_on_two_instances_lose_no_update() {
         tasks.push(tokio::spawn(async move {
             let mut retries = 0;
             for _ in 0..increments {
-                loop {
-                    let (mut record, bytes) =
-                        store.load_bytes(&id).await.expect("load").expect("there");
-                    let count = record.data["count"].as_i64().expect("count");
-                    record.data.insert("count".into(), json!(count + 1));
-                    if store.swap(&record, &bytes).await.expect("swap") {
-                        break;
-                    }
+                while increment(&store, &id).await.expect("increment").is_none() {
                     retries += 1;
                 }
             }
@@ -436,22 +448,14 @@ async fn no_acknowledged_write_is_lost_when_redis_is_killed_and_comes_back() {
             let mut after_failures = 0;
             let started = std::time::Instant::now();
             while started.elapsed() < Duration::from_secs(4) {
-                let write = async {
-                    let (mut record, bytes) = store.load_bytes(&id).await?.ok_or_else(|| {
-                        tower_sessions::session_store::Error::Backend("gone".into())
-                    })?;
-                    let count = record.data["count"].as_i64().unwrap_or(-1);
-                    record.data.insert("count".into(), json!(count + 1));
-                    store.swap(&record, &bytes).await.map(|ok| (ok, count + 1))
-                };
-                match write.await {
-                    Ok((true, count)) => {
+                match increment(&store, &id).await {
+                    Ok(Some(count)) => {
                         acknowledged = count;
                         if failures > 0 {
                             after_failures += 1;
                         }
                     }
-                    Ok((false, _)) => {}
+                    Ok(None) => {}
                     Err(_) => {
                         failures += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -787,11 +787,7 @@ impl PrivatePostgres {
                 .expect("chown runs");
             assert!(status.success(), "chown postgres: {}", dir.path().display());
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("addr")
-            .port();
+        let port = free_port();
         let server = PrivatePostgres {
             dir,
             bindir,
