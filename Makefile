@@ -125,22 +125,38 @@ test: tools nextest postgres redis nginx e2e-deps
 	@$(TIMED) "playwright" $(MAKE) --no-print-directory test-e2e
 
 # Every test in parallel, no retries (.config/nextest.toml): once on SQLite, once on a private,
-# throw-away PostgreSQL server (each test on a database of its own; .ci/with-postgres); then
-# the doc examples, which nextest does not run.
+# throw-away PostgreSQL server (each test on a database of its own; .ci/with-postgres); the
+# integration tests again with the sessions on a private Redis (.ci/with-redis; each test
+# server on a Redis database of its own): on SQLite + Redis all but the SQL store's own
+# mechanisms (below), on PostgreSQL + Redis the multi-instance ones; then the doc examples,
+# which nextest does not run.
 test-rust: nextest postgres redis
 	cargo nextest run --workspace --features ssr
 	.ci/with-postgres cargo nextest run --workspace --features ssr -E "kind(test)"
+	.ci/with-redis cargo nextest run --workspace --features ssr -E "kind(test) $(NOT_ON_REDIS)"
+	.ci/with-postgres .ci/with-redis cargo nextest run --workspace --features ssr -E "kind(test) & test(/^cluster::/)"
 	cargo test --workspace --features ssr --doc
 
+# What the Redis run leaves out: the Redis store's own tests (each starts its own servers; run
+# above already), and tests of mechanisms only the SQL store has — the sweep of expired rows
+# (Redis expires keys itself), the upgrade of sessions stored before IDs were hashed, and an
+# admin list filled by SQL inserts.
+# Their Redis counterparts are in tests/it/sessions_on_redis.rs.
+NOT_ON_REDIS := & !test(/^sessions_on_redis::/) \
+  & !test(=sessions::expired_sessions_are_swept_and_their_rows_closed) \
+  & !test(=sessions::session_ids_are_hashed_at_rest_and_old_sessions_carried_over) \
+  & !test(=sessions::the_admin_list_pages_and_filters_a_thousand_sessions)
+
 # The suite against the release server on SQLite, and its shopper and admin journeys again
-# against two instances on a throw-away PostgreSQL behind nginx (project js-cluster).
+# against two instances on a throw-away PostgreSQL behind nginx, with their sessions on a
+# throw-away Redis (project js-cluster).
 E2E_ADMIN_EMAIL    := admin@example.com
 E2E_ADMIN_PASSWORD := admin password for the e2e suite
 # On failure the failed tests are printed again last, after the servers' logs.
-test-e2e: postgres nginx
+test-e2e: postgres redis nginx
 	@rm -f end2end/test-results/failures.txt
 	COATCHECK_ADMIN_EMAIL='$(E2E_ADMIN_EMAIL)' COATCHECK_PASSWORD='$(E2E_ADMIN_PASSWORD)' \
-	  .ci/with-postgres .ci/cluster 2 bash -c 'cd end2end && npx playwright test' \
+	  .ci/with-postgres .ci/with-redis .ci/cluster 2 bash -c 'cd end2end && npx playwright test' \
 	  || { echo "== failed Playwright tests:"; cat end2end/test-results/failures.txt 2>/dev/null; exit 1; }
 
 nginx:
@@ -170,10 +186,13 @@ wrk:
 
 # Not part of `make test`: it takes the whole machine for about five minutes.
 # The PostgreSQL rows: a throw-away server (.ci/with-postgres), one instance started by the
-# bench, and two behind nginx (.ci/cluster).
-bench: build wrk postgres nginx
+# bench, and two behind nginx (.ci/cluster). The Redis rows: a throw-away Redis
+# (.ci/with-redis), one instance on SQLite + Redis started by the bench (again with appendfsync
+# everysec), and two on PostgreSQL + Redis behind nginx (a second .ci/cluster, inside the first).
+bench: build wrk postgres redis nginx
 	cargo build --release -p coatcheck-bench
-	.ci/with-postgres .ci/cluster 2 target/release/coatcheck-bench
+	.ci/with-postgres .ci/cluster 2 bash -c 'BENCH_PG_CLUSTER_URL=$$E2E_CLUSTER_URL BENCH_PG_CLUSTER_DATABASE_URL=$$DATABASE_URL \
+	  .ci/with-redis .ci/cluster 2 target/release/coatcheck-bench'
 
 # The reliability tests, repeated: kill -9 rounds, SIGTERM rounds, thousands of cart sequences.
 soak:

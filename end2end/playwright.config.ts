@@ -13,6 +13,13 @@ export const ADMIN_PASSWORD = process.env.COATCHECK_PASSWORD ?? 'admin password 
 // runs the suite under): the shopper and admin journeys again, each request of one browser on
 // whichever instance nginx picks.
 const clusterURL = process.env.E2E_CLUSTER_URL;
+
+// A second server whose sudo window is a few seconds (COATCHECK_SUDO_TIMEOUT), for the
+// confirmation step of sensitive actions (step-up.spec.ts): a test waits it out instead of
+// fifteen minutes. Every other spec runs against the default window.
+const stepUpPort = port + 1;
+const stepUpURL = `http://127.0.0.1:${stepUpPort}`;
+export const SUDO_SECONDS = 10;
 if (!clusterURL) {
   console.warn('E2E_CLUSTER_URL is not set: the js-cluster project is left out (make test-e2e runs it)');
 }
@@ -45,8 +52,18 @@ export default defineConfig({
   use: { baseURL, trace: 'retain-on-failure' },
   projects: [
     // cluster.spec.ts is about the load balancer in front: js-cluster only.
-    { name: 'js', testIgnore: /cluster\.spec\.ts/, use: { ...chromium, javaScriptEnabled: true } },
-    { name: 'nojs', testIgnore: /cluster\.spec\.ts/, use: { ...chromium, javaScriptEnabled: false } },
+    { name: 'js', testIgnore: /(cluster|step-up)\.spec\.ts/, use: { ...chromium, javaScriptEnabled: true } },
+    { name: 'nojs', testIgnore: /(cluster|step-up)\.spec\.ts/, use: { ...chromium, javaScriptEnabled: false } },
+    {
+      name: 'step-up-js',
+      testMatch: /step-up\.spec\.ts/,
+      use: { ...chromium, javaScriptEnabled: true, baseURL: stepUpURL },
+    },
+    {
+      name: 'step-up-nojs',
+      testMatch: /step-up\.spec\.ts/,
+      use: { ...chromium, javaScriptEnabled: false, baseURL: stepUpURL },
+    },
     ...(clusterURL
       ? [
           {
@@ -57,31 +74,57 @@ export default defineConfig({
         ]
       : []),
   ],
-  webServer: {
-    cwd: '..',
-    command:
-      'rm -rf target/e2e && mkdir -p target/e2e && target/release/coatcheck migrate && ' +
-      `target/release/coatcheck user create --email ${ADMIN_EMAIL} --admin && ` +
-      // A shop-sized catalog (the demo's 15 products first, then 5,000 generated ones in an
-      // "Assortment" category) for the paging tests; the first page stays the demo's.
-      'target/release/coatcheck assortment --products 5000 && ' +
-      'exec target/release/coatcheck serve',
-    url: `${baseURL}/healthz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: 'pipe',
-    stderr: 'pipe',
-    env: {
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      LEPTOS_SITE_ROOT: 'target/site',
-      DATABASE_URL: 'sqlite://target/e2e/coatcheck.db',
-      RUST_LOG: 'warn',
-      COATCHECK_PASSWORD: ADMIN_PASSWORD,
-      COATCHECK_TRUSTED_PROXIES: '',
-      // Every browser of the suite comes from 127.0.0.1: per-address budgets that a whole
-      // shop's worth of visitors fits in (the budgets have their own Rust tests).
-      COATCHECK_NEW_SESSIONS_BURST: '100000',
-      COATCHECK_REGISTRATIONS_PER_ADDRESS: '100000',
+  webServer: [
+    {
+      cwd: '..',
+      command:
+        'rm -rf target/e2e && mkdir -p target/e2e && target/release/coatcheck migrate && ' +
+        `target/release/coatcheck user create --email ${ADMIN_EMAIL} --admin && ` +
+        // A shop-sized catalog (the demo's 15 products first, then 5,000 generated ones in an
+        // "Assortment" category) for the paging tests; the first page stays the demo's.
+        'target/release/coatcheck assortment --products 5000 && ' +
+        'exec target/release/coatcheck serve',
+      url: `${baseURL}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: {
+        LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+        LEPTOS_SITE_ROOT: 'target/site',
+        DATABASE_URL: 'sqlite://target/e2e/coatcheck.db',
+        RUST_LOG: 'warn',
+        COATCHECK_PASSWORD: ADMIN_PASSWORD,
+        COATCHECK_TRUSTED_PROXIES: '',
+        // Every browser of the suite comes from 127.0.0.1: per-address budgets that a whole
+        // shop's worth of visitors fits in (the budgets have their own Rust tests).
+        COATCHECK_NEW_SESSIONS_BURST: '100000',
+        COATCHECK_REGISTRATIONS_PER_ADDRESS: '100000',
+      },
     },
-  },
+    {
+      cwd: '..',
+      command:
+        'rm -rf target/e2e-step-up && mkdir -p target/e2e-step-up && ' +
+        'target/release/coatcheck migrate && ' +
+        `target/release/coatcheck user create --email ${ADMIN_EMAIL} --admin && ` +
+        'exec target/release/coatcheck serve',
+      url: `${stepUpURL}/healthz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: {
+        LEPTOS_SITE_ADDR: `127.0.0.1:${stepUpPort}`,
+        LEPTOS_SITE_ROOT: 'target/site',
+        DATABASE_URL: 'sqlite://target/e2e-step-up/coatcheck.db',
+        RUST_LOG: 'warn',
+        COATCHECK_PASSWORD: ADMIN_PASSWORD,
+        COATCHECK_TRUSTED_PROXIES: '',
+        COATCHECK_NEW_SESSIONS_BURST: '100000',
+        COATCHECK_REGISTRATIONS_PER_ADDRESS: '100000',
+        COATCHECK_SUDO_TIMEOUT: `${SUDO_SECONDS}s`,
+      },
+    },
+  ],
 });

@@ -36,6 +36,27 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage the keys of the session API (/api/v1).
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key; it is printed alone on the last line, once, and never shown again.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// The key may list sessions but not end them.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Names, prefixes, created and last-used times (never a whole key).
+    List,
+    /// Revoke the key named NAME: it stops working at its next request.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -90,6 +111,7 @@ async fn main() -> ExitCode {
         Command::User {
             command: UserCommand::Create { email, admin },
         } => create_user(&email, admin).await,
+        Command::ApiKey { command } => api_key(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -182,5 +204,56 @@ async fn create_user(email: &str, admin: bool) -> Result<(), String> {
         user.id,
         if admin { " as admin" } else { "" }
     );
+    Ok(())
+}
+
+async fn api_key(command: ApiKeyCommand) -> Result<(), String> {
+    use app::server::api_keys;
+    use app::server::session::clock::now;
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let (pool, _) = open_database(&config).await.map_err(|e| e.to_string())?;
+    match command {
+        ApiKeyCommand::Create { name, read_only } => {
+            let (key, info) = api_keys::create(&pool, &name, read_only, now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created the {}API key {:?}; it is shown this once, keep it now:",
+                if read_only { "read-only " } else { "" },
+                info.name
+            );
+            println!("{key}");
+        }
+        ApiKeyCommand::List => {
+            let keys = api_keys::list(&pool).await.map_err(|e| e.to_string())?;
+            if keys.is_empty() {
+                println!("no API keys");
+            }
+            let time = |at: Option<i64>| at.map_or("never".to_string(), app::model::format_unix);
+            for key in keys {
+                println!(
+                    "{}\t{}…\t{}\tcreated {}\tlast used {}{}",
+                    key.name,
+                    key.prefix,
+                    if key.read_only {
+                        "read-only"
+                    } else {
+                        "read-write"
+                    },
+                    app::model::format_unix(key.created_at),
+                    time(key.last_used_at),
+                    key.revoked_at
+                        .map(|at| format!("\trevoked {}", app::model::format_unix(at)))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        ApiKeyCommand::Revoke { name } => {
+            api_keys::revoke(&pool, &name, now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("revoked the API key {name:?}");
+        }
+    }
     Ok(())
 }

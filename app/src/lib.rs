@@ -17,9 +17,9 @@ use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
 };
-use pages::sessions::{AccountSessionsPage, AdminSessionsPage, PasswordPage};
+use pages::sessions::{AccountSessionsPage, AdminApiKeysPage, AdminSessionsPage, PasswordPage};
 use pages::{
-    account::AccountPage,
+    account::{AccountPage, ConfirmPage, SecurityLogPage},
     cart::CartPage,
     catalog::CatalogPage,
     checkout::CheckoutPage,
@@ -85,8 +85,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/register") view=RegisterPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/account/sessions") view=AccountSessionsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account/confirm") view=ConfirmPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account/security") view=SecurityLogPage ssr=SsrMode::Async/>
                     <Route path=path!("/account/password") view=PasswordPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin/sessions") view=AdminSessionsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin/api-keys") view=AdminApiKeysPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

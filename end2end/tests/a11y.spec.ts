@@ -94,7 +94,10 @@ const ADMIN_PAGES = [
   '/checkout',
   '/account',
   '/account/sessions',
+  '/account/confirm?next=%2Fadmin%2Fsessions',
+  '/account/security',
   '/admin/sessions',
+  '/admin/api-keys',
   '/admin/sessions?q=example.com',
 ];
 

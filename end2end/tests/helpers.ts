@@ -1,7 +1,8 @@
-import { BrowserContext, expect, Page, TestInfo } from '@playwright/test';
+import { Browser, BrowserContext, expect, Page, TestInfo } from '@playwright/test';
+import { ADMIN_EMAIL, ADMIN_PASSWORD } from '../playwright.config';
 
-/** True in the project that runs with JavaScript disabled. */
-export const noJs = (testInfo: TestInfo) => testInfo.project.name === 'nojs';
+/** True in the projects that run with JavaScript disabled. */
+export const noJs = (testInfo: TestInfo) => testInfo.project.use.javaScriptEnabled === false;
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -82,4 +83,24 @@ export async function login(page: Page, email: string, testInfo: TestInfo) {
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Log in' }).click();
   await expect(page.getByTestId('current-user')).toContainText(email);
+}
+
+/** A second, independent browser (another device), with the same JavaScript setting. */
+export async function secondDevice(browser: Browser, testInfo: TestInfo): Promise<Page> {
+  const context = await browser.newContext({
+    baseURL: testInfo.project.use.baseURL,
+    javaScriptEnabled: !noJs(testInfo),
+  });
+  return context.newPage();
+}
+
+/** The shop admin, logged in on a device of their own. */
+export async function adminDevice(browser: Browser, testInfo: TestInfo): Promise<Page> {
+  const admin = await secondDevice(browser, testInfo);
+  await open(admin, '/login', testInfo);
+  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
+  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
+  await admin.getByRole('button', { name: 'Log in' }).click();
+  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
+  return admin;
 }

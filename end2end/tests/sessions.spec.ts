@@ -1,28 +1,9 @@
-import { Browser, test, expect, Page, TestInfo } from '@playwright/test';
-import { ADMIN_EMAIL, ADMIN_PASSWORD } from '../playwright.config';
+import { test, expect, Page, TestInfo } from '@playwright/test';
+import { ADMIN_EMAIL } from '../playwright.config';
 import {
-  addFromProductPage, expectCartCount, login, noJs, open, register, sessionCookie, uniqueEmail, PASSWORD,
+  addFromProductPage, adminDevice, expectCartCount, login, noJs, open, register, secondDevice, sessionCookie,
+  uniqueEmail, PASSWORD,
 } from './helpers';
-
-/** A second, independent browser (another device), with the same JavaScript setting. */
-async function secondDevice(browser: Browser, testInfo: TestInfo): Promise<Page> {
-  const context = await browser.newContext({
-    baseURL: testInfo.project.use.baseURL,
-    javaScriptEnabled: !noJs(testInfo),
-  });
-  return context.newPage();
-}
-
-/** The shop admin, logged in on a device of their own. */
-async function adminDevice(browser: Browser, testInfo: TestInfo): Promise<Page> {
-  const admin = await secondDevice(browser, testInfo);
-  await open(admin, '/login', testInfo);
-  await admin.getByLabel('Email').fill(ADMIN_EMAIL);
-  await admin.getByLabel('Password').fill(ADMIN_PASSWORD);
-  await admin.getByRole('button', { name: 'Log in' }).click();
-  await expect(admin.getByTestId('current-user')).toContainText(ADMIN_EMAIL);
-  return admin;
-}
 
 async function expectLoggedOut(page: Page, testInfo: TestInfo) {
   await open(page, '/account', testInfo);
@@ -218,5 +199,58 @@ test("an admin's revocation reaches the victim's open tab within 2 seconds, with
     await expect(page.getByRole('link', { name: 'Log in' }).first()).toBeVisible();
     await expectCartCount(page, 0);
   }
+  await admin.context().close();
+});
+
+test('the security log shows the account its own logins and failed attempts, newest first', async ({ page, browser }, testInfo) => {
+  // Two devices and a few pages: three times the usual limit, well inside it on a slow machine.
+  test.slow();
+  const email = uniqueEmail('log', testInfo);
+  await register(page, email, testInfo);
+  await open(page, '/account', testInfo);
+  await page.getByRole('link', { name: 'Security log' }).click();
+  await expect(page).toHaveURL(/\/account\/security$/);
+  const events = page.getByTestId('security-event');
+  await expect(events).toHaveCount(1);
+  await expect(events.first()).toHaveAttribute('data-kind', 'login');
+  await expect(events.first()).toContainText('Account created');
+
+  // A wrong password on another device, then the right one there.
+  const other = await secondDevice(browser, testInfo);
+  await open(other, '/login', testInfo);
+  await other.getByLabel('Email').fill(email);
+  await other.getByLabel('Password').fill('not the password');
+  await other.getByRole('button', { name: 'Log in' }).click();
+  await expect(other.getByTestId('flash')).toContainText('Wrong email or password');
+  await login(other, email, testInfo);
+
+  await open(page, '/account/security', testInfo);
+  await expect(events).toHaveCount(3);
+  expect(await events.evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')))).toEqual([
+    'login', 'login_failed', 'login',
+  ]);
+  await expect(events.nth(1)).toContainText('Wrong password');
+  await other.context().close();
+});
+
+test('an admin creates an API key, sees it once, and revokes it', async ({ browser }, testInfo) => {
+  test.slow();
+  const admin = await adminDevice(browser, testInfo);
+  const name = `key-${testInfo.project.name}-${Date.now().toString(36)}`;
+  await open(admin, '/account', testInfo);
+  await admin.getByRole('link', { name: 'API keys (admin)' }).click();
+  await expect(admin).toHaveURL(/\/admin\/api-keys$/);
+  await admin.getByLabel('Name').fill(name);
+  await admin.getByRole('button', { name: 'Create key' }).click();
+  await expect(admin.getByTestId('flash')).toContainText('cck_');
+  const row = admin.locator(`[data-testid="api-key-row"][data-name="${name}"]`);
+  await expect(row).toHaveAttribute('data-revoked', 'false');
+  // Shown once: the page again lists its prefix only.
+  await open(admin, '/admin/api-keys', testInfo);
+  await expect(admin.getByTestId('flash')).toHaveCount(0);
+  await expect(row).toContainText('cck_');
+  await row.getByRole('button', { name: `Revoke the key ${name}` }).click();
+  await expect(admin.getByTestId('flash')).toContainText('Revoked the API key');
+  await expect(row).toHaveAttribute('data-revoked', 'true');
   await admin.context().close();
 });

@@ -12,6 +12,9 @@ pub struct Config {
     pub addr: SocketAddr,
     pub site_root: String,
     pub database_url: String,
+    /// Where the sessions, their registry and the per-client budgets live, when not in
+    /// `database_url` (`COATCHECK_SESSION_STORE_URL`: `redis://…` or `rediss://…`).
+    pub session_store_url: Option<String>,
     /// Whether the session cookie carries `Secure` (and is then named `__Host-id`).
     pub cookie_secure: bool,
     /// The site's public origin (`https://shop.example`), when behind a proxy.
@@ -58,6 +61,8 @@ pub enum ConfigError {
     PublicOrigin(String),
     #[error("{0} {1:?} must be a duration like 30m, 12h or 7d")]
     Duration(&'static str, String),
+    #[error("COATCHECK_SESSION_BINDING {0:?} must be notice, strict or off")]
+    Binding(String),
     #[error("{0} {1:?} must be a whole number above zero")]
     Number(&'static str, String),
     #[error("COATCHECK_TRUSTED_PROXIES {1:?}: {0:?} is not an address or network like 10.0.0.0/8")]
@@ -159,6 +164,17 @@ impl Config {
                 defaults.new_session_interval,
             )?,
             touch_interval: defaults.touch_interval,
+            sudo_timeout: duration("COATCHECK_SUDO_TIMEOUT", defaults.sudo_timeout)?,
+            binding: match lookup("COATCHECK_SESSION_BINDING") {
+                None => defaults.binding,
+                Some(text) => {
+                    app::server::session::Binding::parse(&text).ok_or(ConfigError::Binding(text))?
+                }
+            },
+            security_log_retention: duration(
+                "COATCHECK_SECURITY_LOG_RETENTION",
+                defaults.security_log_retention,
+            )?,
         };
         let header_read_timeout = duration(
             "COATCHECK_HEADER_READ_TIMEOUT",
@@ -220,6 +236,9 @@ impl Config {
             site_root: lookup("LEPTOS_SITE_ROOT").unwrap_or_else(|| DEFAULT_SITE_ROOT.to_string()),
             database_url: lookup("DATABASE_URL")
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+            session_store_url: lookup("COATCHECK_SESSION_STORE_URL")
+                .map(|url| url.trim().to_string())
+                .filter(|url| !url.is_empty()),
             cookie_secure,
             public_origin,
         })

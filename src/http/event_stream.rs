@@ -88,7 +88,8 @@ pub async fn session_events(
         loop {
             if check {
                 let context = &watch.context;
-                check_at = match login_row(&context.db, &context.policy, &watch.handle).await {
+                check_at = match login_row(&context.sessions, &context.policy, &watch.handle).await
+                {
                     Ok(LoginRow::Live { due_in_secs }) => {
                         Instant::now() + Duration::from_secs(due_in_secs).min(MAX_CHECK_INTERVAL)
                     }

@@ -14,44 +14,6 @@ pub fn is_form_post(headers: &HeaderMap) -> bool {
         .is_some_and(|accept| accept.contains("text/html"))
 }
 
-/// The path and query of the Referer when it is a URL of this site, for sending a form back.
-pub fn same_site_referer(headers: &HeaderMap) -> Option<String> {
-    let referer = headers.get(header::REFERER)?.to_str().ok()?;
-    let host = headers.get(header::HOST)?.to_str().ok()?;
-    let rest = referer
-        .strip_prefix("http://")
-        .or_else(|| referer.strip_prefix("https://"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if !authority.eq_ignore_ascii_case(host) {
-        return None;
-    }
-    // `http://host//evil.test/x` has this host, and the path `//evil.test/x`, which a browser
-    // would follow to evil.test.
-    let path = strip_error_query(path);
-    is_same_site_path(&path).then_some(path)
-}
-
-/// Leptos appends the error of a failed form call to the URL; our pages show it as a flash.
-fn strip_error_query(path: &str) -> String {
-    let Some((base, query)) = path.split_once('?') else {
-        return path.to_string();
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| {
-            !pair.is_empty() && !pair.starts_with("__err") && !pair.starts_with("__path")
-        })
-        .collect();
-    if kept.is_empty() {
-        base.to_string()
-    } else {
-        format!("{base}?{}", kept.join("&"))
-    }
-}
-
 /// Turns a server function's answer into a 303 for a plain form: to the place the action
 /// chose, else back to the page the form was on. Failures stay failures when they are ours.
 pub fn redirect_form(response: Response, back_to: Option<String>) -> Response {
@@ -99,30 +61,6 @@ mod tests {
             map.insert(*k, HeaderValue::from_static(v));
         }
         map
-    }
-
-    #[test]
-    fn referer_must_be_this_site() {
-        let h = headers(&[
-            ("host", "shop.test:3000"),
-            ("referer", "http://shop.test:3000/cart?x=1&__err=abc"),
-        ]);
-        assert_eq!(same_site_referer(&h).as_deref(), Some("/cart?x=1"));
-        let h = headers(&[
-            ("host", "shop.test:3000"),
-            ("referer", "http://evil.test/cart"),
-        ]);
-        assert_eq!(same_site_referer(&h), None);
-        let h = headers(&[("host", "shop.test"), ("referer", "https://shop.test")]);
-        assert_eq!(same_site_referer(&h).as_deref(), Some("/"));
-        // This host, but a path a browser reads as another host.
-        for referer in [
-            "http://shop.test//evil.test/x",
-            "http://shop.test/\\evil.test/x",
-        ] {
-            let h = headers(&[("host", "shop.test"), ("referer", referer)]);
-            assert_eq!(same_site_referer(&h), None, "{referer}");
-        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub fn router(context: AppContext) -> Router {
 async fn scrape(State(context): State<AppContext>) -> Response {
     let metrics = &context.metrics;
     metrics.set_open_streams(context.events.open_streams());
-    let scraped = app::server::session::live_sessions(&context.db, &context.policy)
+    let scraped = app::server::session::live_sessions(&context.sessions, &context.policy)
         .await
         .map_err(|error| error.to_string())
         .and_then(|live| {

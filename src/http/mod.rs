@@ -10,6 +10,7 @@ mod page_cache;
 pub mod proxies;
 pub mod router;
 mod serve;
+mod session_api;
 
 pub use config::{Config, ConfigError};
 
@@ -23,6 +24,8 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8)
 
 /// How often expired sessions are deleted from the store.
 const EXPIRED_SESSION_SWEEP: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often old events leave the security log.
+const SECURITY_LOG_PRUNE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -32,6 +35,8 @@ pub enum StartError {
     Db(#[from] db::DbError),
     #[error("cannot prepare the session store: {0}")]
     SessionStore(sqlx::Error),
+    #[error(transparent)]
+    Redis(#[from] app::server::session::StartError),
     #[error("cannot seed the catalog: {0}")]
     Seed(sqlx::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -68,7 +73,19 @@ pub async fn open_database(config: &Config) -> Result<(db::Db, ShopSessionStore)
 impl Application {
     /// Migrates, seeds an empty catalog, binds the listener. Port 0 picks a free port.
     pub async fn build(config: Config) -> Result<Application, StartError> {
+        // Sessions on Redis when configured: checked first (reachable, never evicting), so a
+        // misconfigured store stops the start before anything else is done.
+        let redis = match &config.session_store_url {
+            Some(url) => {
+                Some(app::server::session::RedisSessions::connect(url, &config.policy).await?)
+            }
+            None => None,
+        };
         let (pool, store) = open_database(&config).await?;
+        let store = match &redis {
+            Some(redis) => store.with_redis(redis.clone()),
+            None => store,
+        };
         // The store's count of anonymous sessions starts from the database (the sweeper's
         // first pass is a minute away); only a server needs it, not `migrate` or `user create`.
         store
@@ -101,7 +118,13 @@ impl Application {
             events: app::server::session::SessionEvents::new(streams),
             metrics,
             db: pool.clone(),
-            sessions: app::server::session::SessionWrites::new(pool.clone(), config.policy),
+            sessions: {
+                let writes = app::server::session::SessionWrites::new(pool.clone(), config.policy);
+                match redis {
+                    Some(redis) => writes.with_redis(redis),
+                    None => writes,
+                }
+            },
             passwords: app::server::passwords::PasswordHasher::new(),
             policy: config.policy,
             catalog: Default::default(),
@@ -143,6 +166,11 @@ impl Application {
         self.pool.clone()
     }
 
+    /// The server's session store and session writes (for tests that act on them directly).
+    pub fn sessions(&self) -> (ShopSessionStore, app::server::session::SessionWrites) {
+        (self.store.clone(), self.sessions.clone())
+    }
+
     /// Serves until `shutdown` resolves, then lets in-flight requests finish — for at most
     /// [`DRAIN_TIMEOUT`], so a stuck client cannot hold up a deploy.
     pub async fn run_until(
@@ -152,6 +180,11 @@ impl Application {
         let sweeper = tokio::spawn(app::server::session::sweep_expired_forever(
             self.store.clone(),
             EXPIRED_SESSION_SWEEP,
+        ));
+        let pruner = tokio::spawn(app::server::session::security_log::prune_forever(
+            self.pool.clone(),
+            i64::try_from(self.context.policy.security_log_retention.as_secs()).unwrap_or(i64::MAX),
+            SECURITY_LOG_PRUNE,
         ));
         // Raised once `shutdown` resolves: every listener stops, and the drain limit starts.
         let (signal, signalled) = tokio::sync::watch::channel(false);
@@ -167,7 +200,7 @@ impl Application {
         };
         // Open pages hear of ended logins from the database's feed; at shutdown their streams
         // end at once, so that they do not hold up the drain.
-        let feed = tokio::spawn(self.context.events.clone().follow(self.pool.clone()));
+        let feed = tokio::spawn(self.context.events.clone().follow(self.sessions.clone()));
         let events_stop = {
             let events = self.context.events.clone();
             let stop = stopping();
@@ -199,6 +232,7 @@ impl Application {
             }
         };
         sweeper.abort();
+        pruner.abort();
         feed.abort();
         events_stop.abort();
         if let Some(metrics) = metrics {

@@ -97,10 +97,12 @@ pub fn build(config: &Config, context: AppContext, store: ShopSessionStore) -> R
                 .layer(axum::middleware::from_fn(shape_server_fn_responses)),
         );
 
-    // Outside the session layer: the health check and the static files never touch a session.
+    // Outside the session layer: the health check and the static files never touch a session,
+    // and the session API is opened by API keys only (a cookie is not even read).
     let site = std::path::Path::new(config.site_root.as_str());
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(super::session_api::routes())
         .nest_service("/pkg", ServeDir::new(site.join(PKG_DIR)))
         .nest_service("/images", ServeDir::new(site.join("images")))
         .route_service("/favicon.svg", ServeFile::new(site.join("favicon.svg")))
@@ -238,7 +240,7 @@ async fn shape_server_fn_responses(request: Request<Body>, next: Next) -> Respon
         return next.run(request).await;
     }
     let form_post = super::forms::is_form_post(request.headers());
-    let back_to = super::forms::same_site_referer(request.headers());
+    let back_to = app::server::request::same_site_referer(request.headers());
     let response = next.run(request).await;
     if form_post {
         super::forms::redirect_form(response, back_to)

@@ -268,13 +268,7 @@ async fn browsing_creates_no_session_but_the_first_cart_write_does() {
         !reply.body.contains(shopper.cookie.as_deref().unwrap()),
         "no session id in the body"
     );
-    let sessions: i64 = app::on_db!(&app.db().await, p => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tower_sessions"
-    )
-    .fetch_one(p)
-    .await)
-    .unwrap();
-    assert_eq!(sessions, 1);
+    assert_eq!(common::stored_count(&app.database_url).await, 1);
     app.stop().await;
 }
 
@@ -379,32 +373,18 @@ async fn oversized_bodies_and_malformed_cookies_are_client_errors() {
 #[tokio::test]
 async fn a_stored_session_without_data_keeps_its_cookie_and_its_first_cart_line() {
     use tower_sessions::session::{Id, Record};
+    use tower_sessions::SessionStore;
     let app = spawn_app().await;
     let scarf = product_id(&app, "merino-scarf").await;
-    // A session whose stored data is empty (what a store may hold after its last value went).
-    let record = Record {
+    // A session whose stored data is empty (what a store may hold after its last value went),
+    // stored by the server's own store.
+    let mut record = Record {
         id: Id::default(),
         data: Default::default(),
         expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
     };
-    let key = app::server::session::storage_key(&record.id);
-    // As the store encodes a record: MessagePack, the ID blanked (it is stored only hashed).
-    let data = rmp_serde::to_vec(&Record {
-        id: Id(0),
-        data: record.data.clone(),
-        expiry_date: record.expiry_date,
-    })
-    .unwrap();
-    app::on_db!(&app.db().await, p => sqlx::query(
-        "INSERT INTO tower_sessions (id, data, expiry_date) VALUES ($1, $2, $3)"
-    )
-    .bind(&key)
-    .bind(&data)
-    .bind(record.expiry_date)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))
-    .unwrap();
+    app.store.create(&mut record).await.unwrap();
+    assert_eq!(common::stored_count(&app.database_url).await, 1);
     let cookie = record.id.to_string();
     let mut shopper = Shopper::new(&app).with_cookie(Some(cookie.clone()));
 

@@ -144,14 +144,7 @@ async fn browsing_creates_no_session() {
             "{path} sets no cookie"
         );
     }
-    let db = app.db().await;
-    let sessions: i64 = app::on_db!(&db, p => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tower_sessions"
-    )
-    .fetch_one(p)
-    .await)
-    .unwrap();
-    assert_eq!(sessions, 0);
+    assert_eq!(common::stored_count(&app.database_url).await, 0);
     app.stop().await;
 }
 

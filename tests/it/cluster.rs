@@ -575,13 +575,7 @@ async fn two_instances_give_one_client_the_new_session_budget_of_one() {
         retry_after.iter().all(|s| (1..=30).contains(s)),
         "{retry_after:?}"
     );
-    let db = app::server::db::connect(&url).await.unwrap();
-    let stored: i64 =
-        app::on_db!(&db, p => sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(p)
-        .await)
-        .unwrap();
-    db.close().await;
+    let stored = common::stored_count(&url).await;
     assert_eq!(
         stored as usize, accepted,
         "a session stored for each accepted request, none for the refused"

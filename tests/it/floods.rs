@@ -7,10 +7,7 @@ use crate::common;
 use common::{cookieless_add, product_id, spawn_app, spawn_app_with, Shopper, TestApp, PASSWORD};
 
 async fn stored_sessions(app: &TestApp) -> i64 {
-    app::on_db!(&app.pool, p => sqlx::query_scalar("SELECT COUNT(*) FROM tower_sessions")
-        .fetch_one(p)
-        .await)
-    .unwrap()
+    common::stored_count(&app.database_url).await
 }
 
 #[tokio::test]
@@ -148,13 +145,7 @@ async fn past_the_ceiling_the_least_recently_used_anonymous_sessions_go_never_a_
         assert_eq!(visitor.add(scarf, "1").await.status, 200);
         visitors.push(visitor);
     }
-    let anonymous: i64 = app::on_db!(&app.pool, p => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM tower_sessions s WHERE NOT EXISTS
-           (SELECT 1 FROM session_registry r WHERE r.session_id = s.id AND r.ended_at IS NULL)",
-    )
-    .fetch_one(p)
-    .await)
-    .unwrap();
+    let anonymous = common::anonymous_count(&app.database_url).await;
     assert!(anonymous <= 20, "{anonymous} anonymous sessions stored");
     // The login was never evicted, and still has its cart.
     assert_eq!(member.me().await["user"]["email"], "ann@example.com");
@@ -172,13 +163,9 @@ async fn an_anonymous_session_that_never_comes_back_goes_sooner() {
     let mut visitor = Shopper::new(&app);
     assert_eq!(visitor.add(scarf, "1").await.status, 200);
     let expiry = || async {
-        let expiry: time::OffsetDateTime = app::on_db!(&app.pool, p => sqlx::query_scalar(
-            "SELECT expiry_date FROM tower_sessions"
-        )
-        .fetch_one(p)
-        .await)
-        .unwrap();
-        expiry - time::OffsetDateTime::now_utc()
+        let expiries = common::stored_expiries(&app.database_url).await;
+        assert_eq!(expiries.len(), 1);
+        expiries[0] - time::OffsetDateTime::now_utc()
     };
     let first = expiry().await;
     assert!(

@@ -6,8 +6,10 @@ use crate::common;
 use common::{product_id, spawn_app, Shopper, PASSWORD};
 use std::io::{Read, Write};
 
-/// Everything a request could damage: stock and prices, users, orders, sessions and their data.
-async fn snapshot(db: &app::server::db::Db) -> String {
+/// Everything a request could damage: stock and prices, users, orders, sessions and their data
+/// (in the store the server keeps them in), and the logins' registry.
+async fn snapshot(app: &common::TestApp) -> String {
+    let db = &app.pool;
     let mut out = String::new();
     let products: Vec<(i64, i64, i64)> = app::on_db!(db, p => sqlx::query_as(
         "SELECT id, price_cents, stock FROM products ORDER BY id"
@@ -28,13 +30,9 @@ async fn snapshot(db: &app::server::db::Db) -> String {
         let n: i64 = app::on_db!(db, p => sqlx::query_scalar(&sql).fetch_one(p).await).unwrap();
         out.push_str(&format!("{table}: {n}\n"));
     }
-    let sessions: Vec<(String, Vec<u8>)> = app::on_db!(db, p => sqlx::query_as(
-        "SELECT id, data FROM tower_sessions ORDER BY id"
-    )
-    .fetch_all(p)
-    .await)
-    .unwrap();
+    let sessions = common::stored_records(&app.database_url).await;
     out.push_str(&format!("{sessions:?}\n"));
+    out.push_str(&format!("{:?}\n", common::logins(&app.database_url).await));
     out
 }
 
@@ -132,7 +130,7 @@ async fn hostile_requests_get_a_4xx_and_change_nothing() {
     assert_eq!(shopper.add(scarf, "2").await.status, 200);
     shopper.get("/api/cart").await; // records the session's first activity
     let cookie = shopper.cookie.clone().expect("a session");
-    let before = snapshot(&app.pool).await;
+    let before = snapshot(&app).await;
 
     let s = scarf.to_string();
     let w = wrap.to_string();
@@ -416,7 +414,7 @@ async fn hostile_requests_get_a_4xx_and_change_nothing() {
     }
 
     assert!(failures.is_empty(), "not a 4xx:\n{}", failures.join("\n"));
-    assert_eq!(snapshot(&app.pool).await, before, "the database changed");
+    assert_eq!(snapshot(&app).await, before, "the database changed");
     // The shopper's cart and the member's login still work.
     assert_eq!(shopper.cart_count().await, 2);
     let mut again = Shopper::new(&app);

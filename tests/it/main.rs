@@ -6,6 +6,8 @@
 mod common;
 
 mod accounts;
+mod api_keys;
+mod binding;
 mod cart;
 mod cart_properties;
 mod catalog;
@@ -17,6 +19,9 @@ mod hostile;
 mod operability;
 mod races;
 mod reliability;
+mod security_log;
+mod session_api;
 mod session_events;
 mod sessions;
 mod sessions_on_redis;
+mod step_up;

@@ -187,13 +187,13 @@ async fn a_short_journey_moves_the_right_counters() {
     assert_eq!(shopper.add(scarf, "2").await.status, 200);
     assert_eq!(shopper.get("/products/merino-scarf").await.status, 200);
     let cart_only = app.scrape().await;
-    assert_eq!(
-        sample(
-            &cart_only,
-            "coatcheck_sessions_live{kind=\"anonymous_with_cart\"}"
-        ),
-        1.0
-    );
+    let anonymous_with_cart = "coatcheck_sessions_live{kind=\"anonymous_with_cart\"}";
+    if common::on_redis() {
+        // Redis keeps no index of anonymous sessions: the gauge is left out, not made up.
+        assert!(!cart_only.contains(anonymous_with_cart), "{cart_only}");
+    } else {
+        assert_eq!(sample(&cart_only, anonymous_with_cart), 1.0);
+    }
     assert_eq!(
         sample(&cart_only, "coatcheck_sessions_live{kind=\"logged_in\"}"),
         0.0

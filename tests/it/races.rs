@@ -47,25 +47,16 @@ async fn own_handle(shopper: &mut Shopper) -> String {
 /// Stored sessions that carry a login, and live registry rows: after any race, every stored
 /// login must have a live row pointing at it, and no live row may point nowhere.
 async fn assert_registry_consistent(app: &TestApp) {
-    let db = app.db().await;
-    let records: Vec<(String, Vec<u8>)> = app::on_db!(&db, p => sqlx::query_as(
-        "SELECT id, data FROM tower_sessions"
-    )
-    .fetch_all(p)
-    .await)
-    .unwrap();
+    let records = common::stored_records(&app.database_url).await;
+    let logins = common::logins(&app.database_url).await;
     for (id, data) in records {
         let record: tower_sessions::session::Record = rmp_serde::from_slice(&data).unwrap();
         if let Some(user) = record.data.get("user") {
             let handle = user["handle"].as_str().unwrap();
-            let linked: Option<String> = app::on_db!(&db, p => sqlx::query_scalar(
-                "SELECT session_id FROM session_registry WHERE handle = $1 AND ended_at IS NULL",
-            )
-            .bind(handle)
-            .fetch_optional(p)
-            .await)
-            .unwrap()
-            .flatten();
+            let linked = logins
+                .iter()
+                .find(|login| login.handle == handle)
+                .and_then(|login| login.session.clone());
             assert_eq!(
                 linked.as_deref(),
                 Some(id.as_str()),
@@ -355,7 +346,6 @@ async fn a_checkout_held_across_its_revocation_places_no_order() {
 #[tokio::test]
 async fn the_store_never_stores_a_login_whose_row_has_ended() {
     use app::server::session::AuthUser;
-    use app::server::session::ShopSessionStore;
     use app::server::session::{self, EndReason, NewSession};
     use tower_sessions::session::{Id, Record};
     use tower_sessions::SessionStore;
@@ -370,7 +360,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
     .fetch_one(p)
     .await)
     .unwrap();
-    let store = ShopSessionStore::new(app.pool.clone(), &Default::default());
+    let store = app.store.clone();
     let record_for = |handle: &str| {
         let mut record = Record {
             id: Id::default(),
@@ -384,6 +374,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
             handle: handle.into(),
             logged_in_at: app::server::session::clock::now(),
             remembered: false,
+            client: None,
         };
         record
             .data
@@ -394,10 +385,10 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
         record
     };
     let login = |handle: &'static str| {
-        let pool = app.pool.clone();
+        let sessions = app.sessions.clone();
         async move {
             session::record_login(
-                &pool,
+                &sessions,
                 NewSession {
                     handle,
                     user_id,
@@ -405,6 +396,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
                     user_agent: "test",
                     remembered: false,
                 },
+                EMAIL,
             )
             .await
             .unwrap();
@@ -435,13 +427,13 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
         user_id,
         admin: false,
     };
-    let revoked = session::revoke(&app.pool, owner, "revoked-first", Some(user_id), None)
+    let revoked = session::revoke(&app.sessions, owner, "revoked-first", Some(user_id), None)
         .await
         .unwrap();
     assert_eq!(
         revoked,
         session::Revoked::Ended {
-            handles: vec!["revoked-first".to_string()],
+            count: 1,
             owner: Some(user_id)
         }
     );
@@ -453,7 +445,7 @@ async fn the_store_never_stores_a_login_whose_row_has_ended() {
 
     // A login ended (logout) after its record was stored: a save of the old copy with the
     // login writes nothing.
-    session::end_login(&app.pool, "live-login", EndReason::Logout)
+    session::end_login(&app.sessions, "live-login", EndReason::Logout)
         .await
         .unwrap();
     assert_eq!(stored_user(live.id).await, None, "deleted with its row");

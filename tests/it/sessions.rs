@@ -310,13 +310,7 @@ async fn an_idle_login_is_demoted_but_keeps_the_cart() {
         .contains("signed out"));
     assert_eq!(shopper.cart_count().await, 2, "the cart is kept");
     assert_ne!(shopper.cookie, before, "the id is rotated on demotion");
-    let ended: String = app::on_db!(&app.db().await, p => sqlx::query_scalar(
-        "SELECT end_reason FROM session_registry"
-    )
-    .fetch_one(p)
-    .await)
-    .unwrap();
-    assert_eq!(ended, "timeout");
+    assert_eq!(common::end_reasons(&app.database_url).await, ["timeout"]);
     let metrics = app.scrape().await;
     assert_eq!(
         sample(
@@ -989,12 +983,7 @@ async fn keep_me_signed_in_chooses_the_cookie_and_the_timeouts() {
 
 /// The stored records' expiry dates (Unix seconds), newest login last.
 async fn stored_expiries(app: &TestApp) -> Vec<i64> {
-    let expiries: Vec<time::OffsetDateTime> = app::on_db!(&app.db().await, p => sqlx::query_scalar(
-        "SELECT expiry_date FROM tower_sessions ORDER BY expiry_date"
-    )
-    .fetch_all(p)
-    .await)
-    .unwrap();
+    let expiries = common::stored_expiries(&app.database_url).await;
     expiries.iter().map(|e| e.unix_timestamp()).collect()
 }
 
@@ -1067,13 +1056,7 @@ async fn timed_out_logins_are_listed_nowhere() {
     }
     // Its row is still open (only its own next request ends it), but it is dead: listed
     // nowhere, counted nowhere.
-    let open_rows: i64 = app::on_db!(&app.db().await, p => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM session_registry WHERE ended_at IS NULL"
-    )
-    .fetch_one(p)
-    .await)
-    .unwrap();
-    assert_eq!(open_rows, 2);
+    assert_eq!(common::open_logins(&app.database_url).await, 2);
     assert_eq!(
         count(&kept.get("/account/sessions").await.body),
         1,

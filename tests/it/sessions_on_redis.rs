@@ -45,6 +45,7 @@ fn login(handle: &str, user_id: i64) -> AuthUser {
         handle: handle.into(),
         logged_in_at: app::server::session::clock::now(),
         remembered: false,
+        client: None,
     }
 }
 
@@ -439,20 +440,22 @@ async fn no_acknowledged_write_is_lost_when_redis_is_killed_and_comes_back() {
     store.create(&mut session).await.expect("created");
     let id = session.id;
 
-    // A client adding to its cart, one acknowledged write after another.
+    // A client adding to its cart, one acknowledged write after another, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let recovered = std::sync::Arc::new(tokio::sync::Notify::new());
     let writer = {
-        let store = store.clone();
+        let (store, stop, recovered) = (store.clone(), stop.clone(), recovered.clone());
         tokio::spawn(async move {
             let mut acknowledged = 0_i64;
             let mut failures = 0;
             let mut after_failures = 0;
-            let started = std::time::Instant::now();
-            while started.elapsed() < Duration::from_secs(4) {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 match increment(&store, &id).await {
                     Ok(Some(count)) => {
                         acknowledged = count;
                         if failures > 0 {
                             after_failures += 1;
+                            recovered.notify_one();
                         }
                     }
                     Ok(None) => {}
@@ -465,10 +468,16 @@ async fn no_acknowledged_write_is_lost_when_redis_is_killed_and_comes_back() {
             (acknowledged, failures, after_failures)
         })
     };
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     redis.kill();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Down for longer than a command may wait (2 s): the writes sent meanwhile fail, whether or
+    // not one was on the wire when the server died.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
     redis.start_again();
+    // Back within a reconnection period (0.5 s); a deadline well inside the test's limit.
+    let _ = tokio::time::timeout(Duration::from_secs(10), recovered.notified()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (acknowledged, failures, after_failures) = writer.await.expect("writer");
 
     assert!(failures > 0, "writes failed while Redis was down");
@@ -763,4 +772,183 @@ async fn every_instance_hears_an_ended_login_even_after_redis_restarts() {
         }
     }
     assert!(ended, "a revocation after the restart is heard");
+}
+
+/// A shop whose sessions are on `redis`.
+async fn shop_on(redis: &PrivateRedis) -> crate::common::TestApp {
+    let url = redis.url();
+    crate::common::spawn_app_with(|config| config.session_store_url = Some(url)).await
+}
+
+/// A cart write with the session `cookie`: its status and `Retry-After`.
+async fn add_with(
+    app: &crate::common::TestApp,
+    cookie: &str,
+    product: i64,
+) -> (u16, Option<String>) {
+    let response = reqwest::Client::new()
+        .post(app.url("/api/cart/add"))
+        .header("accept", "application/json")
+        .header("cookie", format!("id={cookie}"))
+        .form(&[
+            ("product_id", product.to_string()),
+            ("quantity", "1".into()),
+        ])
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .expect("an answer, not a hang");
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (response.status().as_u16(), retry_after)
+}
+
+#[tokio::test]
+async fn while_redis_is_down_the_shop_answers_503_and_comes_back_by_itself() {
+    let mut redis = PrivateRedis::start();
+    let app = shop_on(&redis).await;
+    let scarf = crate::common::product_id(&app, "merino-scarf").await;
+    let mut shopper = crate::common::Shopper::new(&app);
+    assert_eq!(shopper.add(scarf, "1").await.status, 200);
+    let cookie = shopper.cookie.clone().expect("a session");
+
+    redis.kill();
+    let (status, retry_after) = add_with(&app, &cookie, scarf).await;
+    assert_eq!(status, 503, "a cart write while Redis is down");
+    let seconds: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&seconds), "Retry-After: {seconds}");
+    // A page that reads the session, too; the catalog (in the SQL database) is still served
+    // to a visitor without one.
+    let page = reqwest::Client::new()
+        .get(app.url("/cart"))
+        .header("cookie", format!("id={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 503);
+    let anonymous = reqwest::get(app.url("/products/merino-scarf"))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 200);
+
+    // Back on the same port with its data: full service again, without a restart of the shop
+    // (the client reconnects every half second), and the acknowledged line is still there.
+    redis.start_again();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = add_with(&app, &cookie, scarf).await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "service is back");
+    assert_eq!(shopper.cart_count().await, 2, "no acknowledged write lost");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn checkouts_of_one_cart_on_redis_place_one_order_even_after_a_crash_before_the_cart_is_emptied(
+) {
+    let redis = PrivateRedis::start();
+    let app = shop_on(&redis).await;
+    let scarf = crate::common::product_id(&app, "merino-scarf").await;
+    let stock = || async {
+        app::on_db!(&app.pool, p => sqlx::query_scalar::<_, i64>(
+            "SELECT stock FROM products WHERE slug = 'merino-scarf'"
+        )
+        .fetch_one(p)
+        .await)
+        .unwrap()
+    };
+    let orders = || async {
+        app::on_db!(&app.pool, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM orders")
+            .fetch_one(p)
+            .await)
+        .unwrap()
+    };
+    let before = stock().await;
+    let mut shopper = crate::common::Shopper::new(&app);
+    assert_eq!(
+        shopper
+            .register("buyer@example.com", crate::common::PASSWORD)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(shopper.add(scarf, "2").await.status, 200);
+    // The cart as stored before the checkout, to put back below.
+    let client = store(&redis).await;
+    let keys: Vec<String> = client
+        .pool()
+        .next()
+        .custom(
+            fred::types::CustomCommand::new_static("KEYS", None, false),
+            vec!["coatcheck:session:*"],
+        )
+        .await
+        .expect("KEYS");
+    assert_eq!(keys.len(), 1);
+    let stored: Vec<u8> = client.pool().next().get(&keys[0]).await.expect("GET");
+
+    // Four checkouts of the cart at once: one order, the stock taken once.
+    let checkouts = (0..4).map(|_| {
+        let mut shopper = shopper.with_cookie(shopper.cookie.clone());
+        tokio::spawn(async move { shopper.post("/api/checkout", &[]).await })
+    });
+    let replies: Vec<(u16, String)> = futures::future::join_all(checkouts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .map(|reply| (reply.status, reply.body))
+        .collect();
+    let placed: Vec<&str> = replies
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body.as_str())
+        .collect();
+    assert!(!placed.is_empty(), "{replies:?}");
+    assert!(
+        placed.iter().all(|body| body.contains("order #1 ")),
+        "every success names the one order: {placed:?}"
+    );
+    assert!(
+        replies
+            .iter()
+            .all(|(status, body)| *status == 200 || (*status == 409 && body.contains("empty"))),
+        "{replies:?}"
+    );
+    assert_eq!(orders().await, 1);
+    assert_eq!(stock().await, before - 2);
+    assert_eq!(shopper.cart_count().await, 0);
+
+    // A crash between the order's commit and the cart's emptying: the cart is still there as
+    // it was. The checkout tried again finds its order instead of placing another.
+    let _: () = client
+        .pool()
+        .next()
+        .set(
+            &keys[0],
+            stored.as_slice(),
+            Some(fred::types::Expiration::KEEPTTL),
+            None,
+            false,
+        )
+        .await
+        .expect("SET");
+    assert_eq!(
+        shopper.cart_count().await,
+        2,
+        "the cart as before the checkout"
+    );
+    let again = shopper.post("/api/checkout", &[]).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert!(again.body.contains("order #1 "), "{}", again.body);
+    assert_eq!(orders().await, 1, "not placed twice");
+    assert_eq!(stock().await, before - 2);
+    assert_eq!(shopper.cart_count().await, 0, "emptied now");
+    app.stop().await;
 }

@@ -6,12 +6,14 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 #[cfg(feature = "ssr")]
 use {
-    crate::model::{check_new_password, safe_next, Email, Flash, UserView},
+    crate::model::{
+        check_new_password, safe_next, Email, Flash, SecurityEventKind as Event, UserView,
+    },
     crate::server::{
         metrics::{LoginOutcome, Rotation},
         request::{
             client_ip, client_network, context_and_session, flash_for_form, form_redirect,
-            hashing_slot, reject_with, too_many, user_agent,
+            hashing_slot, log_security_event, reject_with, too_many, user_agent,
         },
         session::{self, AuthUser},
         users,
@@ -25,6 +27,10 @@ async fn reject_keeping_email(status: StatusCode, message: String, email: &str) 
     flash.email = Some(email.chars().take(254).collect());
     reject_with(status, flash).await
 }
+
+/// The security log's word for an attempt refused unchecked, after too many failures.
+#[cfg(feature = "ssr")]
+const THROTTLED: &str = "Refused unchecked: too many failed attempts";
 
 /// One message for an unknown email and a wrong password, so neither can be told apart.
 #[cfg(feature = "ssr")]
@@ -45,12 +51,12 @@ async fn complete_login(
     if let Some(previous) = session::current_user(&session).await? {
         // The previous login's stored record goes with its row; this request's copy (cart
         // included) is stored again under the new ID below.
-        registry::end_login(&ctx.db, &previous.handle, registry::EndReason::Logout).await?;
+        registry::end_login(&ctx.sessions, &previous.handle, registry::EndReason::Logout).await?;
     }
     let handle = registry::new_handle();
     let ip = client_ip();
     registry::record_login(
-        &ctx.db,
+        &ctx.sessions,
         registry::NewSession {
             handle: &handle,
             user_id: user.id,
@@ -58,6 +64,7 @@ async fn complete_login(
             user_agent: &user_agent(),
             remembered,
         },
+        &user.email,
     )
     .await?;
     let auth = AuthUser {
@@ -67,9 +74,16 @@ async fn complete_login(
         handle: handle.clone(),
         logged_in_at: crate::server::session::clock::now(),
         remembered,
+        client: Some(crate::server::request::bound_client()),
     };
     session::cycle_session_on_login(&session, &auth).await?;
     tracing::info!(%handle, user_id = user.id, "session rotated on login");
+    let detail = match (reason, remembered) {
+        (Rotation::Registration, _) => "Account created",
+        (_, true) => "Kept signed in",
+        (_, false) => "Until the browser closes",
+    };
+    log_security_event(&ctx, user.id, Event::Login, detail).await;
     ctx.metrics.rotation(reason);
     let next = safe_next(next);
     flash_for_form(Flash::success(message.clone())).await?;
@@ -169,14 +183,17 @@ pub async fn login(
     // been failing wait; the check costs no password hashing.
     let wait =
         throttle::reserve_login(&ctx.db, &email, &ip, crate::server::session::clock::now()).await?;
-    if wait > 0 {
-        ctx.metrics.login(LoginOutcome::Throttled);
-        return Err(too_many(wait, "failed attempts", Some(&email)).await);
-    }
     let user = match Email::parse(&email) {
         Ok(parsed) => users::find_by_email(&ctx.db, &parsed).await?,
         Err(_) => None,
     };
+    if wait > 0 {
+        ctx.metrics.login(LoginOutcome::Throttled);
+        if let Some(user) = &user {
+            log_security_event(&ctx, user.id, Event::LoginFailed, THROTTLED).await;
+        }
+        return Err(too_many(wait, "failed attempts", Some(&email)).await);
+    }
     // Verify against a dummy hash when there is no such user, so timing tells nothing.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let valid = ctx.passwords.verify(password, stored).await?;
@@ -198,6 +215,9 @@ pub async fn login(
         }
         _ => {
             ctx.metrics.login(LoginOutcome::Failed);
+            if let Some(user) = &user {
+                log_security_event(&ctx, user.id, Event::LoginFailed, "Wrong password").await;
+            }
             Err(reject_keeping_email(StatusCode::UNAUTHORIZED, LOGIN_FAILED.into(), &email).await)
         }
     }
@@ -211,12 +231,13 @@ pub async fn logout() -> Result<ActionReply, ShopError> {
         // Row ended and stored session deleted together: a logout cancelled halfway can leave
         // no stored login behind.
         crate::server::session::registry::end_login(
-            &ctx.db,
+            &ctx.sessions,
             &user.handle,
             crate::server::session::registry::EndReason::Logout,
         )
         .await?;
         tracing::info!(handle = %user.handle, "session destroyed on logout");
+        log_security_event(&ctx, user.id, Event::Logout, "").await;
         ctx.metrics.logout();
     }
     session::destroy_session(&session).await?;
@@ -224,6 +245,59 @@ pub async fn logout() -> Result<ActionReply, ShopError> {
     Ok(ActionReply {
         message: "You are logged out.".into(),
         redirect_to: Some("/".into()),
+    })
+}
+
+/// `POST /api/account/confirm` — `password`, optional `next` (a same-site path): the password
+/// entered again opens the sudo window for sensitive actions, then back to `next`. Wrong
+/// passwords count like failed logins (per account and client network; throttled alike).
+#[server(endpoint = "account/confirm")]
+pub async fn confirm_password(
+    password: String,
+    next: Option<String>,
+) -> Result<ActionReply, ShopError> {
+    use crate::server::request::{reject, require_user};
+    use crate::server::session::change::enter_sudo;
+    use crate::server::throttle;
+    let (ctx, session) = context_and_session().await?;
+    let me = require_user(&session).await?;
+    let ip = client_network();
+    let wrong = "That is not your password.";
+    if password.len() > crate::model::MAX_PASSWORD_BYTES {
+        return Err(reject(StatusCode::UNAUTHORIZED, wrong).await);
+    }
+    let slot = hashing_slot(&ctx, None).await?;
+    let now = crate::server::session::clock::now();
+    let wait = throttle::reserve_login(&ctx.db, &me.email, &ip, now).await?;
+    if wait > 0 {
+        log_security_event(&ctx, me.id, Event::LoginFailed, THROTTLED).await;
+        return Err(too_many(wait, "failed attempts", None).await);
+    }
+    let stored = users::password_hash(&ctx.db, me.id).await?;
+    let valid = ctx.passwords.verify(password, stored).await?;
+    drop(slot);
+    if !valid {
+        tracing::info!(handle = %me.handle, "password confirmation failed");
+        log_security_event(
+            &ctx,
+            me.id,
+            Event::LoginFailed,
+            "Wrong password, confirming",
+        )
+        .await;
+        return Err(reject(StatusCode::UNAUTHORIZED, wrong).await);
+    }
+    throttle::release_login(&ctx.db, &me.email, &ip).await?;
+    enter_sudo(&ctx.sessions, &session, now).await?;
+    tracing::info!(handle = %me.handle, "password confirmed: sudo window opened");
+    log_security_event(&ctx, me.id, Event::Confirmed, "").await;
+    let next = safe_next(next.as_deref().unwrap_or("/"));
+    let message = "Password confirmed.".to_string();
+    flash_for_form(Flash::success(message.clone())).await?;
+    form_redirect(&next);
+    Ok(ActionReply {
+        message,
+        redirect_to: Some(next),
     })
 }
 

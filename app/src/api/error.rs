@@ -13,6 +13,9 @@ pub enum ShopError {
     /// Refused: a wrong input, a caller who may not, must log in or must wait (a 4xx status),
     /// with a message for the user.
     Refused { status: u16, message: String },
+    /// A sensitive action asked for outside the sudo window: nothing was done; the caller
+    /// is sent to `to` (`/account/confirm?next=…`) to enter the password again (403).
+    ConfirmFirst { to: String },
     /// A change of the session lost to other changes of the same session at the same moment,
     /// every time it was tried: 409, try again.
     Conflict,
@@ -30,6 +33,7 @@ impl std::fmt::Display for ShopError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ShopError::Refused { message, .. } => message,
+            ShopError::ConfirmFirst { .. } => "Please enter your password again to continue.",
             ShopError::Conflict => {
                 "Your session was being changed elsewhere at the same moment. Please try again."
             }
@@ -88,6 +92,7 @@ mod on_the_server {
                     .ok()
                     .filter(StatusCode::is_client_error)
                     .unwrap_or(StatusCode::BAD_REQUEST),
+                ShopError::ConfirmFirst { .. } => StatusCode::FORBIDDEN,
                 ShopError::Conflict => StatusCode::CONFLICT,
                 ShopError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
                 ShopError::Internal | ShopError::Call(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -116,6 +121,11 @@ mod on_the_server {
                 message: message.into(),
             }
             .answered()
+        }
+
+        /// A sensitive action outside the sudo window: to `to` first (403).
+        pub fn confirm_first(to: String) -> ShopError {
+            ShopError::ConfirmFirst { to }.answered()
         }
 
         /// The database or the session store failed: logged with its cause, 503.

@@ -1,5 +1,6 @@
 //! Server functions, grouped by domain. Each checks its input, calls into `server/`, returns.
 
+pub mod api_keys;
 pub mod auth;
 pub mod cart;
 pub mod catalog;

@@ -25,6 +25,9 @@ use {
 pub async fn checkout() -> Result<ActionReply, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let user = require_user(&session).await?;
+    if ctx.sessions.redis().is_some() {
+        return checkout_on_redis(&ctx, &session, &user).await;
+    }
     let actor = crate::server::session::registry::Actor {
         handle: &user.handle,
         user_id: user.id,
@@ -42,16 +45,7 @@ pub async fn checkout() -> Result<ActionReply, ShopError> {
                 tx.contents().set_flash(&Flash::success(message.clone()))?;
             }
             tx.commit(&session).await?;
-            // Stock moved: cached pages must show it now.
-            ctx.catalog.mark_changed();
-            tracing::info!(order_id, user_id = user.id, "order placed");
-            ctx.metrics.checkout(CheckoutOutcome::Placed);
-            let target = format!("/orders/{order_id}");
-            form_redirect(&target);
-            Ok(ActionReply {
-                message,
-                redirect_to: Some(target),
-            })
+            Ok(order_placed(&ctx, user.id, order_id, message))
         }
         Err(CartError::Rejected(message)) => {
             tx.rollback().await;
@@ -60,6 +54,59 @@ pub async fn checkout() -> Result<ActionReply, ShopError> {
         }
         Err(other) => {
             tx.rollback().await;
+            ctx.metrics.checkout(CheckoutOutcome::Failed);
+            Err(other.into())
+        }
+    }
+}
+
+/// The answer once order `order_id` is placed (and the session changed): cached pages learn
+/// that stock moved, the order page is where a plain form lands.
+#[cfg(feature = "ssr")]
+fn order_placed(
+    ctx: &crate::server::AppContext,
+    user_id: i64,
+    order_id: i64,
+    message: String,
+) -> ActionReply {
+    // Stock moved: cached pages must show it now.
+    ctx.catalog.mark_changed();
+    tracing::info!(order_id, user_id, "order placed");
+    ctx.metrics.checkout(CheckoutOutcome::Placed);
+    let target = format!("/orders/{order_id}");
+    form_redirect(&target);
+    ActionReply {
+        message,
+        redirect_to: Some(target),
+    }
+}
+
+/// Checkout with the cart on Redis (`orders::place_on_redis`).
+#[cfg(feature = "ssr")]
+async fn checkout_on_redis(
+    ctx: &crate::server::AppContext,
+    session: &tower_sessions::Session,
+    user: &crate::server::session::AuthUser,
+) -> Result<ActionReply, ShopError> {
+    match orders::place_on_redis(&ctx.sessions, session, user).await {
+        Ok(order_id) => {
+            let message = format!("Thank you! Your order #{order_id} is placed.");
+            if is_form_post() {
+                crate::server::session::change::set_flash(
+                    &ctx.sessions,
+                    session,
+                    &Flash::success(message.clone()),
+                )
+                .await?;
+            }
+            Ok(order_placed(ctx, user.id, order_id, message))
+        }
+        Err(CartError::Rejected(message)) => {
+            ctx.metrics.checkout(CheckoutOutcome::Rejected);
+            Err(reject(StatusCode::CONFLICT, message).await)
+        }
+        Err(CartError::Session(SessionError::LoginEnded)) => Err(login_ended(session).await),
+        Err(other) => {
             ctx.metrics.checkout(CheckoutOutcome::Failed);
             Err(other.into())
         }

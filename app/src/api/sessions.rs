@@ -3,16 +3,17 @@
 //! checks who is asking itself: a hidden button is not authorization.
 
 use super::ShopError;
-use crate::model::{ActionReply, SessionInfo, SessionPage};
+use crate::model::{ActionReply, SecurityLogPage, SessionInfo, SessionPage};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 #[cfg(feature = "ssr")]
 use {
-    crate::model::{check_new_password, Flash},
+    crate::model::{check_new_password, Flash, SecurityEventKind as Event},
     crate::server::{
         metrics::{Revocation, Rotation},
         request::{
-            context_and_session, flash_for_form, form_redirect, login_ended, reject, require_user,
+            context_and_session, flash_for_form, form_redirect, log_security_event,
+            log_security_event_by_other, login_ended, reject, require_sudo, require_user,
         },
         session::registry::{self, EndReason},
         session::{self, AuthUser},
@@ -27,6 +28,15 @@ pub const SESSIONS_PER_PAGE: i64 = 50;
 
 /// Entries per page of the audit log.
 pub const AUDIT_PER_PAGE: i64 = 20;
+
+/// "1 session", "3 sessions".
+#[cfg(feature = "ssr")]
+fn sessions(count: usize) -> String {
+    match count {
+        1 => "1 session".to_string(),
+        n => format!("{n} sessions"),
+    }
+}
 
 /// The caller, if they are an admin right now (checked against the database, not the session).
 #[cfg(feature = "ssr")]
@@ -56,7 +66,7 @@ fn actor(me: &AuthUser, admin: bool) -> registry::Actor<'_> {
 async fn one_session_ended(revoked: registry::Revoked, session: &Session) -> Result<(), ShopError> {
     match revoked {
         registry::Revoked::ActorEnded => Err(login_ended(session).await),
-        registry::Revoked::Ended { handles, .. } if handles.is_empty() => Err(reject(
+        registry::Revoked::Ended { count: 0, .. } => Err(reject(
             StatusCode::NOT_FOUND,
             "That session does not exist or has already ended.",
         )
@@ -75,7 +85,9 @@ async fn reply_after_revocation(
     me: &AuthUser,
     message: String,
 ) -> Result<ActionReply, ShopError> {
-    let still_live = registry::owner_of(&ctx.db, &me.handle).await?.is_some();
+    let still_live = registry::owner_of(&ctx.sessions, &me.handle)
+        .await?
+        .is_some();
     if !still_live {
         session::destroy_session(session).await?;
         form_redirect("/");
@@ -88,12 +100,36 @@ async fn reply_after_revocation(
     Ok(ActionReply::message(message))
 }
 
+/// Events per page of an account's security log.
+pub const SECURITY_EVENTS_PER_PAGE: i64 = 25;
+
+/// One page of the caller's own security log, newest first.
+#[server(endpoint = "account/security", input = GetUrl)]
+pub async fn my_security_log(page: Option<String>) -> Result<SecurityLogPage, ShopError> {
+    let (ctx, session) = context_and_session().await?;
+    let me = require_user(&session).await?;
+    let page = page
+        .and_then(|p| p.trim().parse::<i64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 1_000_000);
+    let (events, total) =
+        crate::server::session::security_log::page(&ctx.db, me.id, page, SECURITY_EVENTS_PER_PAGE)
+            .await?;
+    let pages = ((total + SECURITY_EVENTS_PER_PAGE - 1) / SECURITY_EVENTS_PER_PAGE).max(1);
+    Ok(SecurityLogPage {
+        events,
+        total,
+        page,
+        pages,
+    })
+}
+
 /// The caller's live sessions, the current one marked.
 #[server(endpoint = "account/sessions", input = GetUrl)]
 pub async fn my_sessions() -> Result<Vec<SessionInfo>, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    registry::list_for_user(&ctx.db, &ctx.policy, me.id, Some(&me.handle))
+    registry::list_for_user(&ctx.sessions, &ctx.policy, me.id, Some(&me.handle))
         .await
         .map_err(ShopError::from)
 }
@@ -106,10 +142,17 @@ pub async fn revoke_my_session(session: String) -> Result<ActionReply, ShopError
     let me = require_user(&session).await?;
     // The owner condition is part of the revocation itself: a guessed handle of someone
     // else's session matches nothing.
-    let revoked =
-        registry::revoke(&ctx.db, actor(&me, false), handle.trim(), Some(me.id), None).await?;
+    let revoked = registry::revoke(
+        &ctx.sessions,
+        actor(&me, false),
+        handle.trim(),
+        Some(me.id),
+        None,
+    )
+    .await?;
     one_session_ended(revoked, &session).await?;
     tracing::info!(handle = %handle.trim(), by = %me.handle, "session revoked by its owner");
+    log_security_event(&ctx, me.id, Event::Revoked, "1 session ended by you").await;
     ctx.metrics.revoked(Revocation::SelfService, 1);
     let message = "The session was ended.".to_string();
     reply_after_revocation(&ctx, &session, &me, message).await
@@ -121,11 +164,19 @@ pub async fn revoke_other_sessions() -> Result<ActionReply, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
     let ended =
-        registry::end_other_sessions(&ctx.db, actor(&me, false), EndReason::Revoked, None).await?;
+        registry::end_other_sessions(&ctx.sessions, actor(&me, false), EndReason::Revoked, None)
+            .await?;
     let Some(ended) = ended else {
         return Err(login_ended(&session).await);
     };
     tracing::info!(by = %me.handle, sessions = ended, "signed out everywhere else");
+    if ended > 0 {
+        let detail = format!(
+            "{} ended by you (sign out everywhere else)",
+            sessions(ended)
+        );
+        log_security_event(&ctx, me.id, Event::Revoked, &detail).await;
+    }
     ctx.metrics.revoked(Revocation::SelfService, ended);
     let message = match ended {
         0 => "There were no other sessions.".to_string(),
@@ -161,7 +212,7 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     // transaction. The new ID is linked to the registry by the store, which refuses a login
     // whose row has ended meanwhile (see `session::store`).
     let ended = registry::end_other_sessions(
-        &ctx.db,
+        &ctx.sessions,
         actor(&me, false),
         EndReason::PasswordChange,
         Some(&hash),
@@ -171,7 +222,14 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
         return Err(login_ended(&session).await);
     };
     session::rotate_id(&session).await?;
+    // The current password was just entered: that opens the sudo window too.
+    session::enter_sudo_in_memory(&session, session::clock::now()).await?;
     tracing::info!(handle = %me.handle, other_sessions_ended = ended, "password changed; session rotated");
+    log_security_event(&ctx, me.id, Event::PasswordChanged, "").await;
+    if ended > 0 {
+        let detail = format!("{} ended by the password change", sessions(ended));
+        log_security_event(&ctx, me.id, Event::Revoked, &detail).await;
+    }
     ctx.metrics.revoked(Revocation::PasswordChange, ended);
     ctx.metrics.rotation(Rotation::PasswordChange);
     let message = "Your password is changed, and every other session is signed out.".to_string();
@@ -197,7 +255,7 @@ pub async fn admin_sessions(
         .unwrap_or(1)
         .clamp(1, 1_000_000);
     let (sessions, total) = registry::list_live(
-        &ctx.db,
+        &ctx.sessions,
         &ctx.policy,
         filter.as_deref(),
         page,
@@ -230,10 +288,25 @@ pub async fn admin_revoke_session(session: String) -> Result<ActionReply, ShopEr
     let handle = session.trim().to_string();
     let (ctx, session) = context_and_session().await?;
     let me = require_admin(&ctx, &session).await?;
-    let revoked =
-        registry::revoke(&ctx.db, actor(&me, true), &handle, None, Some(&me.email)).await?;
+    require_sudo(&ctx, &session).await?;
+    let revoked = registry::revoke(
+        &ctx.sessions,
+        actor(&me, true),
+        &handle,
+        None,
+        Some(&me.email),
+    )
+    .await?;
+    let owner = match revoked {
+        registry::Revoked::Ended { owner, .. } => owner,
+        registry::Revoked::ActorEnded => None,
+    };
     one_session_ended(revoked, &session).await?;
     tracing::info!(%handle, by = %me.handle, "session revoked by an admin");
+    if let Some(owner) = owner {
+        log_security_event_by_other(&ctx, owner, Event::Revoked, "1 session ended by an admin")
+            .await;
+    }
     ctx.metrics.revoked(Revocation::AdminOne, 1);
     let message = "The session was revoked.".to_string();
     reply_after_revocation(&ctx, &session, &me, message).await
@@ -251,13 +324,18 @@ pub async fn admin_revoke_user_sessions(user_id: String) -> Result<ActionReply, 
     let Some(email) = email else {
         return Err(reject(StatusCode::NOT_FOUND, "That user does not exist.").await);
     };
+    require_sudo(&ctx, &session).await?;
     let revoked =
-        registry::revoke_user_sessions(&ctx.db, actor(&me, true), &me.email, user_id).await?;
+        registry::revoke_user_sessions(&ctx.sessions, actor(&me, true), &me.email, user_id).await?;
     let ended = match revoked {
         registry::Revoked::ActorEnded => return Err(login_ended(&session).await),
-        registry::Revoked::Ended { handles, .. } => handles.len(),
+        registry::Revoked::Ended { count, .. } => count,
     };
     tracing::info!(user_id, by = %me.handle, sessions = ended, "all sessions of a user revoked by an admin");
+    if ended > 0 {
+        let detail = format!("{} ended by an admin", sessions(ended));
+        log_security_event_by_other(&ctx, user_id, Event::Revoked, &detail).await;
+    }
     ctx.metrics.revoked(Revocation::AdminAll, ended);
     let message = format!("Ended {ended} session(s) of {email}.");
     reply_after_revocation(&ctx, &session, &me, message).await

@@ -23,7 +23,8 @@ pub fn session_version() -> u32 {
 }
 
 /// After an action finishes successfully: refresh session-dependent data, and when the
-/// action says so (login, logout, checkout), load the target page in full.
+/// action says so (login, logout, checkout), load the target page in full. An action refused
+/// for want of a recent password goes to the confirmation page.
 pub fn refresh_after<S>(action: ServerAction<S>)
 where
     S: ServerFn<Output = ActionReply, Error = ShopError> + Clone + Send + Sync + 'static,
@@ -33,6 +34,12 @@ where
         let Some(result) = action.value().get() else {
             return;
         };
+        // A sensitive action outside the sudo window: to the confirmation page, which comes
+        // back here once the password is entered.
+        if let Err(ShopError::ConfirmFirst { to }) = &result {
+            let _ = window().location().set_href(to);
+            return;
+        }
         if let Ok(reply) = result {
             if let Some(target) = reply.redirect_to {
                 let _ = window().location().set_href(&target);

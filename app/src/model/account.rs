@@ -146,11 +146,27 @@ mod tests {
 /// ```
 pub fn safe_next(next: &str) -> String {
     let next = next.trim();
-    if is_same_site_path(next) && !next.starts_with("/api/") && !next.starts_with("/login") {
+    if is_same_site_path(next)
+        && !next.starts_with("/api/")
+        && !next.starts_with("/login")
+        && !next.starts_with(CONFIRM_PAGE)
+    {
         next.to_string()
     } else {
         "/".to_string()
     }
+}
+
+/// The page that asks for the password again before a sensitive action (sudo mode).
+pub const CONFIRM_PAGE: &str = "/account/confirm";
+
+/// The confirmation page, then back to `next` (a same-site path).
+pub fn confirm_path(next: &str) -> String {
+    let next = safe_next(next);
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", &next)
+        .finish();
+    format!("{CONFIRM_PAGE}?{query}")
 }
 
 /// Whether `path` is a path of this site and nothing else: it starts with one `/` and no
@@ -213,6 +229,94 @@ pub struct AuditEntry {
     pub action: String,
     pub target_email: Option<String>,
     pub sessions_ended: i64,
+}
+
+/// An API key as lists show it (the admin page, `coatcheck api-key list`): never the key
+/// itself, only its first characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyView {
+    pub name: String,
+    /// The key's first characters (`cck_1a2b3c4d`).
+    pub prefix: String,
+    pub read_only: bool,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// What a security event is about (`data-kind` on `/account/security`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SecurityEventKind {
+    Login,
+    LoginFailed,
+    ClientChanged,
+    Revoked,
+    PasswordChanged,
+    Confirmed,
+    Logout,
+}
+
+impl SecurityEventKind {
+    const ALL: [SecurityEventKind; 7] = [
+        SecurityEventKind::Login,
+        SecurityEventKind::LoginFailed,
+        SecurityEventKind::ClientChanged,
+        SecurityEventKind::Revoked,
+        SecurityEventKind::PasswordChanged,
+        SecurityEventKind::Confirmed,
+        SecurityEventKind::Logout,
+    ];
+
+    /// The stored and `data-kind` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityEventKind::Login => "login",
+            SecurityEventKind::LoginFailed => "login_failed",
+            SecurityEventKind::ClientChanged => "client_changed",
+            SecurityEventKind::Revoked => "revoked",
+            SecurityEventKind::PasswordChanged => "password_changed",
+            SecurityEventKind::Confirmed => "confirmed",
+            SecurityEventKind::Logout => "logout",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SecurityEventKind> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// What the owner reads.
+    pub fn label(self) -> &'static str {
+        match self {
+            SecurityEventKind::Login => "Logged in",
+            SecurityEventKind::LoginFailed => "Failed login",
+            SecurityEventKind::ClientChanged => "Used from another browser or network",
+            SecurityEventKind::Revoked => "Session ended",
+            SecurityEventKind::PasswordChanged => "Password changed",
+            SecurityEventKind::Confirmed => "Password confirmed",
+            SecurityEventKind::Logout => "Logged out",
+        }
+    }
+}
+
+/// One row of an account's security log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityEvent {
+    pub at: i64,
+    pub kind: SecurityEventKind,
+    pub device: String,
+    pub ip: String,
+    pub detail: String,
+    /// The same failure from the same address within a minute counts here.
+    pub repeats: i64,
+}
+
+/// A page of an account's security log.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityLogPage {
+    pub events: Vec<SecurityEvent>,
+    pub total: i64,
+    pub page: i64,
+    pub pages: i64,
 }
 
 /// A page of the admin's session list.

@@ -9,8 +9,10 @@ mod order;
 mod slug;
 
 pub use account::{
-    check_new_password, format_unix, is_same_site_path, safe_next, AuditEntry, Email, EmailError,
-    Me, PasswordError, SessionInfo, SessionPage, UserView, MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS,
+    check_new_password, confirm_path, format_unix, is_same_site_path, safe_next, ApiKeyView,
+    AuditEntry, Email, EmailError, Me, PasswordError, SecurityEvent, SecurityEventKind,
+    SecurityLogPage, SessionInfo, SessionPage, UserView, CONFIRM_PAGE, MAX_PASSWORD_BYTES,
+    MIN_PASSWORD_CHARS,
 };
 pub use cart::{
     CartLine, CartView, Quantity, QuantityError, StoredCart, StoredLine, MAX_CART_LINES,

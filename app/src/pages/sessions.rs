@@ -371,3 +371,89 @@ fn AdminList(
         {audit}
     }
 }
+
+/// `/admin/api-keys`: the session API's keys — listed, created (shown once), revoked. Creating
+/// and revoking need a recent password (sudo mode).
+#[component]
+pub fn AdminApiKeysPage() -> impl IntoView {
+    view! {
+        <Title text="API keys"/>
+        <h1>"API keys"</h1>
+        <RequireLogin children=|_user| view! { <AdminApiKeys/> }/>
+    }
+}
+
+#[component]
+fn AdminApiKeys() -> impl IntoView {
+    use crate::api::api_keys::{admin_api_keys, CreateApiKey, RevokeApiKey};
+    let keys = Resource::new(session_version, |_| admin_api_keys());
+    let create = ServerAction::<CreateApiKey>::new();
+    let revoke = ServerAction::<RevokeApiKey>::new();
+    refresh_after(create);
+    refresh_after(revoke);
+    view! {
+        <p>"Keys open the session API ("<code>"/api/v1"</code>") for automation: "
+            <a href="/api/v1/openapi.json">"its OpenAPI document"</a>". A key is shown once, when it is created."</p>
+        <ActionMessage action=create/>
+        <ActionMessage action=revoke/>
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match keys.await {
+                    Err(e) => {
+                        crate::pages::set_status(403);
+                        view! { <p class="error" data-testid="forbidden">{e.to_string()}</p> }.into_any()
+                    }
+                    Ok(keys) => view! {
+                        <ActionForm action=create attr:class="stack">
+                            <label for="api-key-name">"Name"</label>
+                            <input id="api-key-name" type="text" name="name" required=true maxlength="64"
+                                pattern="[A-Za-z0-9._\\-]+" aria-describedby="api-key-name-hint"/>
+                            <p id="api-key-name-hint" class="hint">"Letters, digits, '-', '_' or '.', for example recovery-desk."</p>
+                            <div class="checkbox">
+                                <input id="api-key-read-only" type="checkbox" name="read_only" value="on"/>
+                                <label for="api-key-read-only">"Read-only (may list sessions, not end them)"</label>
+                            </div>
+                            <button type="submit">"Create key"</button>
+                        </ActionForm>
+                        {if keys.is_empty() {
+                            view! { <p class="empty" data-testid="api-keys-empty">"No API keys yet."</p> }.into_any()
+                        } else {
+                            view! {
+                                <table>
+                                    <thead><tr><th scope="col">"Name"</th><th scope="col">"Key"</th><th scope="col">"Access"</th>
+                                        <th scope="col">"Created"</th><th scope="col">"Last used"</th>
+                                        <th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                    <tbody>
+                                        {keys.into_iter().map(|k| {
+                                            let name = k.name.clone();
+                                            view! {
+                                                <tr data-testid="api-key-row" data-name=k.name.clone()
+                                                    data-revoked=k.revoked_at.is_some().to_string()>
+                                                    <td>{k.name.clone()}</td>
+                                                    <td><code>{format!("{}…", k.prefix)}</code></td>
+                                                    <td>{if k.read_only { "Read-only" } else { "Read and revoke" }}</td>
+                                                    <td>{format_unix(k.created_at)}</td>
+                                                    <td>{k.last_used_at.map_or("Never".to_string(), format_unix)}</td>
+                                                    <td>{match k.revoked_at {
+                                                        Some(at) => view! { <span>{format!("Revoked {}", format_unix(at))}</span> }.into_any(),
+                                                        None => view! {
+                                                            <ActionForm action=revoke>
+                                                                <input type="hidden" name="name" value=name.clone()/>
+                                                                <button type="submit" class="link"
+                                                                    aria-label=format!("Revoke the key {name}")>"Revoke"</button>
+                                                            </ActionForm>
+                                                        }.into_any(),
+                                                    }}</td>
+                                                </tr>
+                                            }
+                                        }).collect_view()}
+                                    </tbody>
+                                </table>
+                            }.into_any()
+                        }}
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

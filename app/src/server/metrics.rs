@@ -14,8 +14,9 @@ use std::sync::Arc;
 pub struct LiveSessions {
     /// Logins whose registry row is open and within its timeouts.
     pub logged_in: i64,
-    /// Stored anonymous sessions whose cart holds something.
-    pub anonymous_with_cart: i64,
+    /// Stored anonymous sessions whose cart holds something (`None`: not counted, on Redis,
+    /// which keeps no index of anonymous sessions; the gauge is then left out).
+    pub anonymous_with_cart: Option<i64>,
 }
 
 /// How a login attempt ended.
@@ -380,10 +381,19 @@ impl Metrics {
             .sessions_live
             .with_label_values(&["logged_in"])
             .set(logged_in);
-        self.0
-            .sessions_live
-            .with_label_values(&["anonymous_with_cart"])
-            .set(anonymous_with_cart);
+        match anonymous_with_cart {
+            Some(count) => self
+                .0
+                .sessions_live
+                .with_label_values(&["anonymous_with_cart"])
+                .set(count),
+            None => {
+                let _ = self
+                    .0
+                    .sessions_live
+                    .remove_label_values(&["anonymous_with_cart"]);
+            }
+        }
         let mut text = Vec::new();
         TextEncoder::new().encode(&self.0.registry.gather(), &mut text)?;
         Ok(String::from_utf8_lossy(&text).into_owned())

@@ -1,6 +1,7 @@
 //! Server-only code: database access, the session, the request context.
 //! Compiled with the `ssr` feature only; nothing here reaches the wasm build.
 
+pub mod api_keys;
 pub mod cart;
 pub mod catalog;
 pub mod client;

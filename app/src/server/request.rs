@@ -136,6 +136,68 @@ pub async fn require_user(session: &Session) -> Result<session::AuthUser, ShopEr
     }
 }
 
+/// Sudo mode, before a sensitive action: passes (and restarts the window) when the password
+/// was entered recently enough; otherwise nothing is done and the caller is sent to
+/// `/account/confirm?next=<the page it came from>` (a plain form by a 303, a hydrated page by
+/// the error, which it follows).
+pub async fn require_sudo(ctx: &AppContext, session: &Session) -> Result<(), ShopError> {
+    let now = session::clock::now();
+    match session::change::take_sudo(&ctx.sessions, session, now).await {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        Err(session::SessionError::LoginEnded) => return Err(login_ended(session).await),
+        Err(error) => return Err(error.into()),
+    }
+    let back = use_context::<http::request::Parts>()
+        .and_then(|parts| same_site_referer(&parts.headers))
+        .unwrap_or_else(|| "/".to_string());
+    let to = crate::model::confirm_path(&back);
+    form_redirect(&to);
+    Err(ShopError::confirm_first(to))
+}
+
+/// Records a security event of `user_id` done from this request's client (its browser and
+/// address are on the row). A failure to record is logged; the action stands.
+pub async fn log_security_event(
+    ctx: &AppContext,
+    user_id: i64,
+    kind: crate::model::SecurityEventKind,
+    detail: &str,
+) {
+    let device = session::registry::describe_device(&user_agent());
+    let event = session::security_log::NewEvent {
+        user_id,
+        kind,
+        device: &device,
+        ip: &client_ip(),
+        detail,
+    };
+    session::security_log::record_after(&ctx.db, event, session::clock::now()).await;
+}
+
+/// Records a security event of `user_id` done by someone else (an admin, the API): the
+/// actor's browser and address are not the owner's business, and are left out.
+pub async fn log_security_event_by_other(
+    ctx: &AppContext,
+    user_id: i64,
+    kind: crate::model::SecurityEventKind,
+    detail: &str,
+) {
+    let event = session::security_log::NewEvent {
+        user_id,
+        kind,
+        device: "",
+        ip: "",
+        detail,
+    };
+    session::security_log::record_after(&ctx.db, event, session::clock::now()).await;
+}
+
+/// The current request's client as a login is bound to it (browser family, network).
+pub fn bound_client() -> session::BoundClient {
+    session::BoundClient::of(&user_agent(), current_client_addr())
+}
+
 /// The client's address of the current request (see [`client_addr`]).
 fn current_client_addr() -> Option<std::net::IpAddr> {
     use_context::<http::request::Parts>().and_then(|parts| client_addr(&parts.extensions))
@@ -165,6 +227,44 @@ pub fn user_agent() -> String {
                 .map(str::to_string)
         })
         .unwrap_or_default()
+}
+
+/// The path and query of the Referer when it is a URL of this site, for sending a form back.
+pub fn same_site_referer(headers: &http::HeaderMap) -> Option<String> {
+    let referer = headers.get(http::header::REFERER)?.to_str().ok()?;
+    let host = headers.get(http::header::HOST)?.to_str().ok()?;
+    let rest = referer
+        .strip_prefix("http://")
+        .or_else(|| referer.strip_prefix("https://"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if !authority.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    // `http://host//evil.test/x` has this host, and the path `//evil.test/x`, which a browser
+    // would follow to evil.test.
+    let path = strip_error_query(path);
+    crate::model::is_same_site_path(&path).then_some(path)
+}
+
+/// Leptos appends the error of a failed form call to the URL; our pages show it as a flash.
+fn strip_error_query(path: &str) -> String {
+    let Some((base, query)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            !pair.is_empty() && !pair.starts_with("__err") && !pair.starts_with("__path")
+        })
+        .collect();
+    if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
 }
 
 /// 503 with `Retry-After`: the database (or the session store on it) did not answer; the same
@@ -198,5 +298,40 @@ mod tests {
         assert_eq!(net("192.0.2.7"), "192.0.2.7");
         assert_ne!(net("192.0.2.7"), net("192.0.2.8"));
         assert_eq!(net("::ffff:192.0.2.7"), "192.0.2.7");
+    }
+
+    use super::same_site_referer;
+    use http::{HeaderMap, HeaderValue};
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn referer_must_be_this_site() {
+        let h = headers(&[
+            ("host", "shop.test:3000"),
+            ("referer", "http://shop.test:3000/cart?x=1&__err=abc"),
+        ]);
+        assert_eq!(same_site_referer(&h).as_deref(), Some("/cart?x=1"));
+        let h = headers(&[
+            ("host", "shop.test:3000"),
+            ("referer", "http://evil.test/cart"),
+        ]);
+        assert_eq!(same_site_referer(&h), None);
+        let h = headers(&[("host", "shop.test"), ("referer", "https://shop.test")]);
+        assert_eq!(same_site_referer(&h).as_deref(), Some("/"));
+        // This host, but a path a browser reads as another host.
+        for referer in [
+            "http://shop.test//evil.test/x",
+            "http://shop.test/\\evil.test/x",
+        ] {
+            let h = headers(&[("host", "shop.test"), ("referer", referer)]);
+            assert_eq!(same_site_referer(&h), None, "{referer}");
+        }
     }
 }

@@ -11,6 +11,8 @@ use crate::on_conn;
 /// Failures allowed before back-off starts, per (account, IP) and per IP.
 const ACCOUNT_FREE_FAILURES: i64 = 5;
 const IP_FREE_FAILURES: i64 = 20;
+/// Failed API key attempts one client network may make before it must wait.
+const API_KEY_FREE_FAILURES: i64 = 10;
 /// The longest wait, and how long failures are remembered.
 const MAX_WAIT_SECS: i64 = 15 * 60;
 const FORGET_AFTER_SECS: i64 = 3600;
@@ -137,6 +139,30 @@ pub async fn reserve_registration(
     now: i64,
 ) -> Result<i64, sqlx::Error> {
     reserve(db, &[(register_key(ip), free)], now).await
+}
+
+fn api_key_key(network: &str) -> String {
+    format!("api-key:{network}")
+}
+
+/// An API key attempt from `network` (an IPv4 address, an IPv6 /64): counted before the key is
+/// checked, like a login (so concurrent guesses count like sequential ones); the wait in
+/// seconds when the network has been failing, else 0.
+pub async fn reserve_api_key(db: &Db, network: &str, now: i64) -> Result<i64, sqlx::Error> {
+    reserve(db, &[(api_key_key(network), API_KEY_FREE_FAILURES)], now).await
+}
+
+/// A key that was right: the attempt reserved for it is given back.
+pub async fn release_api_key(db: &Db, network: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    on_conn!(&mut tx.conn(), c => sqlx::query(
+        "UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 0",
+    )
+    .bind(api_key_key(network))
+    .execute(&mut *c)
+    .await
+    .map(drop))?;
+    tx.commit().await
 }
 
 #[cfg(test)]

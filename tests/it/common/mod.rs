@@ -2,6 +2,9 @@
 //! `spawn_app`), and small HTTP conveniences.
 #![allow(dead_code)]
 
+mod stored;
+pub use stored::*;
+
 use coatcheck::http::{Application, Config};
 use std::net::SocketAddr;
 use tempfile::TempDir;
@@ -18,6 +21,9 @@ pub struct TestApp {
     pub pool: app::server::db::Db,
     /// The operators' metrics listener (every test server has one).
     pub metrics: Option<SocketAddr>,
+    /// The server's session store and session writes (on Redis when the run is).
+    pub store: app::server::session::ShopSessionStore,
+    pub sessions: app::server::session::SessionWrites,
 }
 
 impl TestApp {
@@ -84,6 +90,60 @@ pub fn on_postgres() -> bool {
         Ok("sqlite") | Err(_) => false,
         Ok(other) => panic!("COATCHECK_TEST_DATABASE={other:?}: use sqlite or postgres"),
     }
+}
+
+/// Whether this run keeps the sessions on Redis: `COATCHECK_TEST_REDIS_URL` names a server
+/// (`.ci/with-redis` starts a throw-away one) on which each test server takes a logical
+/// database of its own. Otherwise the sessions are in the SQL database.
+pub fn on_redis() -> bool {
+    test_redis_server().is_some()
+}
+
+fn test_redis_server() -> Option<String> {
+    std::env::var("COATCHECK_TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// The session store URL for the servers on `database_url` in a Redis run: one logical
+/// database per SQL database (so every server of a test that shares a database shares its
+/// sessions, and tests never see each other's), numbered by `INCR` on database 0.
+pub fn session_store_url_for(database_url: &str) -> Option<String> {
+    use std::io::{BufRead, Write};
+    static CHOSEN: std::sync::Mutex<Option<std::collections::HashMap<String, String>>> =
+        std::sync::Mutex::new(None);
+    let server = test_redis_server()?;
+    let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+    let chosen = chosen.get_or_insert_with(Default::default);
+    if let Some(url) = chosen.get(database_url) {
+        return Some(url.clone());
+    }
+    let address = server
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&address)
+        .unwrap_or_else(|e| panic!("cannot reach the test Redis server at {address}: {e}"));
+    let key = "coatcheck-test:databases";
+    write!(stream, "*2\r\n$4\r\nINCR\r\n${}\r\n{key}\r\n", key.len()).expect("INCR sent");
+    let mut line = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut line)
+        .expect("INCR answered");
+    let number: u32 = line
+        .trim()
+        .strip_prefix(':')
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("INCR answered {line:?}"));
+    assert!(
+        number < 4096,
+        "the test Redis server has 4096 databases (.ci/with-redis); this run wants more"
+    );
+    let url = format!("{}/{number}", server.trim_end_matches('/'));
+    chosen.insert(database_url.to_string(), url.clone());
+    Some(url)
 }
 
 /// The URL of a fresh, empty database of this run's kind: a file in `dir` (SQLite), or a new
@@ -162,11 +222,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(&dir);
     config.database_url = fresh_database_url(&dir).await;
     adjust(&mut config);
+    if config.session_store_url.is_none() {
+        config.session_store_url = session_store_url_for(&config.database_url);
+    }
     let database_url = config.database_url.clone();
     let app = Application::build(config).await.expect("app builds");
     let addr = app.local_addr().expect("bound");
     let metrics = app.metrics_addr();
     let pool = app.pool();
+    let (store, sessions) = app.sessions();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -184,6 +248,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         server: Some(server),
         pool,
         metrics,
+        store,
+        sessions,
     }
 }
 
@@ -526,6 +592,9 @@ impl ServerProcess {
             .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
+            .envs(
+                session_store_url_for(database_url).map(|url| ("COATCHECK_SESSION_STORE_URL", url)),
+            )
             .stdout(std::process::Stdio::null());
         adjust(&mut command);
         let mut child = command.spawn().expect("server starts");

@@ -22,21 +22,31 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::clock::now_ms;
+use super::contents::SessionError;
+use super::redis::RedisSessions;
 
 /// This instance's and the shared new-session budgets.
 #[derive(Clone)]
 pub struct NewSessionBudget {
     local: LocalBudget,
     db: Db,
+    /// When the sessions are on Redis, the shared buckets are there (one script each).
+    redis: Option<RedisSessions>,
 }
 
 impl NewSessionBudget {
     /// `burst` new sessions at once, one more every `interval`, per client network, counted in
     /// `db` for every instance that uses it.
-    pub fn new(db: Db, burst: u32, interval: Duration) -> NewSessionBudget {
+    pub fn new(
+        db: Db,
+        redis: Option<RedisSessions>,
+        burst: u32,
+        interval: Duration,
+    ) -> NewSessionBudget {
         NewSessionBudget {
             local: LocalBudget::new(burst, interval),
             db,
+            redis,
         }
     }
 
@@ -44,20 +54,27 @@ impl NewSessionBudget {
     pub(super) async fn take(
         &self,
         client: ClientNet,
-    ) -> Result<Result<(), Duration>, sqlx::Error> {
+    ) -> Result<Result<(), Duration>, SessionError> {
         if let Err(wait) = self.local.take(client) {
             return Ok(Err(wait));
         }
         let local = &self.local;
-        let taken = self
-            .shared(client, |tokens| {
-                if tokens >= 1.0 {
-                    Ok(tokens - 1.0)
-                } else {
-                    Err(local.interval.mul_f64(1.0 - tokens))
-                }
-            })
-            .await;
+        let taken = match &self.redis {
+            Some(redis) => redis
+                .take_new_session(&client.to_string())
+                .await
+                .map_err(SessionError::from),
+            None => self
+                .shared(client, |tokens| {
+                    if tokens >= 1.0 {
+                        Ok(tokens - 1.0)
+                    } else {
+                        Err(local.interval.mul_f64(1.0 - tokens))
+                    }
+                })
+                .await
+                .map_err(SessionError::from),
+        };
         if !matches!(taken, Ok(Ok(()))) {
             self.local.give_back(client);
         }
@@ -66,22 +83,31 @@ impl NewSessionBudget {
 
     /// Takes a token whatever the balance (a session was started by a request that was not
     /// expected to start one).
-    pub(super) async fn charge(&self, client: ClientNet) -> Result<(), sqlx::Error> {
+    pub(super) async fn charge(&self, client: ClientNet) -> Result<(), SessionError> {
         self.local.charge(client);
-        self.shared(client, |tokens| Ok::<_, Duration>((tokens - 1.0).max(0.0)))
-            .await
-            .map(|_| ())
+        if let Some(redis) = &self.redis {
+            return Ok(redis.charge_new_session(&client.to_string()).await?);
+        }
+        // Never refused (the change always succeeds).
+        let _ = self
+            .shared(client, |tokens| Ok::<_, Duration>((tokens - 1.0).max(0.0)))
+            .await?;
+        Ok(())
     }
 
     /// Gives back a token taken by a request that started no session after all.
-    pub(super) async fn give_back(&self, client: ClientNet) -> Result<(), sqlx::Error> {
+    pub(super) async fn give_back(&self, client: ClientNet) -> Result<(), SessionError> {
         self.local.give_back(client);
+        if let Some(redis) = &self.redis {
+            return Ok(redis.give_back_new_session(&client.to_string()).await?);
+        }
         let burst = self.local.burst;
-        self.shared(client, |tokens| {
-            Ok::<_, Duration>((tokens + 1.0).min(burst))
-        })
-        .await
-        .map(|_| ())
+        let _ = self
+            .shared(client, |tokens| {
+                Ok::<_, Duration>((tokens + 1.0).min(burst))
+            })
+            .await?;
+        Ok(())
     }
 
     /// Runs `change` on `client`'s shared bucket (refilled up to now; a new client's is full)

@@ -23,6 +23,7 @@
 
 use super::contents::{stored_expiry, Contents, SessionError};
 use super::policy::SessionPolicy;
+use super::redis::RedisSessions;
 use super::store::{load, load_in, load_with_catalog_version, save_in, Update};
 use crate::model::Flash;
 use crate::server::catalog::{Catalog, CatalogCache};
@@ -51,6 +52,9 @@ pub struct SessionWrites {
     sqlite: Option<SqliteWrites>,
     /// The timeouts, for the expiry a record is saved with (`session::stored_expiry`).
     policy: SessionPolicy,
+    /// The sessions' store when it is Redis (`COATCHECK_SESSION_STORE_URL`): session changes
+    /// are its compare-and-swaps, the registry its entries; `db` keeps the shop's data.
+    redis: Option<(RedisSessions, Turns)>,
 }
 
 /// A SQLite server's coordination of session writes: a lock per session ID (striped), so this
@@ -61,20 +65,65 @@ pub struct SessionWrites {
 #[derive(Clone, Debug)]
 struct SqliteWrites {
     pool: SqlitePool,
-    locks: Arc<[Arc<Mutex<()>>]>,
+    turns: Turns,
     gate: Arc<Mutex<Writer>>,
+}
+
+/// A lock per session ID (striped: IDs that hash alike share one), so that this server's
+/// requests on one session take turns instead of conflicting.
+#[derive(Clone, Debug)]
+struct Turns(Arc<[Arc<Mutex<()>>]>);
+
+impl Turns {
+    fn new() -> Turns {
+        Turns(
+            (0..SESSION_LOCK_STRIPES)
+                .map(|_| Default::default())
+                .collect(),
+        )
+    }
+
+    /// This session's turn among this server's requests.
+    async fn take(&self, id: &Id) -> Result<OwnedMutexGuard<()>, SessionError> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut hasher);
+        let lock = self.0[(hasher.finish() as usize) % self.0.len()].clone();
+        tokio::time::timeout(WRITE_WAIT, lock.lock_owned())
+            .await
+            .map_err(|_| SessionError::Busy)
+    }
 }
 
 impl SessionWrites {
     pub fn new(db: Db, policy: SessionPolicy) -> SessionWrites {
         let sqlite = db.as_sqlite().map(|pool| SqliteWrites {
             pool: pool.clone(),
-            locks: (0..SESSION_LOCK_STRIPES)
-                .map(|_| Default::default())
-                .collect(),
+            turns: Turns::new(),
             gate: Default::default(),
         });
-        SessionWrites { db, sqlite, policy }
+        SessionWrites {
+            db,
+            sqlite,
+            policy,
+            redis: None,
+        }
+    }
+
+    /// Sessions on Redis: every session change is a compare-and-swap there.
+    pub fn with_redis(mut self, redis: RedisSessions) -> SessionWrites {
+        self.redis = Some((redis, Turns::new()));
+        self
+    }
+
+    /// The Redis store, when the sessions live there.
+    pub fn redis(&self) -> Option<&RedisSessions> {
+        self.redis.as_ref().map(|(redis, _)| redis)
+    }
+
+    /// The shop's database (where the sessions live too, unless on Redis).
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Closes the SQLite writer connection, if open (at shutdown, before the pool: the last
@@ -102,13 +151,7 @@ impl SessionWrites {
 impl SqliteWrites {
     /// This session's turn among this server's requests.
     async fn session_turn(&self, id: &Id) -> Result<OwnedMutexGuard<()>, SessionError> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut hasher);
-        let lock = self.locks[(hasher.finish() as usize) % self.locks.len()].clone();
-        tokio::time::timeout(WRITE_WAIT, lock.lock_owned())
-            .await
-            .map_err(|_| SessionError::Busy)
+        self.turns.take(id).await
     }
 
     /// The single-writer gate.
@@ -178,6 +221,11 @@ pub async fn begin_session_only(
     writes: &SessionWrites,
     session: &Session,
 ) -> Result<Box<dyn SessionChange>, SessionError> {
+    if let Some((redis, turns)) = &writes.redis {
+        return Ok(Box::new(
+            RedisCas::begin(writes, redis, turns, session).await?,
+        ));
+    }
     Ok(match &writes.sqlite {
         Some(sqlite) => Box::new(SessionCas::begin(writes, sqlite, session).await?),
         None => Box::new(SessionTx::start(writes, session, true, First::Nothing).await?),
@@ -492,6 +540,87 @@ impl SessionChange for SessionCas {
     async fn rollback(self: Box<Self>) {}
 }
 
+/// A compare-and-swap change of the session's data on Redis: read, changed, written back by
+/// a script only if the stored bytes are still those read (and its login still live).
+pub struct RedisCas {
+    contents: Contents,
+    /// The stored record's ID and bytes as read (`None`: no stored record).
+    read: Option<(Id, Vec<u8>)>,
+    /// This session's turn among this server's requests, held until the end (so only
+    /// other instances' writes can conflict).
+    turn: Option<OwnedMutexGuard<()>>,
+    redis: RedisSessions,
+    db: Db,
+}
+
+impl RedisCas {
+    async fn begin(
+        writes: &SessionWrites,
+        redis: &RedisSessions,
+        turns: &Turns,
+        session: &Session,
+    ) -> Result<RedisCas, SessionError> {
+        let mut cas = RedisCas {
+            contents: Contents::default(),
+            read: None,
+            turn: None,
+            redis: redis.clone(),
+            db: writes.db.clone(),
+        };
+        if let Some(id) = session.id() {
+            cas.turn = Some(turns.take(&id).await?);
+            if let Some((record, bytes)) = redis.load_bytes(&id).await? {
+                cas.read = Some((record.id, bytes));
+                cas.contents = Contents::stored(Some(record.data));
+            }
+        }
+        Ok(cas)
+    }
+
+    async fn finish(mut self, session: &Session, always: bool) -> Result<(), SessionError> {
+        if let (Some((id, original)), Some(data)) = (&self.read, self.contents.take_data()) {
+            // The script stores it with the policy's expiry (`session::stored_expiry`).
+            let record = tower_sessions::session::Record {
+                id: *id,
+                data,
+                expiry_date: session.expiry_date(),
+            };
+            // Not written: changed by someone else (a conflict: the caller tries again), or
+            // deleted (logout, revocation, expiry: nothing to save).
+            if !self.redis.swap(&record, original).await?
+                && self.redis.load_bytes(id).await?.is_some()
+            {
+                return Err(SessionError::Conflict);
+            }
+        }
+        drop(self.turn.take());
+        std::mem::take(&mut self.contents)
+            .into_request_copy(session, always)
+            .await
+    }
+}
+
+#[async_trait]
+impl SessionChange for RedisCas {
+    fn contents(&mut self) -> &mut Contents {
+        &mut self.contents
+    }
+
+    async fn catalog(&mut self, cache: &CatalogCache) -> Result<Arc<Catalog>, sqlx::Error> {
+        cache.get(&self.db).await
+    }
+
+    async fn commit_last(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, false).await
+    }
+
+    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+        self.finish(session, true).await
+    }
+
+    async fn rollback(self: Box<Self>) {}
+}
+
 /// Takes the flash message out of the session (atomically, so it cannot undo a cart write).
 pub async fn take_flash(
     writes: &SessionWrites,
@@ -521,4 +650,60 @@ pub async fn set_flash(
     let mut change = begin_session_only(writes, session).await?;
     change.contents().set_flash(flash)?;
     change.commit(session).await
+}
+
+/// Attempts of a sudo change that lost to concurrent changes of the same session.
+const SUDO_ATTEMPTS: usize = 8;
+
+/// Sudo mode, before a sensitive action: whether the login's password was entered (or a
+/// sensitive action done) within the policy's window, by the stored record; if so, the window
+/// restarts at `now`; [`SessionError::LoginEnded`] when the stored record no longer carries a
+/// login. One atomic change: a window ended meanwhile by another request (a change
+/// of client, a sign-out) is seen, and two actions cannot both extend a window that one ended.
+pub async fn take_sudo(
+    writes: &SessionWrites,
+    session: &Session,
+    now: i64,
+) -> Result<bool, SessionError> {
+    open_sudo(writes, session, now, true).await
+}
+
+/// Starts the sudo window at `now`: the password was just entered (a confirmation, a password
+/// change). Only on a session that carries a login.
+pub async fn enter_sudo(
+    writes: &SessionWrites,
+    session: &Session,
+    now: i64,
+) -> Result<(), SessionError> {
+    open_sudo(writes, session, now, false).await.map(drop)
+}
+
+/// (Re)starts the sudo window at `now` on the stored record that carries a login — only if it
+/// is still open when `within_window`; false when it was not. Retried on a conflict.
+async fn open_sudo(
+    writes: &SessionWrites,
+    session: &Session,
+    now: i64,
+    within_window: bool,
+) -> Result<bool, SessionError> {
+    for attempt in 1..=SUDO_ATTEMPTS {
+        let mut change = begin_session_only(writes, session).await?;
+        let contents = change.contents();
+        if contents.login().is_none() {
+            // Revoked, logged out or timed out since this request's copy was read.
+            change.rollback().await;
+            return Err(SessionError::LoginEnded);
+        }
+        if within_window && !writes.policy.sudo_allows(contents.sudo_since(), now) {
+            change.rollback().await;
+            return Ok(false);
+        }
+        contents.enter_sudo(now)?;
+        match change.commit(session).await {
+            Ok(()) => return Ok(true),
+            Err(SessionError::Conflict) if attempt < SUDO_ATTEMPTS => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(SessionError::Conflict)
 }

@@ -21,6 +21,13 @@ const USER: &str = "user";
 const FLASH: &str = "flash";
 /// Unix seconds of the last recorded activity (updated at most once per touch interval).
 const SEEN: &str = "seen";
+/// Unix seconds of the last password entry (a login, a confirmation, a password change) or
+/// sensitive action: the sudo window runs from it (`SessionPolicy::sudo_allows`). It lives and
+/// dies with the login, in the session, on every store.
+const SUDO: &str = "sudo";
+/// The cart's version: new at each change of the cart (random, so unique per session too).
+/// An order placed from a cart in another store records it (`orders::place_on_redis`).
+const CART_VERSION: &str = "cart_version";
 
 /// The login stored in the session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +43,48 @@ pub struct AuthUser {
     /// the choice existed read as not remembered (the short timeouts they always had).
     #[serde(default)]
     pub remembered: bool,
+    /// The client the login is bound to (see `SessionPolicy::binding`); logins stored before
+    /// binding existed have none and are not checked.
+    #[serde(default)]
+    pub client: Option<BoundClient>,
+}
+
+/// What a login is bound to: the browser family (a version change is not a change) and the
+/// network (IPv4 /16, IPv6 /48) of the client address, as resolved through trusted proxies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundClient {
+    pub browser: String,
+    pub network: String,
+}
+
+impl BoundClient {
+    /// The client of a request with `user_agent` from `ip`.
+    pub fn of(user_agent: &str, ip: Option<std::net::IpAddr>) -> BoundClient {
+        let browser = woothee::parser::Parser::new()
+            .parse(user_agent)
+            .map(|ua| ua.name)
+            .filter(|name| *name != "UNKNOWN")
+            .unwrap_or("Unknown browser")
+            .to_string();
+        let network = match ip.map(|ip| ip.to_canonical()) {
+            Some(std::net::IpAddr::V4(v4)) => {
+                let [a, b, _, _] = v4.octets();
+                format!("{a}.{b}.0.0/16")
+            }
+            Some(std::net::IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            }
+            None => "unknown network".to_string(),
+        };
+        BoundClient { browser, network }
+    }
+}
+
+impl std::fmt::Display for BoundClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, {}", self.browser, self.network)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +107,12 @@ pub enum SessionError {
     /// The login an action was to run for has ended (revoked, logged out, timed out).
     #[error("the login has ended")]
     LoginEnded,
+}
+
+impl From<tower_sessions::session_store::Error> for SessionError {
+    fn from(error: tower_sessions::session_store::Error) -> SessionError {
+        SessionError::Store(tower_sessions::session::Error::Store(error))
+    }
 }
 
 // ---- the request's copy ----------------------------------------------------------------------
@@ -117,12 +172,20 @@ pub async fn cycle_session_on_login(
     session.cycle_id().await?;
     session.insert(USER, user).await?;
     session.insert(SEEN, user.logged_in_at).await?;
+    session.insert(SUDO, user.logged_in_at).await?;
     Ok(())
 }
 
 /// Rotates the session ID, keeping everything (after a password change).
 pub async fn rotate_id(session: &Session) -> Result<(), SessionError> {
     session.cycle_id().await?;
+    Ok(())
+}
+
+/// Starts the sudo window at `now` in the request's copy only: for a session whose ID was just
+/// rotated (after a password change), which exists only in this request.
+pub async fn enter_sudo_in_memory(session: &Session, now: i64) -> Result<(), SessionError> {
+    session.insert(SUDO, now).await?;
     Ok(())
 }
 
@@ -213,6 +276,7 @@ pub fn sign_out_ended_login(data: &mut Data) {
 /// Removes the login from a stored record, with a message for the shopper (the cart stays).
 pub fn sign_out_record(data: &mut Data, flash: &Flash) {
     data.remove(USER);
+    data.remove(SUDO);
     if let Ok(value) = serde_json::to_value(flash) {
         data.insert(FLASH.to_string(), value);
     }
@@ -289,7 +353,13 @@ impl Contents {
     }
 
     pub fn set_cart(&mut self, cart: &StoredCart) -> Result<(), SessionError> {
+        self.set(CART_VERSION, &super::registry::new_handle())?;
         self.set(CART, cart)
+    }
+
+    /// The cart's version (`None`: a cart stored before carts had one, or no cart).
+    pub fn cart_version(&self) -> Option<String> {
+        self.get(CART_VERSION)
     }
 
     pub fn set_flash(&mut self, flash: &Flash) -> Result<(), SessionError> {
@@ -306,10 +376,30 @@ impl Contents {
         self.get(USER)
     }
 
+    pub fn set_login(&mut self, login: &AuthUser) -> Result<(), SessionError> {
+        self.set(USER, login)
+    }
+
     /// Drops the login (the cart stays), with a message for the shopper.
     pub fn sign_out(&mut self, flash: &Flash) -> Result<(), SessionError> {
         self.remove(USER);
+        self.remove(SUDO);
         self.set_flash(flash)
+    }
+
+    /// When the password was last entered (or a sensitive action done) in this login.
+    pub fn sudo_since(&self) -> Option<i64> {
+        self.get(SUDO)
+    }
+
+    /// Starts (or restarts) the sudo window at `now`.
+    pub fn enter_sudo(&mut self, now: i64) -> Result<(), SessionError> {
+        self.set(SUDO, &now)
+    }
+
+    /// Ends the sudo window: the next sensitive action asks for the password.
+    pub fn end_sudo(&mut self) {
+        self.remove(SUDO);
     }
 
     pub fn mark_seen(&mut self, now: i64) -> Result<(), SessionError> {
@@ -322,6 +412,22 @@ impl Contents {
     /// and the copy is not empty (the change was the last thing the request does with its
     /// session). Without one, the pending values go into the copy, and the session layer
     /// creates the record.
+    /// Makes these contents the request's copy, to be stored by the session layer at the end
+    /// of the request (under a new ID after `cycle_id`): for a record deleted meanwhile whose
+    /// data must live on (a timed-out login's cart, on Redis).
+    pub(super) async fn replace_request_copy(self, session: &Session) -> Result<(), SessionError> {
+        session.clear().await;
+        for (key, value) in self
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .chain(self.pending)
+        {
+            session.insert_value(&key, value).await?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn into_request_copy(
         self,
         session: &Session,

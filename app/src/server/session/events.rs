@@ -10,7 +10,10 @@
 //! the login's next timeout is due and whenever the feed may have missed something (a
 //! dropped listener connection, a slow stream that lagged behind).
 
+use super::change::SessionWrites;
+use super::contents::SessionError;
 use super::policy::SessionPolicy;
+use super::redis::{EndedNotice, RedisSessions};
 use crate::on_db;
 use crate::server::client::ClientNet;
 use crate::server::db::Db;
@@ -228,10 +231,46 @@ impl SessionEvents {
     }
 
     /// Feeds the hub from the database until the server stops (spawned by the server).
-    pub async fn follow(self, db: Db) {
-        match db {
+    pub async fn follow(self, sessions: SessionWrites) {
+        if let Some(redis) = sessions.redis() {
+            return self.subscribe_to(redis.clone()).await;
+        }
+        match sessions.db().clone() {
             Db::Postgres(pool) => self.listen(pool).await,
-            Db::Sqlite(_) => self.poll(db).await,
+            db @ Db::Sqlite(_) => self.poll(db).await,
+        }
+    }
+
+    /// Redis: the channel its scripts publish each ended login on. After a gap (the
+    /// connection lost and back) every stream checks its login.
+    async fn subscribe_to(self, redis: RedisSessions) {
+        let mut shutdown = self.0.shutdown.subscribe();
+        loop {
+            let mut ended = match redis.ended_logins().await {
+                Ok(ended) => ended,
+                Err(error) => {
+                    tracing::warn!(%error, "session events: cannot subscribe");
+                    if wait_or_stop(&mut shutdown, Duration::from_secs(1)).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            // Anything that ended while no subscriber was connected.
+            self.check_all();
+            loop {
+                tokio::select! {
+                    notice = ended.next_notice() => match notice {
+                        Some(EndedNotice::Ended(handle)) => self.ended(&handle),
+                        Some(EndedNotice::Gap) => self.check_all(),
+                        None => {
+                            self.check_all();
+                            break;
+                        }
+                    },
+                    _ = stopping(&mut shutdown) => return,
+                }
+            }
         }
     }
 
@@ -390,26 +429,16 @@ pub enum LoginRow {
 
 /// Reads the login `handle`'s registry row: live, ended, or timed out by `policy`.
 pub async fn login_row(
-    db: &Db,
+    sessions: &SessionWrites,
     policy: &SessionPolicy,
     handle: &str,
-) -> Result<LoginRow, sqlx::Error> {
-    let row: Option<(Option<i64>, i64, i64, bool)> = on_db!(db, pool => sqlx::query_as(
-        "SELECT ended_at, created_at, last_seen_at, remembered FROM session_registry WHERE handle = $1"
-    )
-    .bind(handle)
-    .fetch_optional(pool)
-    .await)?;
-    let Some((ended_at, created_at, last_seen_at, remembered)) = row else {
-        return Ok(LoginRow::Ended);
+) -> Result<LoginRow, SessionError> {
+    let login = match sessions.redis() {
+        Some(redis) => redis.live_login(handle).await?.map(|live| live.times),
+        None => registry_times(sessions.db(), handle).await?,
     };
-    if ended_at.is_some() {
+    let Some(login) = login else {
         return Ok(LoginRow::Ended);
-    }
-    let login = super::policy::LoginTimes {
-        created_at,
-        last_seen_at,
-        remembered,
     };
     let now = super::clock::now();
     match policy.login_state(login, now) {
@@ -419,6 +448,27 @@ pub async fn login_row(
         }),
         _ => Ok(LoginRow::TimedOut),
     }
+}
+
+/// A login's times from its registry row, unless it has ended.
+async fn registry_times(
+    db: &Db,
+    handle: &str,
+) -> Result<Option<super::policy::LoginTimes>, sqlx::Error> {
+    let row: Option<(Option<i64>, i64, i64, bool)> = on_db!(db, pool => sqlx::query_as(
+        "SELECT ended_at, created_at, last_seen_at, remembered FROM session_registry WHERE handle = $1"
+    )
+    .bind(handle)
+    .fetch_optional(pool)
+    .await)?;
+    Ok(match row {
+        Some((None, created_at, last_seen_at, remembered)) => Some(super::policy::LoginTimes {
+            created_at,
+            last_seen_at,
+            remembered,
+        }),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

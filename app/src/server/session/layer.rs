@@ -15,7 +15,7 @@
 //! Static files are routed outside this layer: they never touch a session.
 
 use super::budget::NewSessionBudget;
-use super::contents::current_user;
+use super::contents::{current_user, BoundClient};
 use super::store::ShopSessionStore;
 use super::timeouts::{self, Activity};
 use crate::server::client::{client_addr, ClientNet};
@@ -78,6 +78,7 @@ impl SessionLayer {
             },
             budget: NewSessionBudget::new(
                 context.db.clone(),
+                context.sessions.redis().cloned(),
                 policy.new_sessions_burst,
                 policy.new_session_interval,
             ),
@@ -181,13 +182,21 @@ impl Checks {
         };
         let context = &self.context;
         let passive = self.passive_path == Some(request.uri().path());
-        // The login timeouts first: everything after sees a demoted or expired login as gone.
+        // The login timeouts and the binding first: everything after sees a demoted or
+        // expired login as gone.
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let client = BoundClient::of(user_agent, client_addr(request.extensions()));
         let activity = match timeouts::enforce(
             &context.sessions,
             &context.policy,
             &context.metrics,
             &session,
             !passive,
+            &client,
         )
         .await
         {
@@ -215,7 +224,7 @@ impl Checks {
                     return too_many_new_sessions(wait);
                 }
                 Err(error) => {
-                    tracing::error!(%error, "new-session budget: the database did not answer");
+                    tracing::error!(%error, "new-session budget: the store did not answer");
                     return busy();
                 }
             }

@@ -18,7 +18,8 @@
 //! - `timeouts`: that rule applied to every request (demotion, activity);
 //! - `events`: the hub of open pages waiting to hear that their login ended;
 //! - `budget`: the new-session budget per client network;
-//! - `layer`: the session layer, which runs all of it around a request, in order.
+//! - `layer`: the session layer, which runs all of it around a request, in order;
+//! - `security_log`: each account's own log of what happened to its logins.
 
 mod budget;
 pub(crate) mod change;
@@ -30,6 +31,7 @@ mod layer;
 pub(crate) mod policy;
 mod redis;
 pub(crate) mod registry;
+pub mod security_log;
 pub(crate) mod store;
 mod timeouts;
 
@@ -40,7 +42,10 @@ pub use events::{
 };
 pub use gauges::live_sessions;
 pub use layer::{cookie_name, SessionLayer};
-pub use policy::{LoginState, LoginTimes, SessionPolicy};
-pub use redis::{redacted, Ended, EndedLogins, RedisSessions, StartError};
-pub use registry::{end_login, record_login, revoke, Actor, EndReason, NewSession, Revoked};
+pub use policy::{Binding, LoginState, LoginTimes, SessionPolicy};
+pub use redis::{redacted, Ended, EndedLogins, EndedNotice, LiveLogin, RedisSessions, StartError};
+pub use registry::{
+    end_by_api, end_login, end_user_by_api, list_after, record_login, revoke, Actor, EndReason,
+    NewSession, Revoked,
+};
 pub use store::{storage_key, sweep_expired_forever, ShopSessionStore};

@@ -28,6 +28,39 @@ pub struct SessionPolicy {
     pub remembered_login_timeout: Duration,
     /// "Last seen" is written at most this often per session.
     pub touch_interval: Duration,
+    /// How long a password entry (a login, a confirmation, a password change) authorizes
+    /// sensitive actions; each sensitive action restarts it (sudo mode).
+    pub sudo_timeout: Duration,
+    /// How long an account's security log keeps its events.
+    pub security_log_retention: Duration,
+    /// What a login used from another browser family or network leads to.
+    pub binding: Binding,
+}
+
+/// Sessions bound to their client (`COATCHECK_SESSION_BINDING`): what happens when a login is
+/// used from another browser family or network than it began on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Binding {
+    /// Nothing.
+    Off,
+    /// The login stays, its sudo window ends, and the owner's security log says so (the
+    /// default: mobile networks and VPNs change address for honest users too).
+    #[default]
+    Notice,
+    /// The login ends there (the cart stays), and the page says why.
+    Strict,
+}
+
+impl Binding {
+    /// `off`, `notice` or `strict`.
+    pub fn parse(text: &str) -> Option<Binding> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "off" => Some(Binding::Off),
+            "notice" => Some(Binding::Notice),
+            "strict" => Some(Binding::Strict),
+            _ => None,
+        }
+    }
 }
 
 /// What the login rule needs of a login: its times (Unix seconds) and its kind.
@@ -104,6 +137,13 @@ impl SessionPolicy {
     /// me signed in"): one more login idle timeout (at least 5 minutes), so that a shopper who
     /// comes back a little late still finds the cart and "You were signed out" — then it goes.
     /// (tower-sessions would keep a browser-session record 14 days.)
+    /// Whether a password entered at `entered_at` (Unix seconds) still authorizes a sensitive
+    /// action at `now` (sudo mode): within `sudo_timeout`, never from the future.
+    pub fn sudo_allows(&self, entered_at: Option<i64>, now: i64) -> bool {
+        let window = i64::try_from(self.sudo_timeout.as_secs()).unwrap_or(i64::MAX);
+        entered_at.is_some_and(|at| at <= now && now.saturating_sub(at) <= window)
+    }
+
     pub fn after_login_grace(&self) -> i64 {
         secs(self.login_idle_timeout.max(Duration::from_secs(300)))
     }
@@ -143,6 +183,9 @@ impl Default for SessionPolicy {
             login_absolute_timeout: Duration::from_secs(12 * 3600),
             remembered_login_timeout: Duration::from_secs(30 * 24 * 3600),
             touch_interval: Duration::from_secs(60),
+            sudo_timeout: Duration::from_secs(15 * 60),
+            security_log_retention: Duration::from_secs(90 * 24 * 3600),
+            binding: Binding::Notice,
         }
     }
 }

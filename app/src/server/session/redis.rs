@@ -18,6 +18,8 @@
 //!   `seen`, `remembered`, `ip`, `device`, `email`; `ended` and `reason` once ended), expiring with its
 //!   session;
 //! - `logins` and `logins:user:<id>`: the live entries' handles, by last activity;
+//! - `anonymous`: the anonymous records' hashes, by expiry, for the ceiling of anonymous
+//!   sessions (`COATCHECK_MAX_ANONYMOUS_SESSIONS`: past it the soonest to expire are evicted);
 //! - `budget:new-sessions:<client network>`: a client's new-session token bucket;
 //! - channel `coatcheck:ended`: the handle of each login ended, published by the script that
 //!   ends it, so every instance's open pages hear it.
@@ -56,6 +58,8 @@ fn login_key(handle: &str) -> String {
 }
 
 const ALL_LOGINS: &str = "coatcheck:logins";
+/// The anonymous records' hashes, by expiry: the ceiling's index (`evict_anonymous`).
+const ANONYMOUS: &str = "coatcheck:anonymous";
 const USER_LOGINS: &str = "coatcheck:logins:user:";
 
 /// How long one command may take before the request that sent it fails (and gets a 503).
@@ -108,6 +112,9 @@ pub struct RedisSessions {
     /// For the subscriber connection of [`RedisSessions::ended_logins`].
     config: Config,
     policy: SessionPolicy,
+    /// Anonymous records, as last counted plus those this server created since: past the
+    /// ceiling, the index is counted again and evicted from.
+    anonymous: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for RedisSessions {
@@ -140,7 +147,19 @@ fn builder(config: Config) -> Builder {
 pub struct EndedLogins {
     client: fred::clients::SubscriberClient,
     messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    /// The connection's reconnections (the first connection's included, already past).
+    reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
     resubscribe: tokio::task::JoinHandle<()>,
+}
+
+/// What [`EndedLogins::next_notice`] heard.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EndedNotice {
+    /// This login ended.
+    Ended(String),
+    /// Messages may have been missed (the connection was lost and is back, or the reader
+    /// lagged): whoever waits for a login should look at it again.
+    Gap,
 }
 
 impl EndedLogins {
@@ -148,18 +167,35 @@ impl EndedLogins {
     /// while the connection was down are not delivered (Redis keeps none): the hub's own
     /// periodic check of open pages covers those.
     pub async fn next(&mut self) -> Option<String> {
+        loop {
+            match self.next_notice().await? {
+                EndedNotice::Ended(handle) => return Some(handle),
+                EndedNotice::Gap => {}
+            }
+        }
+    }
+
+    /// The next ended login, or a gap in what was heard. `None`: the subscription is closed.
+    pub async fn next_notice(&mut self) -> Option<EndedNotice> {
         use tokio::sync::broadcast::error::RecvError;
         loop {
-            match self.messages.recv().await {
-                Ok(message) => {
-                    if let Some(handle) = message.value.as_string() {
-                        return Some(handle);
+            tokio::select! {
+                message = self.messages.recv() => match message {
+                    Ok(message) => {
+                        if let Some(handle) = message.value.as_string() {
+                            return Some(EndedNotice::Ended(handle));
+                        }
                     }
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "ended-login messages missed (the hub re-checks)");
-                }
-                Err(RecvError::Closed) => return None,
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "ended-login messages missed (the hub re-checks)");
+                        return Some(EndedNotice::Gap);
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                reconnected = self.reconnects.recv() => match reconnected {
+                    Ok(_) | Err(RecvError::Lagged(_)) => return Some(EndedNotice::Gap),
+                    Err(RecvError::Closed) => return None,
+                },
             }
         }
     }
@@ -187,37 +223,41 @@ fn bytes(value: &[u8]) -> fred::types::Value {
     fred::types::Value::from(value)
 }
 
-/// The keys a record's scripts take: the record's, and its login's entry if it has one.
+/// The keys a record's scripts take: the record's, the anonymous index, and its login's entry
+/// if it has one.
 fn record_keys(hash: &str, login: Option<&AuthUser>) -> Vec<String> {
-    let mut keys = vec![session_key(hash)];
+    let mut keys = vec![session_key(hash), ANONYMOUS.to_string()];
     if let Some(user) = login {
         keys.push(login_key(&user.handle));
     }
     keys
 }
 
-/// Stores a new record unless its key is taken (0); with a login (KEYS[2]), stores it with the
+/// Stores a new record unless its key is taken (0); with a login (KEYS[3]), stores it with the
 /// login only if the login's entry is live and of that user, and points the entry at it (1),
-/// else stores the record without the login (2).
+/// else stores the record without the login (2). An anonymous record goes into the anonymous
+/// index (KEYS[2]).
 /// ARGV: the record, its expiry (ms), the record without its login, the user, the key's hash.
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if #KEYS == 2 then
-  if redis.call('HGET', KEYS[2], 'user') == ARGV[4]
-     and redis.call('HEXISTS', KEYS[2], 'ended') == 0 then
+if #KEYS == 3 then
+  if redis.call('HGET', KEYS[3], 'user') == ARGV[4]
+     and redis.call('HEXISTS', KEYS[3], 'ended') == 0 then
     redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-    redis.call('HSET', KEYS[2], 'session', ARGV[5])
-    if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[2]) then
-      redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+    redis.call('HSET', KEYS[3], 'session', ARGV[5])
+    if redis.call('PEXPIRETIME', KEYS[3]) < tonumber(ARGV[2]) then
+      redis.call('PEXPIREAT', KEYS[3], ARGV[2])
     end
     return 1
   end
   redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
   return 2
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[5])
 return 1
 "#,
     )
@@ -225,7 +265,9 @@ return 1
 
 /// Writes a record over the stored one, never creating it (0 when it is gone); with ARGV[3]
 /// not empty, only over exactly those stored bytes (a compare-and-swap); with a login
-/// (KEYS[2]), only while the login's entry is live and points at this record.
+/// (KEYS[3]), only while the login's entry is live and points at this record. An anonymous
+/// record's place in the anonymous index (KEYS[2]) follows its expiry; a record with a login
+/// leaves it.
 /// ARGV: the record, its expiry (ms), the expected bytes or '', the key's hash.
 static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
@@ -233,17 +275,39 @@ static SAVE: LazyLock<Script> = LazyLock::new(|| {
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
 if ARGV[3] ~= '' and current ~= ARGV[3] then return 0 end
-if #KEYS == 2 then
-  if redis.call('HGET', KEYS[2], 'session') ~= ARGV[4]
-     or redis.call('HEXISTS', KEYS[2], 'ended') == 1 then
+if #KEYS == 3 then
+  if redis.call('HGET', KEYS[3], 'session') ~= ARGV[4]
+     or redis.call('HEXISTS', KEYS[3], 'ended') == 1 then
     return 0
   end
-  if redis.call('PEXPIRETIME', KEYS[2]) < tonumber(ARGV[2]) then
-    redis.call('PEXPIREAT', KEYS[2], ARGV[2])
+  if redis.call('PEXPIRETIME', KEYS[3]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIREAT', KEYS[3], ARGV[2])
   end
+  redis.call('ZREM', KEYS[2], ARGV[4])
+else
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return 1
+"#,
+    )
+});
+
+/// The ceiling of anonymous sessions: forgets the index's expired members; past ARGV[2]
+/// members, deletes the records of the soonest to expire down to ARGV[3]. Returns how many
+/// are left. KEYS[1]: the anonymous index. ARGV: now (ms), the ceiling, the target, the
+/// records' key prefix.
+static EVICT: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local n = redis.call('ZCARD', KEYS[1])
+if n <= tonumber(ARGV[2]) then return n end
+local popped = redis.call('ZPOPMIN', KEYS[1], n - tonumber(ARGV[3]))
+for i = 1, #popped, 2 do
+  redis.call('DEL', ARGV[4] .. popped[i])
+end
+return redis.call('ZCARD', KEYS[1])
 "#,
     )
 });
@@ -393,6 +457,13 @@ return 0
     )
 });
 
+/// A login's entry that has not ended (its timeouts may have passed: see `login_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveLogin {
+    pub user_id: i64,
+    pub times: LoginTimes,
+}
+
 /// What an action on other logins did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ended {
@@ -457,6 +528,8 @@ impl RedisSessions {
             pool,
             config,
             policy: *policy,
+            // The first anonymous record created counts and evicts (past the ceiling).
+            anonymous: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX / 2)),
         })
     }
 
@@ -469,11 +542,13 @@ impl RedisSessions {
             .map_err(backend)?;
         client.init().await.map_err(backend)?;
         let messages = client.message_rx();
+        let reconnects = client.reconnect_rx();
         let resubscribe = client.manage_subscriptions();
         client.subscribe("coatcheck:ended").await.map_err(backend)?;
         Ok(EndedLogins {
             client,
             messages,
+            reconnects,
             resubscribe,
         })
     }
@@ -752,6 +827,75 @@ impl RedisSessions {
             .map_err(backend)
     }
 
+    /// The login `handle`'s registry entry, while it has not ended: its user and its times
+    /// (`None`: ended, or gone with its session).
+    pub async fn live_login(&self, handle: &str) -> session_store::Result<Option<LiveLogin>> {
+        use fred::interfaces::HashesInterface;
+        let fields: Vec<Option<String>> = self
+            .pool
+            .next()
+            .hmget(
+                login_key(handle),
+                vec!["user", "created", "seen", "remembered", "ended"],
+            )
+            .await
+            .map_err(backend)?;
+        let number = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.as_deref())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        let ended = fields.get(4).is_some_and(|v| v.is_some());
+        match (ended, number(0), number(1), number(2)) {
+            (false, Some(user_id), Some(created_at), Some(last_seen_at)) => Ok(Some(LiveLogin {
+                user_id,
+                times: LoginTimes {
+                    created_at,
+                    last_seen_at,
+                    remembered: number(3) == Some(1),
+                },
+            })),
+            _ => Ok(None),
+        }
+    }
+
+    /// Counts an anonymous record just created; past the ceiling
+    /// (`SessionPolicy::max_anonymous_sessions`), evicts the soonest to expire down to 90 % of
+    /// it, as the SQL store does. A failed eviction is tried again by the next creation.
+    async fn count_anonymous_created(&self) {
+        use std::sync::atomic::Ordering;
+        let max = self.policy.max_anonymous_sessions.max(1);
+        if self.anonymous.fetch_add(1, Ordering::Relaxed) < max {
+            return;
+        }
+        match self.evict_anonymous().await {
+            Ok(left) => self.anonymous.store(left, Ordering::Relaxed),
+            Err(error) => tracing::error!(%error, "evicting anonymous sessions failed"),
+        }
+    }
+
+    /// Forgets expired anonymous records from the index and, past the ceiling, evicts down to
+    /// 90 % of it; how many anonymous records are left.
+    pub async fn evict_anonymous(&self) -> session_store::Result<u64> {
+        let max = self.policy.max_anonymous_sessions.max(1);
+        let target = max - max / 10;
+        let left: i64 = EVICT
+            .evalsha_with_reload(
+                self.pool.next(),
+                vec![ANONYMOUS.to_string()],
+                vec![
+                    clock::now_ms().to_string(),
+                    max.to_string(),
+                    target.to_string(),
+                    format!("{PREFIX}session:"),
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(u64::try_from(left).unwrap_or(0))
+    }
+
     /// The stored record and its bytes (for [`RedisSessions::swap`]).
     pub async fn load_bytes(&self, id: &Id) -> session_store::Result<Option<(Record, Vec<u8>)>> {
         let bytes: Option<Vec<u8>> = self
@@ -831,17 +975,24 @@ impl SessionStore for RedisSessions {
                 .evalsha_with_reload(self.pool.next(), record_keys(&hash, login.as_ref()), args)
                 .await
                 .map_err(backend)?;
-            match created {
-                0 => record.id = Id::default(),
+            let anonymous = match created {
+                0 => {
+                    record.id = Id::default();
+                    continue;
+                }
                 2 => {
                     if let (Some(user), Some(data)) = (&login, signed_out) {
                         tracing::warn!(handle = %user.handle, "not storing a login whose session has ended");
                         record.data = data;
                     }
-                    return Ok(());
+                    true
                 }
-                _ => return Ok(()),
+                _ => login.is_none(),
+            };
+            if anonymous {
+                self.count_anonymous_created().await;
             }
+            return Ok(());
         }
     }
 
@@ -858,12 +1009,12 @@ impl SessionStore for RedisSessions {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let _: i64 = self
-            .pool
-            .next()
-            .del(session_key(&storage_key(id)))
-            .await
-            .map_err(backend)?;
+        use fred::interfaces::SortedSetsInterface;
+        let hash = storage_key(id);
+        let client = self.pool.next();
+        let _: i64 = client.del(session_key(&hash)).await.map_err(backend)?;
+        // A member left behind (the connection lost in between) goes with the next eviction.
+        let _: i64 = client.zrem(ANONYMOUS, hash).await.map_err(backend)?;
         Ok(())
     }
 }

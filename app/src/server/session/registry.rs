@@ -1,7 +1,12 @@
 //! The session registry: one row per authenticated session, kept in step with the store, so
-//! sessions can be listed by user and revoked by an opaque handle.
+//! sessions can be listed by user and revoked by an opaque handle. With the sessions on Redis
+//! (`SessionWrites::redis`), the same operations go to its entries (`redis`); the audit log
+//! and an admin's rights stay in the database.
 
+use super::change::SessionWrites;
+use super::contents::SessionError;
 use super::policy::{LiveSince, SessionPolicy};
+use super::redis::Ended;
 use crate::model::{AuditEntry, SessionInfo};
 use crate::server::db::{Conn, Db, WriteTx};
 use crate::{on_conn, on_db};
@@ -14,6 +19,8 @@ pub enum EndReason {
     Timeout,
     Expired,
     PasswordChange,
+    /// Used from another browser family or network, under strict binding.
+    ClientChanged,
 }
 
 impl EndReason {
@@ -24,6 +31,7 @@ impl EndReason {
             EndReason::Timeout => "timeout",
             EndReason::Expired => "expired",
             EndReason::PasswordChange => "password-change",
+            EndReason::ClientChanged => "client-changed",
         }
     }
 }
@@ -70,7 +78,16 @@ impl NewSession<'_> {
     }
 }
 
-pub async fn record_login(db: &Db, new: NewSession<'_>) -> Result<(), sqlx::Error> {
+/// Records a new login (before its session is stored with it); `email` is shown in the lists.
+pub async fn record_login(
+    sessions: &SessionWrites,
+    new: NewSession<'_>,
+    email: &str,
+) -> Result<(), SessionError> {
+    if let Some(redis) = sessions.redis() {
+        return Ok(redis.record_login(new, email).await?);
+    }
+    let db = sessions.db();
     let now = now();
     let (user_agent, device) = new.user_agent_and_device();
     on_db!(db, pool => sqlx::query(
@@ -165,8 +182,22 @@ pub async fn end_in(
 
 /// Ends one login: its row closed and its stored session deleted, in one transaction (logout,
 /// a new login on the same browser).
-pub async fn end_login(db: &Db, handle: &str, reason: EndReason) -> Result<(), sqlx::Error> {
-    end_where(db, "handle = $1", &[SqlParam::Text(handle)], reason).await?;
+pub async fn end_login(
+    sessions: &SessionWrites,
+    handle: &str,
+    reason: EndReason,
+) -> Result<(), SessionError> {
+    if let Some(redis) = sessions.redis() {
+        redis.end_login(handle, reason).await?;
+        return Ok(());
+    }
+    end_where(
+        sessions.db(),
+        "handle = $1",
+        &[SqlParam::Text(handle)],
+        reason,
+    )
+    .await?;
     Ok(())
 }
 
@@ -319,13 +350,52 @@ pub enum Targets<'a> {
 /// transaction. A request that was in flight while its own session was revoked or logged out
 /// can then neither sign the real owner out elsewhere nor change the password.
 /// `None`: the actor's login has ended, nothing was done.
+///
+/// On Redis the logins end in one script that checks the actor first; the password, in the
+/// database, changes after it (so a login ended meanwhile changes nothing), and the other
+/// logins are ended once more after the change, for any begun with the old password between
+/// the two.
 pub async fn end_other_sessions(
-    db: &Db,
+    sessions: &SessionWrites,
     actor: Actor<'_>,
     reason: EndReason,
     new_password_hash: Option<&str>,
-) -> Result<Option<usize>, sqlx::Error> {
-    again_after_deadlock(|| end_other_sessions_once(db, actor, reason, new_password_hash)).await
+) -> Result<Option<usize>, SessionError> {
+    let db = sessions.db();
+    let Some(redis) = sessions.redis() else {
+        return Ok(again_after_deadlock(|| {
+            end_other_sessions_once(db, actor, reason, new_password_hash)
+        })
+        .await?);
+    };
+    let others = || {
+        redis.end_user_logins(
+            Some(actor.handle),
+            actor.user_id,
+            Some(actor.handle),
+            reason,
+        )
+    };
+    let Ended::Count(mut ended) = others().await? else {
+        return Ok(None);
+    };
+    if let Some(hash) = new_password_hash {
+        set_password(&mut db.acquire().await?.conn(), actor.user_id, hash).await?;
+        if let Ended::Count(more) = others().await? {
+            ended += more;
+        }
+    }
+    Ok(Some(usize::try_from(ended).unwrap_or(usize::MAX)))
+}
+
+async fn set_password(conn: &mut Conn<'_>, user_id: i64, hash: &str) -> Result<(), sqlx::Error> {
+    on_conn!(conn, c => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        .bind(hash)
+        .bind(user_id)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 async fn end_other_sessions_once(
@@ -338,12 +408,7 @@ async fn end_other_sessions_once(
         return Ok(None);
     };
     if let Some(hash) = new_password_hash {
-        on_conn!(&mut tx.conn(), c => sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(hash)
-            .bind(actor.user_id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        set_password(&mut tx.conn(), actor.user_id, hash).await?;
     }
     let ended = end_where_in(
         &mut tx.conn(),
@@ -390,24 +455,54 @@ where
 pub enum Revoked {
     /// The acting login had ended before it could act: nothing was done.
     ActorEnded,
-    /// These sessions were ended (none: nothing matched), of this user (when one matched).
-    Ended {
-        handles: Vec<String>,
-        owner: Option<i64>,
-    },
+    /// This many sessions were ended (none: nothing matched), of this user (when one matched).
+    Ended { count: usize, owner: Option<i64> },
 }
 
 /// Revokes one session by handle on behalf of `actor`; with `owner`, only if it belongs to
 /// that user (a user's own sessions). With `audit`, the admin audit log records it in the same
 /// transaction.
+///
+/// On Redis the actor's check and the end are one script; an admin's rights and the audit
+/// entry are in the database, checked before and written after it.
 pub async fn revoke(
-    db: &Db,
+    sessions: &SessionWrites,
     actor: Actor<'_>,
     handle: &str,
     owner: Option<i64>,
     audit: Option<&str>,
-) -> Result<Revoked, sqlx::Error> {
-    again_after_deadlock(|| revoke_once(db, actor, handle, owner, audit)).await
+) -> Result<Revoked, SessionError> {
+    let db = sessions.db();
+    let Some(redis) = sessions.redis() else {
+        return Ok(again_after_deadlock(|| revoke_once(db, actor, handle, owner, audit)).await?);
+    };
+    if actor.admin && !is_admin(db, actor.user_id).await? {
+        return Ok(Revoked::ActorEnded);
+    }
+    let target = redis.live_login(handle).await?.map(|login| login.user_id);
+    let count = match redis
+        .revoke(Some(actor.handle), handle, owner, EndReason::Revoked)
+        .await?
+    {
+        Ended::ActorEnded => return Ok(Revoked::ActorEnded),
+        Ended::Count(count) => usize::try_from(count).unwrap_or(usize::MAX),
+    };
+    if let (Some(actor_email), true) = (audit, count > 0) {
+        audit_in(
+            &mut db.acquire().await?.conn(),
+            AuditRecord::revoked_one(actor, actor_email, target, handle),
+        )
+        .await?;
+    }
+    Ok(Revoked::Ended {
+        count,
+        owner: target,
+    })
+}
+
+/// Whether the user is (still) a shop admin.
+async fn is_admin(db: &Db, user_id: i64) -> Result<bool, sqlx::Error> {
+    Ok(crate::server::users::is_admin(db, user_id).await? == Some(true))
 }
 
 async fn revoke_once(
@@ -449,20 +544,13 @@ async fn revoke_once(
     if let (Some(actor_email), false) = (audit, handles.is_empty()) {
         audit_in(
             &mut tx.conn(),
-            AuditRecord {
-                actor_user_id: actor.user_id,
-                actor_email,
-                action: "revoke session",
-                target_user_id: target,
-                handle: Some(handle),
-                sessions_ended: 1,
-            },
+            AuditRecord::revoked_one(actor, actor_email, target, handle),
         )
         .await?;
     }
     tx.commit().await?;
     Ok(Revoked::Ended {
-        handles,
+        count: handles.len(),
         owner: target,
     })
 }
@@ -470,12 +558,42 @@ async fn revoke_once(
 /// Ends every live session of a user (an admin's "revoke all") on behalf of `actor`, recorded
 /// in the audit log as done by `actor_email`, in one transaction.
 pub async fn revoke_user_sessions(
-    db: &Db,
+    sessions: &SessionWrites,
     actor: Actor<'_>,
     actor_email: &str,
     user_id: i64,
-) -> Result<Revoked, sqlx::Error> {
-    again_after_deadlock(|| revoke_user_sessions_once(db, actor, actor_email, user_id)).await
+) -> Result<Revoked, SessionError> {
+    let db = sessions.db();
+    let Some(redis) = sessions.redis() else {
+        return Ok(again_after_deadlock(|| {
+            revoke_user_sessions_once(db, actor, actor_email, user_id)
+        })
+        .await?);
+    };
+    if actor.admin && !is_admin(db, actor.user_id).await? {
+        return Ok(Revoked::ActorEnded);
+    }
+    let count = match redis
+        .end_user_logins(Some(actor.handle), user_id, None, EndReason::Revoked)
+        .await?
+    {
+        Ended::ActorEnded => return Ok(Revoked::ActorEnded),
+        Ended::Count(count) => usize::try_from(count).unwrap_or(usize::MAX),
+    };
+    audit_in(
+        &mut db.acquire().await?.conn(),
+        AuditRecord::revoked_all(
+            actor,
+            actor_email,
+            user_id,
+            i64::try_from(count).unwrap_or(i64::MAX),
+        ),
+    )
+    .await?;
+    Ok(Revoked::Ended {
+        count,
+        owner: Some(user_id),
+    })
 }
 
 async fn revoke_user_sessions_once(
@@ -496,19 +614,12 @@ async fn revoke_user_sessions_once(
     .await?;
     audit_in(
         &mut tx.conn(),
-        AuditRecord {
-            actor_user_id: actor.user_id,
-            actor_email,
-            action: "revoke all sessions",
-            target_user_id: Some(user_id),
-            handle: None,
-            sessions_ended: handles.len() as i64,
-        },
+        AuditRecord::revoked_all(actor, actor_email, user_id, handles.len() as i64),
     )
     .await?;
     tx.commit().await?;
     Ok(Revoked::Ended {
-        handles,
+        count: handles.len(),
         owner: Some(user_id),
     })
 }
@@ -584,11 +695,15 @@ fn live_cutoffs(since: LiveSince) -> [i64; 4] {
 
 /// A user's live sessions, most recently active first.
 pub async fn list_for_user(
-    db: &Db,
+    sessions: &SessionWrites,
     policy: &SessionPolicy,
     user_id: i64,
     current: Option<&str>,
-) -> Result<Vec<SessionInfo>, sqlx::Error> {
+) -> Result<Vec<SessionInfo>, SessionError> {
+    if let Some(redis) = sessions.redis() {
+        return Ok(redis.list_for_user(user_id, current).await?);
+    }
+    let db = sessions.db();
     let live = live(3);
     let sql = format!(
         "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at, r.remembered {live}
@@ -609,13 +724,19 @@ pub async fn list_for_user(
 
 /// One page of all live sessions, optionally filtered by (part of) the email.
 pub async fn list_live(
-    db: &Db,
+    sessions: &SessionWrites,
     policy: &SessionPolicy,
     email_filter: Option<&str>,
     page: i64,
     per_page: i64,
     current: Option<&str>,
-) -> Result<(Vec<SessionInfo>, i64), sqlx::Error> {
+) -> Result<(Vec<SessionInfo>, i64), SessionError> {
+    if let Some(redis) = sessions.redis() {
+        return Ok(redis
+            .list_live(email_filter, page, per_page, current)
+            .await?);
+    }
+    let db = sessions.db();
     let pattern = email_filter.map(|f| {
         let escaped: String = f
             .chars()
@@ -664,12 +785,49 @@ pub async fn list_live(
 }
 
 pub struct AuditRecord<'a> {
-    pub actor_user_id: i64,
+    /// `None`: the session API (its key is named in `actor_email`).
+    pub actor_user_id: Option<i64>,
     pub actor_email: &'a str,
     pub action: &'a str,
     pub target_user_id: Option<i64>,
     pub handle: Option<&'a str>,
     pub sessions_ended: i64,
+}
+
+impl<'a> AuditRecord<'a> {
+    /// An admin's revocation of the session `handle` (of user `target`, when known).
+    fn revoked_one(
+        actor: Actor<'_>,
+        actor_email: &'a str,
+        target: Option<i64>,
+        handle: &'a str,
+    ) -> AuditRecord<'a> {
+        AuditRecord {
+            actor_user_id: Some(actor.user_id),
+            actor_email,
+            action: "revoke session",
+            target_user_id: target,
+            handle: Some(handle),
+            sessions_ended: 1,
+        }
+    }
+
+    /// An admin's revocation of every session of `user_id` (`ended` of them).
+    fn revoked_all(
+        actor: Actor<'_>,
+        actor_email: &'a str,
+        user_id: i64,
+        ended: i64,
+    ) -> AuditRecord<'a> {
+        AuditRecord {
+            actor_user_id: Some(actor.user_id),
+            actor_email,
+            action: "revoke all sessions",
+            target_user_id: Some(user_id),
+            handle: None,
+            sessions_ended: ended,
+        }
+    }
 }
 
 /// Writes an audit entry inside the caller's transaction (with the action it records).
@@ -689,6 +847,144 @@ async fn audit_in(conn: &mut Conn<'_>, record: AuditRecord<'_>) -> Result<(), sq
     .await
     .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// One page of live logins for the session API, in a fixed order (oldest first: by creation
+/// time, then handle), those after the key `after` (a `(created_at, handle)` from the last
+/// page) — keyset paging: a login made meanwhile comes after every existing one, so no page
+/// shifts under a client walking the pages. `limit` rows at most; of `user_id` only if given.
+pub async fn list_after(
+    sessions: &SessionWrites,
+    policy: &SessionPolicy,
+    user_id: Option<i64>,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<SessionInfo>, SessionError> {
+    let limit_rows = usize::try_from(limit.max(0)).unwrap_or(0);
+    if let Some(redis) = sessions.redis() {
+        let mut live = match user_id {
+            Some(user_id) => redis.list_for_user(user_id, None).await?,
+            None => redis.list_live(None, 1, i64::MAX, None).await?.0,
+        };
+        live.sort_by(|a, b| (a.created_at, &a.handle).cmp(&(b.created_at, &b.handle)));
+        return Ok(live
+            .into_iter()
+            .filter(|info| {
+                after.is_none_or(|(created, handle)| {
+                    (info.created_at, info.handle.as_str()) > (created, handle)
+                })
+            })
+            .take(limit_rows)
+            .collect());
+    }
+    let (after_created, after_handle) = after.unwrap_or((i64::MIN, ""));
+    let live = live(6);
+    let sql = format!(
+        "SELECT r.handle, r.user_id, u.email, r.device, r.ip, r.created_at, r.last_seen_at, r.remembered {live}
+         AND ($2 IS NULL OR r.user_id = $2)
+         AND (r.created_at > $3 OR (r.created_at = $3 AND r.handle > $4))
+         ORDER BY r.created_at, r.handle LIMIT $5"
+    );
+    let cutoffs = live_cutoffs(policy.live_since(now()));
+    let rows: Vec<InfoRow> = on_db!(sessions.db(), pool => {
+        let mut query = sqlx::query_as(&sql)
+            .bind(super::clock::now_utc())
+            .bind(user_id)
+            .bind(after_created)
+            .bind(after_handle)
+            .bind(limit);
+        for cutoff in cutoffs {
+            query = query.bind(cutoff);
+        }
+        query.fetch_all(pool).await
+    })?;
+    Ok(rows.into_iter().map(|r| r.into_info(None)).collect())
+}
+
+/// Ends the live session `handle` for the session API (no acting login), audited as by the
+/// key `key_name`. Returns its owner, or `None` when no live session matched.
+pub async fn end_by_api(
+    sessions: &SessionWrites,
+    handle: &str,
+    key_name: &str,
+) -> Result<Option<i64>, SessionError> {
+    let db = sessions.db();
+    let owner = match sessions.redis() {
+        Some(redis) => {
+            let owner = redis.live_login(handle).await?.map(|login| login.user_id);
+            match redis.revoke(None, handle, None, EndReason::Revoked).await? {
+                Ended::Count(count) if count > 0 => owner,
+                _ => None,
+            }
+        }
+        None => {
+            let owner: Option<i64> = on_db!(db, pool => sqlx::query_scalar(
+                "SELECT user_id FROM session_registry WHERE handle = $1",
+            )
+            .bind(handle)
+            .fetch_optional(pool)
+            .await)?;
+            let ended = end_where(
+                db,
+                "handle = $1",
+                &[SqlParam::Text(handle)],
+                EndReason::Revoked,
+            )
+            .await?;
+            owner.filter(|_| !ended.is_empty())
+        }
+    };
+    if owner.is_some() {
+        let actor = format!("the API (key {key_name})");
+        let record = AuditRecord {
+            actor_user_id: None,
+            actor_email: &actor,
+            action: "revoke session",
+            target_user_id: owner,
+            handle: Some(handle),
+            sessions_ended: 1,
+        };
+        audit_in(&mut db.acquire().await?.conn(), record).await?;
+    }
+    Ok(owner)
+}
+
+/// Ends every live session of `user_id` for the session API, audited as by the key
+/// `key_name`. Returns how many ended.
+pub async fn end_user_by_api(
+    sessions: &SessionWrites,
+    user_id: i64,
+    key_name: &str,
+) -> Result<usize, SessionError> {
+    let db = sessions.db();
+    let count = match sessions.redis() {
+        Some(redis) => match redis
+            .end_user_logins(None, user_id, None, EndReason::Revoked)
+            .await?
+        {
+            Ended::Count(count) => usize::try_from(count).unwrap_or(usize::MAX),
+            Ended::ActorEnded => 0,
+        },
+        None => end_where(
+            db,
+            "user_id = $1",
+            &[SqlParam::Int(user_id)],
+            EndReason::Revoked,
+        )
+        .await?
+        .len(),
+    };
+    let actor = format!("the API (key {key_name})");
+    let record = AuditRecord {
+        actor_user_id: None,
+        actor_email: &actor,
+        action: "revoke all sessions",
+        target_user_id: Some(user_id),
+        handle: None,
+        sessions_ended: i64::try_from(count).unwrap_or(i64::MAX),
+    };
+    audit_in(&mut db.acquire().await?.conn(), record).await?;
+    Ok(count)
 }
 
 /// Page `page` (1-based) of the audit log, newest first, `per_page` entries a page; and how
@@ -725,13 +1021,16 @@ pub async fn audit_page(
 }
 
 /// The owner of a live session handle.
-pub async fn owner_of(db: &Db, handle: &str) -> Result<Option<i64>, sqlx::Error> {
-    on_db!(db, pool => sqlx::query_scalar(
+pub async fn owner_of(sessions: &SessionWrites, handle: &str) -> Result<Option<i64>, SessionError> {
+    if let Some(redis) = sessions.redis() {
+        return Ok(redis.live_login(handle).await?.map(|login| login.user_id));
+    }
+    Ok(on_db!(sessions.db(), pool => sqlx::query_scalar(
         "SELECT user_id FROM session_registry WHERE handle = $1 AND ended_at IS NULL",
     )
     .bind(handle)
     .fetch_optional(pool)
-    .await)
+    .await)?)
 }
 
 #[cfg(test)]

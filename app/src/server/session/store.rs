@@ -163,6 +163,8 @@ pub struct ShopSessionStore {
     metrics: crate::server::metrics::Metrics,
     /// The timeouts, for the expiry a record is stored with (`session::stored_expiry`).
     policy: super::policy::SessionPolicy,
+    /// When the sessions are on Redis, every call goes there (and Redis expires them itself).
+    redis: Option<super::redis::RedisSessions>,
 }
 
 /// Anonymous sessions: stored records that no live registry row points at.
@@ -193,7 +195,14 @@ impl ShopSessionStore {
             anonymous: Default::default(),
             metrics: Default::default(),
             policy: *policy,
+            redis: None,
         }
+    }
+
+    /// Sessions on Redis instead of `db`.
+    pub fn with_redis(mut self, redis: super::redis::RedisSessions) -> ShopSessionStore {
+        self.redis = Some(redis);
+        self
     }
 
     /// Counts the expired sessions this store deletes in `metrics` (the server's).
@@ -261,6 +270,9 @@ impl ShopSessionStore {
     /// session is never evicted (the count and the eviction skip every session a live
     /// registry row points at, in the same write transaction as the delete).
     pub async fn evict_anonymous(&self) -> sqlx::Result<u64> {
+        if self.redis.is_some() {
+            return Ok(0);
+        }
         let anonymous = anonymous();
         let count_sql = format!("SELECT COUNT(*) {anonymous}");
         // Counted first without the write lock: under the ceiling (the usual case), writers
@@ -322,6 +334,9 @@ impl SessionStore for ShopSessionStore {
     /// ended meanwhile (revoked, logged out, ended by a password change) is not stored: the
     /// record is kept without it (cart included), with a message for the shopper.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        if let Some(redis) = &self.redis {
+            return redis.create(record).await;
+        }
         record.expiry_date = created_expiry(&self.policy, &record.data, record.expiry_date);
         let anonymous = login_of(&record.data).is_none();
         let mut tx = self.db.begin_write().await.map_err(backend)?;
@@ -385,6 +400,9 @@ impl SessionStore for ShopSessionStore {
     /// while this request was running stays deleted. A record with a login is written only
     /// while its registry row is live and points at it (checked in the same statement).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
+        if let Some(redis) = &self.redis {
+            return redis.save(record).await;
+        }
         let sql = format!(
             "UPDATE {TABLE} SET data = $1, expiry_date = $2, cart_items = $5 WHERE id = $3
                AND ($4 IS NULL OR EXISTS (SELECT 1 FROM session_registry
@@ -410,11 +428,17 @@ impl SessionStore for ShopSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        if let Some(redis) = &self.redis {
+            return redis.load(id).await;
+        }
         let stored = load(&self.db, id).await.map_err(backend)?;
         Ok(stored.map(|(record, _)| record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        if let Some(redis) = &self.redis {
+            return redis.delete(id).await;
+        }
         let sql = format!("DELETE FROM {TABLE} WHERE id = $1");
         on_db!(&self.db, pool => sqlx::query(&sql)
             .bind(storage_key(id))
@@ -432,12 +456,26 @@ impl SessionStore for ShopSessionStore {
 /// eviction or orphan cleanup failing once) stopped every later cleanup until a restart — a
 /// failed pass is logged and the next one runs as usual.
 pub async fn sweep_expired_forever<S: ExpiredDeletion>(store: S, period: std::time::Duration) {
+    repeat_forever(period, "deleting expired sessions", || {
+        store.delete_expired()
+    })
+    .await
+}
+
+/// Runs `pass` every `period`, for ever: a failed pass is logged (as `what`) and the next one
+/// comes at its time, so one failure never stops a cleanup until the next restart.
+pub async fn repeat_forever<F, Fut, E>(period: std::time::Duration, what: &str, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(error) = store.delete_expired().await {
-            tracing::warn!(%error, "deleting expired sessions failed; trying again at the next pass");
+        if let Err(error) = pass().await {
+            tracing::warn!(%error, "{what} failed; trying again at the next pass");
         }
     }
 }
@@ -445,6 +483,10 @@ pub async fn sweep_expired_forever<S: ExpiredDeletion>(store: S, period: std::ti
 #[async_trait]
 impl ExpiredDeletion for ShopSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
+        // Redis forgets an expired session, its entry and a refilled budget by itself (TTL).
+        if self.redis.is_some() {
+            return Ok(());
+        }
         // Our own DELETE rather than the inner store's: its count is a metric. "Expired" as
         // every load here sees it (an expiry date not after now).
         let sql = format!("DELETE FROM {TABLE} WHERE expiry_date <= $1");
