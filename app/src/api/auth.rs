@@ -51,13 +51,13 @@ async fn complete_login(
     if let Some(previous) = session::current_user(&session).await? {
         // The previous login's stored record goes with its row; this request's copy (cart
         // included) is stored again under the new ID below.
-        registry::end_login(&ctx.sessions, &previous.handle, registry::EndReason::Logout).await?;
+        registry::end_login(&ctx.sessions, &previous.handle, session::EndReason::Logout).await?;
     }
-    let handle = registry::new_handle();
+    let handle = session::new_handle();
     let ip = client_ip();
     registry::record_login(
         &ctx.sessions,
-        registry::NewSession {
+        session::NewSession {
             handle: &handle,
             user_id: user.id,
             ip: &ip,
@@ -233,7 +233,7 @@ pub async fn logout() -> Result<ActionReply, ShopError> {
         crate::server::session::registry::end_login(
             &ctx.sessions,
             &user.handle,
-            crate::server::session::registry::EndReason::Logout,
+            crate::server::session::EndReason::Logout,
         )
         .await?;
         tracing::info!(handle = %user.handle, "session destroyed on logout");

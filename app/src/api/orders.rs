@@ -28,7 +28,7 @@ pub async fn checkout() -> Result<ActionReply, ShopError> {
     if ctx.sessions.redis().is_some() {
         return checkout_on_redis(&ctx, &session, &user).await;
     }
-    let actor = crate::server::session::registry::Actor {
+    let actor = crate::server::session::Actor {
         handle: &user.handle,
         user_id: user.id,
         admin: false,

@@ -15,7 +15,8 @@ use {
             context_and_session, flash_for_form, form_redirect, log_security_event,
             log_security_event_by_other, login_ended, reject, require_sudo, require_user,
         },
-        session::registry::{self, EndReason},
+        session::registry,
+        session::EndReason,
         session::{self, AuthUser},
         AppContext,
     },
@@ -50,10 +51,10 @@ async fn require_admin(ctx: &AppContext, session: &Session) -> Result<AuthUser, 
     }
 }
 
-/// The caller's login as the actor of an action (see `registry::Actor`).
+/// The caller's login as the actor of an action (see `session::Actor`).
 #[cfg(feature = "ssr")]
-fn actor(me: &AuthUser, admin: bool) -> registry::Actor<'_> {
-    registry::Actor {
+fn actor(me: &AuthUser, admin: bool) -> session::Actor<'_> {
+    session::Actor {
         handle: &me.handle,
         user_id: me.id,
         admin,

@@ -164,7 +164,7 @@ pub async fn log_security_event(
     kind: crate::model::SecurityEventKind,
     detail: &str,
 ) {
-    let device = session::registry::describe_device(&user_agent());
+    let device = session::describe_device(&user_agent());
     let event = session::security_log::NewEvent {
         user_id,
         kind,

@@ -239,7 +239,7 @@ enum First<'a> {
     /// A login's registry row.
     Login(&'a str),
     /// The acting login's registry row, which must be live.
-    Actor(super::registry::Actor<'a>),
+    Actor(super::login_rows::Actor<'a>),
 }
 
 /// A change of the session inside a database transaction. See the module docs.
@@ -280,12 +280,12 @@ impl SessionTx {
     }
 
     /// [`SessionTx::begin`] for an action on behalf of the login `actor`: its registry row is
-    /// checked live (and locked) first in the same transaction (`registry::lock_live_actor`),
+    /// checked live (and locked) first in the same transaction (`login_rows::lock_live_actor`),
     /// before the session's own row. [`SessionError::LoginEnded`]: it has ended; nothing done.
     pub async fn begin_as(
         writes: &SessionWrites,
         session: &Session,
-        actor: super::registry::Actor<'_>,
+        actor: super::login_rows::Actor<'_>,
     ) -> Result<SessionTx, SessionError> {
         SessionTx::start(writes, session, false, First::Actor(actor)).await
     }
@@ -323,10 +323,10 @@ impl SessionTx {
         // (PostgreSQL), so the two wait for each other instead of deadlocking.
         let checked = match first {
             First::Nothing => Ok(true),
-            First::Login(handle) => super::registry::lock_row(&mut tx.conn(), handle)
+            First::Login(handle) => super::login_rows::lock_row(&mut tx.conn(), handle)
                 .await
                 .map(|_| true),
-            First::Actor(actor) => super::registry::lock_live_actor(&mut tx.conn(), actor).await,
+            First::Actor(actor) => super::login_rows::lock_live_actor(&mut tx.conn(), actor).await,
         };
         match checked {
             Ok(true) => {}

@@ -353,7 +353,7 @@ impl Contents {
     }
 
     pub fn set_cart(&mut self, cart: &StoredCart) -> Result<(), SessionError> {
-        self.set(CART_VERSION, &super::registry::new_handle())?;
+        self.set(CART_VERSION, &super::login_rows::new_handle())?;
         self.set(CART, cart)
     }
 

@@ -10,9 +10,13 @@
 //! - `contents`: what a session holds, behind typed operations (the keys are private);
 //! - `change`: atomic changes of a stored session (a transaction with a row lock on
 //!   PostgreSQL, compare-and-swap on SQLite);
+//! - `record`: a stored record's key (its ID's hash) and encoding, on every backend;
+//! - `login_rows`: a login's handle, start, end reason and actor, and its SQL registry row's
+//!   links and locks (used inside the store's, the changes' and the timeouts' transactions);
 //! - `store`: tower-sessions' `SessionStore`, hashed IDs, the registry-guarded save, the sweep;
 //! - `redis`: the same on Redis or Valkey (records, registry entries, scripts);
-//! - `registry`: one row per login (device, activity, end), revocation and its audit log;
+//! - `registry`: the logins of a user or of the shop, listed and ended (revocation, logout,
+//!   password change, the API) on either backend, with the audit log;
 //! - `clock`: the one clock all of it reads (movable in tests);
 //! - `policy`: the login timeouts and the one rule that says what state a login is in;
 //! - `timeouts`: that rule applied to every request (demotion, activity);
@@ -28,7 +32,9 @@ mod contents;
 pub(crate) mod events;
 mod gauges;
 mod layer;
+mod login_rows;
 pub(crate) mod policy;
+mod record;
 mod redis;
 pub(crate) mod registry;
 pub mod security_log;
@@ -42,10 +48,11 @@ pub use events::{
 };
 pub use gauges::live_sessions;
 pub use layer::{cookie_name, SessionLayer};
+pub use login_rows::{describe_device, new_handle, Actor, EndReason, NewSession};
 pub use policy::{Binding, LoginState, LoginTimes, SessionPolicy};
+pub use record::storage_key;
 pub use redis::{redacted, Ended, EndedLogins, EndedNotice, LiveLogin, RedisSessions, StartError};
 pub use registry::{
-    end_by_api, end_login, end_user_by_api, list_after, record_login, revoke, Actor, EndReason,
-    NewSession, Revoked,
+    end_by_api, end_login, end_user_by_api, list_after, record_login, revoke, Revoked,
 };
-pub use store::{storage_key, sweep_expired_forever, ShopSessionStore};
+pub use store::{sweep_expired_forever, ShopSessionStore};

@@ -41,9 +41,9 @@ use tower_sessions::SessionStore;
 
 use super::clock;
 use super::contents::{created_expiry, login_of, sign_out_ended_login, stored_expiry, AuthUser};
+use super::login_rows::{EndReason, NewSession};
 use super::policy::{LoginState, LoginTimes, SessionPolicy};
-use super::registry::{EndReason, NewSession};
-use super::store::{decode_record, encode, storage_key};
+use super::record::{decode_record, encode, storage_key};
 use crate::model::SessionInfo;
 
 /// Every key this store writes starts with this.

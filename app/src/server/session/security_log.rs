@@ -23,7 +23,7 @@ pub const REPEAT_WINDOW_SECS: i64 = 60;
 pub struct NewEvent<'a> {
     pub user_id: i64,
     pub kind: SecurityEventKind,
-    /// "Firefox on Linux" (see `registry::describe_device`); empty when not from a browser.
+    /// "Firefox on Linux" (see `login_rows::describe_device`); empty when not from a browser.
     pub device: &'a str,
     /// The client's address; empty when not from a client (an admin's or the API's act).
     pub ip: &'a str,

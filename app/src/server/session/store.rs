@@ -24,46 +24,15 @@ use crate::server::db::{Conn, Kind};
 use time::OffsetDateTime;
 
 /// The session table (tower-sessions-sqlx-store's layout, created by our migrations).
-pub use super::registry::SESSIONS as TABLE;
-
-/// The key a session is stored under: SHA-256 of its ID (hex). The store and the registry
-/// keep only this — never the ID, neither as the key nor inside the stored record — so a
-/// leaked database or backup holds no cookie that works.
-pub fn storage_key(id: &Id) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(id.to_string().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A record as stored: its ID blanked (the key is the ID's hash).
-fn encode_record(record: &Record) -> Result<Vec<u8>, rmp_serde::encode::Error> {
-    encode_stored(Record {
-        id: Id(0),
-        data: record.data.clone(),
-        expiry_date: record.expiry_date,
-    })
-}
-
-/// [`encode_record`] of a record whose ID is already blanked (no copy of its data).
-fn encode_stored(stored: Record) -> Result<Vec<u8>, rmp_serde::encode::Error> {
-    debug_assert_eq!(stored.id, Id(0));
-    rmp_serde::to_vec(&stored)
-}
+pub use super::login_rows::SESSIONS as TABLE;
+pub use super::record::storage_key;
+use super::record::{decode_record, encode, encode_record, encode_stored};
 
 /// A session's data to save over its stored record (see [`save_in`]).
 pub(crate) struct Update<'a> {
     pub id: &'a Id,
     pub data: std::collections::HashMap<String, serde_json::Value>,
     pub expiry_date: OffsetDateTime,
-}
-
-/// A stored record, given back the ID it was looked up with.
-pub(super) fn decode_record(id: Id, bytes: &[u8]) -> Result<Record, rmp_serde::decode::Error> {
-    let mut record: Record = rmp_serde::from_slice(bytes)?;
-    record.id = id;
-    Ok(record)
 }
 
 /// Reads a stored, unexpired record's bytes; with `lock`, the row is locked until the
@@ -322,11 +291,6 @@ fn backend(error: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(error.to_string())
 }
 
-/// [`encode_record`], as a store error.
-pub(super) fn encode(record: &Record) -> session_store::Result<Vec<u8>> {
-    encode_record(record).map_err(|e| session_store::Error::Encode(e.to_string()))
-}
-
 #[async_trait]
 impl SessionStore for ShopSessionStore {
     /// Inserts a new record (a first cart write, a login, an ID rotation) and, for a login,
@@ -361,7 +325,7 @@ impl SessionStore for ShopSessionStore {
             record.id = Id::default();
         }
         if let Some(user) = login_of(&record.data) {
-            let linked = super::registry::link_session(
+            let linked = super::login_rows::link_session(
                 &mut tx.conn(),
                 &user.handle,
                 user.id,
@@ -500,7 +464,7 @@ impl ExpiredDeletion for ShopSessionStore {
             .expired(crate::server::metrics::Expiry::SessionIdle, deleted);
         // Counted afresh now and then: other processes create sessions too.
         self.evict_anonymous().await.map_err(backend)?;
-        let closed = super::registry::close_orphans(&self.db)
+        let closed = super::login_rows::close_orphans(&self.db)
             .await
             .map_err(backend)?;
         if closed > 0 {

@@ -5,8 +5,8 @@
 
 use super::change::{begin_session_only, SessionTx, SessionWrites};
 use super::contents::{self as session, AuthUser, BoundClient, Contents, SessionError};
+use super::login_rows::{self, EndReason};
 use super::policy::{Binding, LoginState, LoginTimes, SessionPolicy};
-use super::registry::{self, EndReason};
 use super::security_log::{self, NewEvent};
 use crate::model::Flash;
 use crate::model::SecurityEventKind;
@@ -112,7 +112,7 @@ pub async fn enforce(
         let stored = tx.contents().login().map(|login| login.handle);
         if let (Some(stored), Some(user)) = (stored, &user) {
             if stored == user.handle {
-                registry::touch(&mut tx.conn(), &stored, now).await?;
+                login_rows::touch(&mut tx.conn(), &stored, now).await?;
             }
         }
         tx.commit(session).await?;
@@ -203,7 +203,7 @@ async fn demote(
     tx.contents().sign_out(flash)?;
     tx.contents().mark_seen(now)?;
     // The row ends in the same transaction that removes the login from the stored record.
-    let ended = registry::end_in(&mut tx.conn(), handle, reason).await?;
+    let ended = login_rows::end_in(&mut tx.conn(), handle, reason).await?;
     tx.commit(session).await?;
     session.cycle_id().await?;
     tracing::info!(%handle, reason = reason.as_str(), "session demoted");
