@@ -92,6 +92,29 @@ async fn strict_another_browser_ends_the_login_there_and_keeps_the_cart() {
         common::end_reasons(&app.database_url).await,
         ["client-changed"]
     );
+    // The admin list no longer shows that login (only the owner's new one), and the audit log
+    // says why it ended.
+    let mut boss = admin(&app).await;
+    let page = boss.get("/admin/sessions").await;
+    let emails = testid_attr(&page.body, "session-row", "data-user-email");
+    assert_eq!(
+        emails.iter().filter(|e| *e == "ann@example.com").count(),
+        1,
+        "{emails:?}"
+    );
+    let audit: Vec<&str> = page
+        .body
+        .split("data-testid=\"audit-row\"")
+        .skip(1)
+        .map(|row| row.split("</tr>").next().unwrap_or_default())
+        .collect();
+    assert_eq!(audit.len(), 1, "{}", page.body);
+    assert!(
+        audit[0].contains("strict session binding")
+            && audit[0].contains("used from another browser or network")
+            && audit[0].contains("ann@example.com"),
+        "{audit:?}"
+    );
     app.stop().await;
 }
 

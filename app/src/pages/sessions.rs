@@ -344,7 +344,7 @@ fn AdminList(
         view! {
             <p data-testid="audit-total">{format!("{} entries · page {} of {}", data.audit_total, audit_page, audit_pages)}</p>
             <table>
-                <thead><tr><th scope="col">"When"</th><th scope="col">"Admin"</th><th scope="col">"Action"</th>
+                <thead><tr><th scope="col">"When"</th><th scope="col">"By"</th><th scope="col">"Action"</th>
                     <th scope="col">"User"</th><th scope="col">"Sessions ended"</th></tr></thead>
                 <tbody>
                     {data.audit.into_iter().map(|a| view! {

@@ -597,7 +597,7 @@ pub async fn list_live(
 }
 
 pub struct AuditRecord<'a> {
-    /// `None`: the session API (its key is named in `actor_email`).
+    /// `None`: not a user (the session API, its key named in `actor_email`; strict binding).
     pub actor_user_id: Option<i64>,
     pub actor_email: &'a str,
     pub action: &'a str,
@@ -759,6 +759,27 @@ pub async fn end_by_api(
         audit_in(&mut db.acquire().await?.conn(), record).await?;
     }
     Ok(owner)
+}
+
+/// The audit log's row for a login that strict binding ended (`timeouts`): the admin list no
+/// longer shows it, and this says why. Logged, not returned, when it cannot be written: the
+/// login has ended either way.
+pub async fn audit_client_changed(db: &Db, user_id: i64, handle: &str) {
+    let record = AuditRecord {
+        actor_user_id: None,
+        actor_email: "strict session binding",
+        action: "end session: used from another browser or network",
+        target_user_id: Some(user_id),
+        handle: Some(handle),
+        sessions_ended: 1,
+    };
+    let written = match db.acquire().await {
+        Ok(mut conn) => audit_in(&mut conn.conn(), record).await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = written {
+        tracing::error!(%error, "cannot write the audit row of a client change");
+    }
 }
 
 /// Ends every live session of `user_id` for the session API, audited as by the key

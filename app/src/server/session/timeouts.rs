@@ -7,6 +7,7 @@ use super::change::{begin_session_only, SessionTx, SessionWrites};
 use super::contents::{self as session, AuthUser, BoundClient, Contents, SessionError};
 use super::login_rows::{self, EndReason};
 use super::policy::{Binding, LoginState, LoginTimes, SessionPolicy};
+use super::registry;
 use super::security_log::{self, NewEvent};
 use crate::model::Flash;
 use crate::model::SecurityEventKind;
@@ -87,6 +88,7 @@ pub async fn enforce(
                     if demote(db, session, &user.handle, now, reason, &flash).await? {
                         let detail = format!("From {bound} to {client}: signed out");
                         client_changed(db, user, client, &detail, now).await;
+                        registry::audit_client_changed(db.db(), user.id, &user.handle).await;
                     }
                     return Ok(Activity::Unchanged);
                 }
