@@ -367,7 +367,7 @@ async fn revoke_session(
     if handle.is_empty() || handle.len() > 64 {
         return error(StatusCode::NOT_FOUND, "No such live session.");
     }
-    match end_by_api(&context.sessions, handle, &caller.name).await {
+    match end_by_api(&context.sessions, &context.policy, handle, &caller.name).await {
         Ok(Some(owner)) => {
             tracing::info!(%handle, key = %caller.name, "session revoked through the API");
             log_for_owner(&context, owner, 1, &caller.name).await;
@@ -407,7 +407,7 @@ async fn revoke_user_sessions(
         Ok(None) => return error(StatusCode::NOT_FOUND, "No such user."),
         Err(e) => return unavailable(e),
     }
-    match end_user_by_api(&context.sessions, user_id, &caller.name).await {
+    match end_user_by_api(&context.sessions, &context.policy, user_id, &caller.name).await {
         Ok(count) => {
             tracing::info!(user_id, key = %caller.name, sessions = count, "sessions revoked through the API");
             if count > 0 {

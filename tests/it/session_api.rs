@@ -254,6 +254,63 @@ async fn revocations_through_the_api_end_sessions_and_say_which_key_did_it() {
 }
 
 #[tokio::test]
+async fn a_login_past_its_idle_timeout_is_not_revoked_or_counted_by_the_api() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let key = key(&app, "recovery-desk", false).await;
+    let mut old = logged_in(&app, "ann@example.com").await;
+    let list = call(
+        &client,
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/sessions",
+        Some(&key),
+    )
+    .await;
+    let sessions = list.json()["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 1);
+    let old_handle = sessions[0]["handle"].as_str().unwrap().to_string();
+    let ann_id = sessions[0]["user_id"].as_i64().unwrap();
+
+    // Past the login idle timeout (30 minutes) — its record is still stored a while — and
+    // Ann signs in again elsewhere.
+    app::server::session::clock::advance(std::time::Duration::from_secs(31 * 60));
+    let mut fresh = Shopper::new(&app);
+    assert_eq!(fresh.login("ann@example.com", PASSWORD).await.status, 200);
+    let list = call(
+        &client,
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/sessions",
+        Some(&key),
+    )
+    .await;
+    let handles: Vec<String> = list.json()["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["handle"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!handles.contains(&old_handle), "not listed: {handles:?}");
+    assert_eq!(handles.len(), 1);
+
+    // Not listed, so not there to revoke: 404, and the count is of the live one only.
+    let path = format!("/api/v1/sessions/{old_handle}");
+    let answer = call(&client, &app, reqwest::Method::DELETE, &path, Some(&key)).await;
+    assert_eq!(answer.status, 404, "{}", answer.body);
+    let path = format!("/api/v1/users/{ann_id}/sessions");
+    let answer = call(&client, &app, reqwest::Method::DELETE, &path, Some(&key)).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["revoked"], 1);
+    assert!(fresh.me().await["user"].is_null(), "the live one ended");
+    assert!(
+        old.me().await["user"].is_null(),
+        "the idle one had ended by its timeout"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn only_a_live_key_opens_the_api_and_failures_are_throttled() {
     let app = spawn_app().await;
     let client = reqwest::Client::new();

@@ -6,7 +6,8 @@
 
 use crate::common::{free_port, PrivateRedis};
 use app::server::session::{
-    storage_key, AuthUser, EndReason, Ended, NewSession, RedisSessions, SessionPolicy, StartError,
+    storage_key, AuthUser, EndReason, Ended, Liveness, NewSession, RedisSessions, SessionPolicy,
+    StartError,
 };
 use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, SortedSetsInterface};
 use serde_json::{json, Value};
@@ -566,7 +567,13 @@ async fn a_revocation_needs_a_live_actor_and_the_right_owner() {
 
     // A user's own list: another user's login is not theirs to end.
     let outcome = store
-        .revoke(Some("victim"), "other", Some(2), EndReason::Revoked)
+        .revoke(
+            Some("victim"),
+            "other",
+            Some(2),
+            EndReason::Revoked,
+            Liveness::Any,
+        )
         .await
         .expect("revoke");
     assert_eq!(outcome, Ended::Count(0));
@@ -574,7 +581,13 @@ async fn a_revocation_needs_a_live_actor_and_the_right_owner() {
 
     assert_eq!(
         store
-            .revoke(Some("admin"), "victim", None, EndReason::Revoked)
+            .revoke(
+                Some("admin"),
+                "victim",
+                None,
+                EndReason::Revoked,
+                Liveness::Any
+            )
             .await
             .expect("revoke"),
         Ended::Count(1)
@@ -588,12 +601,18 @@ async fn a_revocation_needs_a_live_actor_and_the_right_owner() {
         .expect("logout");
     assert_eq!(store.load(&admin).await.expect("load"), None);
     let late = store
-        .revoke(Some("admin"), "other", None, EndReason::Revoked)
+        .revoke(
+            Some("admin"),
+            "other",
+            None,
+            EndReason::Revoked,
+            Liveness::Any,
+        )
         .await
         .expect("revoke");
     assert_eq!(late, Ended::ActorEnded);
     let late_all = store
-        .end_user_logins(Some("admin"), 3, None, EndReason::Revoked)
+        .end_user_logins(Some("admin"), 3, None, EndReason::Revoked, Liveness::Any)
         .await
         .expect("end all");
     assert_eq!(late_all, Ended::ActorEnded);
@@ -614,8 +633,20 @@ async fn two_devices_signing_each_other_out_at_once_leave_exactly_one() {
         let one_id = logged_in(&first, &one, user).await;
         let two_id = logged_in(&first, &two, user).await;
         let (a, b) = tokio::join!(
-            first.end_user_logins(Some(&one), user, Some(&one), EndReason::Revoked),
-            second.end_user_logins(Some(&two), user, Some(&two), EndReason::Revoked),
+            first.end_user_logins(
+                Some(&one),
+                user,
+                Some(&one),
+                EndReason::Revoked,
+                Liveness::Any
+            ),
+            second.end_user_logins(
+                Some(&two),
+                user,
+                Some(&two),
+                EndReason::Revoked,
+                Liveness::Any
+            ),
         );
         let outcomes = [a.expect("one"), b.expect("two")];
         assert!(
@@ -732,7 +763,13 @@ async fn every_instance_hears_an_ended_login_even_after_redis_restarts() {
 
     // A password change ends every other login at once: each is heard.
     first
-        .end_user_logins(Some("tab-3"), 9, Some("tab-3"), EndReason::PasswordChange)
+        .end_user_logins(
+            Some("tab-3"),
+            9,
+            Some("tab-3"),
+            EndReason::PasswordChange,
+            Liveness::Any,
+        )
         .await
         .expect("ended");
     let handle = tokio::time::timeout(within, heard.next())

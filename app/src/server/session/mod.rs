@@ -51,7 +51,9 @@ pub use layer::{cookie_name, SessionLayer};
 pub use login_rows::{describe_device, new_handle, Actor, EndReason, NewSession};
 pub use policy::{Binding, LoginState, LoginTimes, SessionPolicy};
 pub use record::storage_key;
-pub use redis::{redacted, Ended, EndedLogins, EndedNotice, LiveLogin, RedisSessions, StartError};
+pub use redis::{
+    redacted, Ended, EndedLogins, EndedNotice, LiveLogin, Liveness, RedisSessions, StartError,
+};
 pub use registry::{
     end_by_api, end_login, end_user_by_api, list_after, record_login, revoke, Revoked,
 };

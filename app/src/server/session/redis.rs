@@ -327,6 +327,14 @@ return 1
     )
 });
 
+/// Which logins an end script may end: every one not ended yet, or only those within their
+/// timeouts by the login rule at the script's `now` (those the lists show).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Any,
+    WithinTimeouts,
+}
+
 /// Lua: whether the login whose entry is at `key` is live (its entry there, not ended).
 const LIVE: &str = r#"
 local function live(key)
@@ -335,10 +343,21 @@ end
 "#;
 
 /// Lua: ends the live login whose entry is at `key` (its session deleted, the entry marked
-/// ended, out of both indexes). 0: it had ended already, or never existed.
+/// ended, out of both indexes). 0: it had ended already, or never existed, or (with `cut`, the
+/// four cut-offs of `LiveSince` as a comma-separated string; '' for none) it is past its
+/// timeouts: a login no list shows is not ended or counted here (its next request ends it).
 const END_ONE: &str = r#"
-local function end_one(key, handle, now, reason, sessions, all, users)
-  if not live(key) then return 0 end
+local function within(key, cut)
+  if cut == '' then return true end
+  local c = {}
+  for n in string.gmatch(cut, '[^,]+') do c[#c + 1] = tonumber(n) end
+  local f = redis.call('HMGET', key, 'created', 'seen', 'remembered')
+  local created, seen = tonumber(f[1]) or 0, tonumber(f[2]) or 0
+  if f[3] == '1' then return seen >= c[3] and created >= c[4] end
+  return seen >= c[1] and created >= c[2]
+end
+local function end_one(key, handle, now, reason, sessions, all, users, cut)
+  if not live(key) or not within(key, cut) then return 0 end
   local session = redis.call('HGET', key, 'session')
   if session then redis.call('DEL', sessions .. session) end
   local user = redis.call('HGET', key, 'user')
@@ -355,21 +374,22 @@ end
 /// again. With an actor (ARGV[6], its entry KEYS[2]): only while the actor's own login is live
 /// (-1: it has ended, nothing done). With an owner (ARGV[7]): only a login of that user.
 /// ARGV: handle, now (s), reason, session key prefix, login key prefix, actor or '', owner or
-/// ''. 1: ended; 0: nothing to end.
+/// '', cut-offs or '' (see `END_ONE`). 1: ended; 0: nothing to end.
 static END: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(format!(
         "{LIVE}{END_ONE}{}",
         r#"
 if ARGV[6] ~= '' and not live(KEYS[2]) then return -1 end
 if ARGV[7] ~= '' and redis.call('HGET', KEYS[1], 'user') ~= ARGV[7] then return 0 end
-return end_one(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[3], KEYS[4])
+return end_one(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[3], KEYS[4], ARGV[8])
 "#
     ))
 });
 
 /// Ends every live login of a user (their index, KEYS[1]) but one (ARGV[6], '' for none), only
 /// while the actor's login (KEYS[2], ARGV[5]; '' for none) is live: -1 if it is not, else how
-/// many were ended. ARGV: now (s), reason, session key prefix, login key prefix, actor, kept.
+/// many were ended. ARGV: now (s), reason, session key prefix, login key prefix, actor, kept,
+/// cut-offs or '' (see `END_ONE`).
 /// KEYS[3]: every login's index; KEYS[4]: the users' index prefix.
 static END_USER: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(format!(
@@ -379,7 +399,8 @@ if ARGV[5] ~= '' and not live(KEYS[2]) then return -1 end
 local ended = 0
 for _, handle in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if handle ~= ARGV[6] then
-    ended = ended + end_one(ARGV[4] .. handle, handle, ARGV[1], ARGV[2], ARGV[3], KEYS[3], KEYS[4])
+    ended = ended + end_one(ARGV[4] .. handle, handle, ARGV[1], ARGV[2], ARGV[3], KEYS[3], KEYS[4],
+      ARGV[7])
   end
 end
 return ended
@@ -598,7 +619,10 @@ impl RedisSessions {
     /// Ends one login: its session deleted and its entry ended, in one script. Whether this call
     /// ended it (false: it had ended already).
     pub async fn end_login(&self, handle: &str, reason: EndReason) -> session_store::Result<bool> {
-        Ok(self.revoke(None, handle, None, reason).await? == Ended::Count(1))
+        Ok(self
+            .revoke(None, handle, None, reason, Liveness::Any)
+            .await?
+            == Ended::Count(1))
     }
 
     /// Ends the login `handle` on behalf of `actor` (whose own login must still be live, checked
@@ -609,6 +633,7 @@ impl RedisSessions {
         handle: &str,
         owner: Option<i64>,
         reason: EndReason,
+        liveness: Liveness,
     ) -> session_store::Result<Ended> {
         let result: i64 = END
             .evalsha_with_reload(
@@ -627,6 +652,7 @@ impl RedisSessions {
                     format!("{PREFIX}login:"),
                     actor.unwrap_or("").to_string(),
                     owner.map(|o| o.to_string()).unwrap_or_default(),
+                    self.cut_offs(liveness),
                 ],
             )
             .await
@@ -643,6 +669,7 @@ impl RedisSessions {
         user_id: i64,
         keep: Option<&str>,
         reason: EndReason,
+        liveness: Liveness,
     ) -> session_store::Result<Ended> {
         let result: i64 = END_USER
             .evalsha_with_reload(
@@ -660,11 +687,29 @@ impl RedisSessions {
                     format!("{PREFIX}login:"),
                     actor.unwrap_or("").to_string(),
                     keep.unwrap_or("").to_string(),
+                    self.cut_offs(liveness),
                 ],
             )
             .await
             .map_err(backend)?;
         Ok(ended(result))
+    }
+
+    /// The cut-offs argument of `END_ONE` for `liveness`.
+    fn cut_offs(&self, liveness: Liveness) -> String {
+        match liveness {
+            Liveness::Any => String::new(),
+            Liveness::WithinTimeouts => {
+                let since = self.policy.live_since(clock::now());
+                format!(
+                    "{},{},{},{}",
+                    since.browser_seen,
+                    since.browser_created,
+                    since.remembered_seen,
+                    since.remembered_created
+                )
+            }
+        }
     }
 
     /// Records activity on a live login (its "last seen" and its place in the lists).

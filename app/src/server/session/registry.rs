@@ -8,7 +8,7 @@ use super::clock::now;
 use super::contents::SessionError;
 use super::login_rows::{lock_live_actor, Actor, EndReason, NewSession, SESSIONS};
 use super::policy::{LiveSince, SessionPolicy};
-use super::redis::Ended;
+use super::redis::{Ended, Liveness};
 use crate::model::{AuditEntry, SessionInfo};
 use crate::server::db::{Conn, Db, WriteTx};
 use crate::{on_conn, on_db};
@@ -102,6 +102,7 @@ async fn end_where_in(
             query = match param {
                 SqlParam::Int(v) => query.bind(*v),
                 SqlParam::Text(v) => query.bind(*v),
+                SqlParam::Time(v) => query.bind(*v),
             };
         }
         let rows = query.fetch_all(&mut *c).await?;
@@ -152,6 +153,7 @@ pub async fn begin_as(
             let query = match param {
                 SqlParam::Int(v) => query.bind(v),
                 SqlParam::Text(v) => query.bind(v),
+                SqlParam::Time(v) => query.bind(v),
             };
             query.fetch_all(c).await
         })?;
@@ -200,6 +202,7 @@ pub async fn end_other_sessions(
             actor.user_id,
             Some(actor.handle),
             reason,
+            Liveness::Any,
         )
     };
     let Ended::Count(mut ended) = others().await? else {
@@ -250,6 +253,7 @@ async fn end_other_sessions_once(
 enum SqlParam<'a> {
     Int(i64),
     Text(&'a str),
+    Time(time::OffsetDateTime),
 }
 
 /// Whether an action on behalf of a login should run again: PostgreSQL aborted its transaction
@@ -307,7 +311,13 @@ pub async fn revoke(
     }
     let target = redis.live_login(handle).await?.map(|login| login.user_id);
     let count = match redis
-        .revoke(Some(actor.handle), handle, owner, EndReason::Revoked)
+        .revoke(
+            Some(actor.handle),
+            handle,
+            owner,
+            EndReason::Revoked,
+            Liveness::Any,
+        )
         .await?
     {
         Ended::ActorEnded => return Ok(Revoked::ActorEnded),
@@ -400,7 +410,13 @@ pub async fn revoke_user_sessions(
         return Ok(Revoked::ActorEnded);
     }
     let count = match redis
-        .end_user_logins(Some(actor.handle), user_id, None, EndReason::Revoked)
+        .end_user_logins(
+            Some(actor.handle),
+            user_id,
+            None,
+            EndReason::Revoked,
+            Liveness::Any,
+        )
         .await?
     {
         Ended::ActorEnded => return Ok(Revoked::ActorEnded),
@@ -485,14 +501,41 @@ impl InfoRow {
 /// its idle or absolute timeout is listed nowhere, though its own next request is what ends
 /// its row.
 fn live(first: usize) -> String {
-    let [a, b, c, d] = [first, first + 1, first + 2, first + 3];
+    let timeouts = within_timeouts("r", first);
     format!(
         "FROM session_registry r JOIN users u ON u.id = r.user_id
          JOIN {SESSIONS} s ON s.id = r.session_id
-         WHERE r.ended_at IS NULL AND s.expiry_date > $1
-           AND ((r.remembered = FALSE AND r.last_seen_at >= ${a} AND r.created_at >= ${b})
-             OR (r.remembered = TRUE AND r.last_seen_at >= ${c} AND r.created_at >= ${d}))"
+         WHERE r.ended_at IS NULL AND s.expiry_date > $1 AND {timeouts}"
     )
+}
+
+/// [`live`]'s timeout condition on the registry row named `row`: `$first`… the cut-offs.
+fn within_timeouts(row: &str, first: usize) -> String {
+    let [a, b, c, d] = [first, first + 1, first + 2, first + 3];
+    format!(
+        "(({row}.remembered = FALSE AND {row}.last_seen_at >= ${a} AND {row}.created_at >= ${b})
+          OR ({row}.remembered = TRUE AND {row}.last_seen_at >= ${c} AND {row}.created_at >= ${d}))"
+    )
+}
+
+/// For [`end_where`]: the login is live by [`live`]'s rule (its record stored and unexpired,
+/// within its timeouts), with `$first` now and the cut-offs after it; and the parameters.
+fn live_condition(policy: &SessionPolicy, first: usize) -> (String, [SqlParam<'static>; 5]) {
+    let condition = format!(
+        "EXISTS (SELECT 1 FROM {SESSIONS} s
+                 WHERE s.id = session_registry.session_id AND s.expiry_date > ${first})
+         AND {}",
+        within_timeouts("session_registry", first + 1)
+    );
+    let [a, b, c, d] = live_cutoffs(policy.live_since(now()));
+    let params = [
+        SqlParam::Time(super::clock::now_utc()),
+        SqlParam::Int(a),
+        SqlParam::Int(b),
+        SqlParam::Int(c),
+        SqlParam::Int(d),
+    ];
+    (condition, params)
 }
 
 /// The values of [`live`]'s cut-offs, in order.
@@ -717,6 +760,7 @@ pub async fn list_after(
 /// key `key_name`. Returns its owner, or `None` when no live session matched.
 pub async fn end_by_api(
     sessions: &SessionWrites,
+    policy: &SessionPolicy,
     handle: &str,
     key_name: &str,
 ) -> Result<Option<i64>, SessionError> {
@@ -724,7 +768,11 @@ pub async fn end_by_api(
     let owner = match sessions.redis() {
         Some(redis) => {
             let owner = redis.live_login(handle).await?.map(|login| login.user_id);
-            match redis.revoke(None, handle, None, EndReason::Revoked).await? {
+            let within = Liveness::WithinTimeouts;
+            match redis
+                .revoke(None, handle, None, EndReason::Revoked, within)
+                .await?
+            {
                 Ended::Count(count) if count > 0 => owner,
                 _ => None,
             }
@@ -736,10 +784,13 @@ pub async fn end_by_api(
             .bind(handle)
             .fetch_optional(pool)
             .await)?;
+            // Only a live login (as listed): one past its timeouts is reported unknown, like
+            // one that ended, though its row is closed by its next request or the sweep.
+            let (live, [now_at, a, b, c, d]) = live_condition(policy, 2);
             let ended = end_where(
                 db,
-                "handle = $1",
-                &[SqlParam::Text(handle)],
+                &format!("handle = $1 AND {live}"),
+                &[SqlParam::Text(handle), now_at, a, b, c, d],
                 EndReason::Revoked,
             )
             .await?;
@@ -786,26 +837,38 @@ pub async fn audit_client_changed(db: &Db, user_id: i64, handle: &str) {
 /// `key_name`. Returns how many ended.
 pub async fn end_user_by_api(
     sessions: &SessionWrites,
+    policy: &SessionPolicy,
     user_id: i64,
     key_name: &str,
 ) -> Result<usize, SessionError> {
     let db = sessions.db();
     let count = match sessions.redis() {
         Some(redis) => match redis
-            .end_user_logins(None, user_id, None, EndReason::Revoked)
+            .end_user_logins(
+                None,
+                user_id,
+                None,
+                EndReason::Revoked,
+                Liveness::WithinTimeouts,
+            )
             .await?
         {
             Ended::Count(count) => usize::try_from(count).unwrap_or(usize::MAX),
             Ended::ActorEnded => 0,
         },
-        None => end_where(
-            db,
-            "user_id = $1",
-            &[SqlParam::Int(user_id)],
-            EndReason::Revoked,
-        )
-        .await?
-        .len(),
+        None => {
+            // Only live logins, so the count is of sessions that could still be used (as
+            // listed); see `end_by_api`.
+            let (live, [now_at, a, b, c, d]) = live_condition(policy, 2);
+            end_where(
+                db,
+                &format!("user_id = $1 AND {live}"),
+                &[SqlParam::Int(user_id), now_at, a, b, c, d],
+                EndReason::Revoked,
+            )
+            .await?
+            .len()
+        }
     };
     let actor = format!("the API (key {key_name})");
     let record = AuditRecord {
