@@ -4,7 +4,9 @@
 
 use crate::common;
 use app::server::session::Binding;
-use common::{admin, product_id, spawn_app_with, testid_attr, Shopper, TestApp, PASSWORD};
+use common::{
+    admin, product_id, spawn_app, spawn_app_with, testid_attr, Shopper, TestApp, PASSWORD,
+};
 
 const FIREFOX_120: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0";
 const FIREFOX_121: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
@@ -196,5 +198,47 @@ async fn off_binds_nothing() {
         .post("/api/admin/sessions/revoke", &[("session", &handle)])
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_held_open_on_another_network_gets_no_sudo_window_the_owner_opens_meanwhile() {
+    use common::HeldRequest;
+    let app = spawn_app().await;
+    let mut boss = admin(&app).await;
+    let cookie = boss.cookie.clone().unwrap();
+    // A thief on another network sends "create an API key" with the admin's cookie and holds
+    // it before its last body byte: the session layer has moved the login to the thief's
+    // network (notice binding) and ended its sudo window.
+    let held = HeldRequest::start_from(
+        [127, 1, 0, 1],
+        app.addr,
+        "/api/admin/api-keys/create",
+        &cookie,
+        "name=thief",
+    )
+    .await;
+    // The admin comes back (the login moves back to their network) and confirms the password:
+    // a window opens, for the admin's client.
+    assert!(!boss.me().await["user"].is_null());
+    let confirm = boss
+        .post("/api/account/confirm", &[("password", PASSWORD)])
+        .await;
+    assert!(
+        confirm.status == 200 || confirm.status == 303,
+        "{} {}",
+        confirm.status,
+        confirm.body
+    );
+    // The thief's request finishes inside that window, from the other network: refused.
+    let reply = held.finish().await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    let keys = app::server::api_keys::list(&app.db().await).await.unwrap();
+    assert!(keys.iter().all(|k| k.name != "thief"), "no key was created");
+    // The admin's own sensitive action, inside the window, works.
+    let reply = boss
+        .post("/api/admin/api-keys/create", &[("name", "desk")])
+        .await;
+    assert!(reply.status == 200 || reply.status == 303, "{}", reply.body);
     app.stop().await;
 }

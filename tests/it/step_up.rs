@@ -313,3 +313,67 @@ async fn wrong_confirmations_are_throttled_like_failed_logins_even_all_at_once()
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn wrong_current_passwords_in_a_password_change_are_throttled_like_failed_logins() {
+    let app = spawn_app().await;
+    let ann = logged_in(&app, "ann@example.com").await;
+    // A stolen cookie guessing the password through the password change, in waves of 4
+    // concurrent guesses: five failures per account and client are free, as for logins.
+    let mut statuses = Vec::new();
+    for wave in 0..5 {
+        let guesses = (0..4).map(|i| {
+            let mut guesser = ann.clone();
+            async move {
+                guesser
+                    .post(
+                        "/api/account/password",
+                        &[
+                            ("current", format!("wrong password {wave}-{i}").as_str()),
+                            ("new", "a brand new password for ann"),
+                        ],
+                    )
+                    .await
+                    .status
+            }
+        });
+        statuses.extend(futures::future::join_all(guesses).await);
+    }
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + throttled, 20, "{statuses:?}");
+    assert_eq!(checked, 5, "{statuses:?}");
+    // The right password waits too (nothing changed), and so does a login from this client.
+    let mut ann = ann;
+    let reply = ann
+        .post(
+            "/api/account/password",
+            &[
+                ("current", PASSWORD),
+                ("new", "a brand new password for ann"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, 429);
+    let mut again = Shopper::new(&app);
+    assert_eq!(again.login("ann@example.com", PASSWORD).await.status, 429);
+    let mut elsewhere = Shopper::from_address(&app, 7);
+    assert_eq!(
+        elsewhere.login("ann@example.com", PASSWORD).await.status,
+        200,
+        "the old password still works: nothing was changed"
+    );
+    // The owner sees the guesses in the security log.
+    let page = elsewhere.get("/account/security").await;
+    let kinds = testid_attr(&page.body, "security-event", "data-kind");
+    assert!(
+        kinds.iter().filter(|k| *k == "login_failed").count() >= 2,
+        "{kinds:?}"
+    );
+    assert!(
+        page.body.contains("Wrong password, changing the password"),
+        "{}",
+        page.body
+    );
+    app.stop().await;
+}

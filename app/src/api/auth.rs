@@ -30,7 +30,7 @@ async fn reject_keeping_email(status: StatusCode, message: String, email: &str) 
 
 /// The security log's word for an attempt refused unchecked, after too many failures.
 #[cfg(feature = "ssr")]
-const THROTTLED: &str = "Refused unchecked: too many failed attempts";
+pub(super) const THROTTLED: &str = "Refused unchecked: too many failed attempts";
 
 /// One message for an unknown email and a wrong password, so neither can be told apart.
 #[cfg(feature = "ssr")]
@@ -256,8 +256,8 @@ pub async fn confirm_password(
     password: String,
     next: Option<String>,
 ) -> Result<ActionReply, ShopError> {
-    use crate::server::request::{reject, require_user};
-    use crate::server::session::change::enter_sudo;
+    use crate::server::request::{login_ended, reject, require_user};
+    use crate::server::session::{change::enter_sudo, SessionError};
     use crate::server::throttle;
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
@@ -288,7 +288,21 @@ pub async fn confirm_password(
         return Err(reject(StatusCode::UNAUTHORIZED, wrong).await);
     }
     throttle::release_login(&ctx.db, &me.email, &ip).await?;
-    enter_sudo(&ctx.sessions, &session, now).await?;
+    let client = crate::server::request::bound_client();
+    match enter_sudo(&ctx.sessions, &session, &client, now).await {
+        Ok(true) => {}
+        // Another request moved the login to another client meanwhile (see `take_sudo`).
+        Ok(false) => {
+            return Err(reject(
+                StatusCode::CONFLICT,
+                "This session was just used from another browser or network. Please confirm \
+                 again.",
+            )
+            .await)
+        }
+        Err(SessionError::LoginEnded) => return Err(login_ended(&session).await),
+        Err(error) => return Err(error.into()),
+    }
     tracing::info!(handle = %me.handle, "password confirmed: sudo window opened");
     log_security_event(&ctx, me.id, Event::Confirmed, "").await;
     let next = safe_next(next.as_deref().unwrap_or("/"));

@@ -12,13 +12,13 @@ use {
     crate::server::{
         metrics::{Revocation, Rotation},
         request::{
-            context_and_session, flash_for_form, form_redirect, log_security_event,
-            log_security_event_by_other, login_ended, reject, require_sudo, require_user,
+            client_network, context_and_session, flash_for_form, form_redirect, log_security_event,
+            log_security_event_by_other, login_ended, reject, require_sudo, require_user, too_many,
         },
         session::registry,
         session::EndReason,
         session::{self, AuthUser},
-        AppContext,
+        throttle, AppContext,
     },
     http::StatusCode,
     tower_sessions::Session,
@@ -193,17 +193,27 @@ pub async fn revoke_other_sessions() -> Result<ActionReply, ShopError> {
 pub async fn change_password(current: String, new: String) -> Result<ActionReply, ShopError> {
     let (ctx, session) = context_and_session().await?;
     let me = require_user(&session).await?;
-    let stored = crate::server::users::password_hash(&ctx.db, me.id).await?;
-    let slot = crate::server::request::hashing_slot(&ctx, None).await?;
-    if current.len() > crate::model::MAX_PASSWORD_BYTES
-        || !ctx.passwords.verify(current, stored).await?
-    {
-        return Err(reject(
-            StatusCode::UNAUTHORIZED,
-            "Your current password is not right.",
-        )
-        .await);
+    let wrong = "Your current password is not right.";
+    if current.len() > crate::model::MAX_PASSWORD_BYTES {
+        return Err(reject(StatusCode::UNAUTHORIZED, wrong).await);
     }
+    let slot = crate::server::request::hashing_slot(&ctx, None).await?;
+    // A password check like a login's: wrong passwords count in the same throttle (per account
+    // and client network), or a stolen cookie could guess the password here without limit.
+    let ip = client_network();
+    let now = session::clock::now();
+    let wait = throttle::reserve_login(&ctx.db, &me.email, &ip, now).await?;
+    if wait > 0 {
+        log_security_event(&ctx, me.id, Event::LoginFailed, super::auth::THROTTLED).await;
+        return Err(too_many(wait, "failed attempts", None).await);
+    }
+    let stored = crate::server::users::password_hash(&ctx.db, me.id).await?;
+    if !ctx.passwords.verify(current, stored).await? {
+        let detail = "Wrong password, changing the password";
+        log_security_event(&ctx, me.id, Event::LoginFailed, detail).await;
+        return Err(reject(StatusCode::UNAUTHORIZED, wrong).await);
+    }
+    throttle::release_login(&ctx.db, &me.email, &ip).await?;
     if let Err(e) = check_new_password(&new) {
         return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await);
     }

@@ -142,7 +142,7 @@ pub async fn require_user(session: &Session) -> Result<session::AuthUser, ShopEr
 /// the error, which it follows).
 pub async fn require_sudo(ctx: &AppContext, session: &Session) -> Result<(), ShopError> {
     let now = session::clock::now();
-    match session::change::take_sudo(&ctx.sessions, session, now).await {
+    match session::change::take_sudo(&ctx.sessions, session, &bound_client(), now).await {
         Ok(true) => return Ok(()),
         Ok(false) => {}
         Err(session::SessionError::LoginEnded) => return Err(login_ended(session).await),

@@ -761,10 +761,23 @@ pub struct RawReply {
 
 impl HeldRequest {
     pub async fn start(addr: SocketAddr, path: &str, cookie: &str, body: &str) -> HeldRequest {
+        HeldRequest::start_from([127, 0, 0, 1], addr, path, cookie, body).await
+    }
+
+    /// [`HeldRequest::start`] from the client address `from` (a loopback address).
+    pub async fn start_from(
+        from: [u8; 4],
+        addr: SocketAddr,
+        path: &str,
+        cookie: &str,
+        body: &str,
+    ) -> HeldRequest {
         use tokio::io::AsyncWriteExt;
-        let mut stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .expect("connects");
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket
+            .bind(SocketAddr::from((from, 0)))
+            .expect("binds to the client address");
+        let mut stream = socket.connect(addr).await.expect("connects");
         let head = format!(
             "POST {path} HTTP/1.1\r\nHost: {addr}\r\nCookie: id={cookie}\r\n\
              Content-Type: application/x-www-form-urlencoded\r\nAccept: application/json\r\n\

@@ -21,8 +21,8 @@
 //!
 //! [`begin_session_only`] picks the right one for the database behind a [`SessionChange`].
 
-use super::contents::{stored_expiry, Contents, SessionError};
-use super::policy::SessionPolicy;
+use super::contents::{stored_expiry, BoundClient, Contents, SessionError};
+use super::policy::{Binding, SessionPolicy};
 use super::redis::RedisSessions;
 use super::store::{load, load_in, load_with_catalog_version, save_in, Update};
 use crate::model::Flash;
@@ -210,7 +210,13 @@ pub trait SessionChange: Send {
     async fn commit_last(self: Box<Self>, session: &Session) -> Result<(), SessionError>;
 
     /// Saves the change and reloads the request's copy.
-    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError>;
+    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+        self.commit_stored(session).await.map(drop)
+    }
+
+    /// [`commit`](SessionChange::commit), and whether the record read was written over:
+    /// false when it was deleted meanwhile (a logout, a revocation), so nothing was saved.
+    async fn commit_stored(self: Box<Self>, session: &Session) -> Result<bool, SessionError>;
 
     async fn rollback(self: Box<Self>);
 }
@@ -380,10 +386,12 @@ impl SessionTx {
 
     /// Saves the record, commits, and reloads the request's copy of the session.
     pub async fn commit(self, session: &Session) -> Result<(), SessionError> {
-        self.finish(session, true).await
+        self.finish(session, true).await.map(drop)
     }
 
-    async fn finish(mut self, session: &Session, always: bool) -> Result<(), SessionError> {
+    /// Whether the record was written (see [`SessionChange::commit_stored`]).
+    async fn finish(mut self, session: &Session, always: bool) -> Result<bool, SessionError> {
+        let mut stored = true;
         if let (Some(id), Some(data)) = (self.id, self.contents.take_data()) {
             let update = Update {
                 id: &id,
@@ -392,9 +400,12 @@ impl SessionTx {
             };
             // The row is held by this transaction: the save cannot conflict; it writes nothing
             // only when the record is gone (logged out or revoked before this began).
-            if let Err(error) = save_in(&mut self.conn(), update, None).await {
-                self.rollback().await;
-                return Err(error);
+            match save_in(&mut self.conn(), update, None).await {
+                Ok(saved) => stored = saved,
+                Err(error) => {
+                    self.rollback().await;
+                    return Err(error);
+                }
             }
         }
         // Committed, the connection goes back to the pool before the reload, which needs one
@@ -406,7 +417,8 @@ impl SessionTx {
         drop(self.turn.take());
         std::mem::take(&mut self.contents)
             .into_request_copy(session, always)
-            .await
+            .await?;
+        Ok(stored)
     }
 
     /// Abandons every change.
@@ -438,10 +450,10 @@ impl SessionChange for SessionTx {
     }
 
     async fn commit_last(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
-        self.finish(session, false).await
+        self.finish(session, false).await.map(drop)
     }
 
-    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+    async fn commit_stored(self: Box<Self>, session: &Session) -> Result<bool, SessionError> {
         self.finish(session, true).await
     }
 
@@ -492,7 +504,8 @@ impl SessionCas {
         Ok(cas)
     }
 
-    async fn finish(mut self, session: &Session, always: bool) -> Result<(), SessionError> {
+    async fn finish(mut self, session: &Session, always: bool) -> Result<bool, SessionError> {
+        let mut stored = true;
         if let (Some((id, original)), Some(data)) = (&self.read, self.contents.take_data()) {
             let update = Update {
                 id,
@@ -508,11 +521,13 @@ impl SessionCas {
             if !saved && load(&self.db, id).await?.is_some() {
                 return Err(SessionError::Conflict);
             }
+            stored = saved;
         }
         drop(self.turn.take());
         std::mem::take(&mut self.contents)
             .into_request_copy(session, always)
-            .await
+            .await?;
+        Ok(stored)
     }
 }
 
@@ -530,10 +545,10 @@ impl SessionChange for SessionCas {
     }
 
     async fn commit_last(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
-        self.finish(session, false).await
+        self.finish(session, false).await.map(drop)
     }
 
-    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+    async fn commit_stored(self: Box<Self>, session: &Session) -> Result<bool, SessionError> {
         self.finish(session, true).await
     }
 
@@ -577,7 +592,8 @@ impl RedisCas {
         Ok(cas)
     }
 
-    async fn finish(mut self, session: &Session, always: bool) -> Result<(), SessionError> {
+    async fn finish(mut self, session: &Session, always: bool) -> Result<bool, SessionError> {
+        let mut stored = true;
         if let (Some((id, original)), Some(data)) = (&self.read, self.contents.take_data()) {
             // The script stores it with the policy's expiry (`session::stored_expiry`).
             let record = tower_sessions::session::Record {
@@ -587,16 +603,17 @@ impl RedisCas {
             };
             // Not written: changed by someone else (a conflict: the caller tries again), or
             // deleted (logout, revocation, expiry: nothing to save).
-            if !self.redis.swap(&record, original).await?
-                && self.redis.load_bytes(id).await?.is_some()
-            {
+            let saved = self.redis.swap(&record, original).await?;
+            if !saved && self.redis.load_bytes(id).await?.is_some() {
                 return Err(SessionError::Conflict);
             }
+            stored = saved;
         }
         drop(self.turn.take());
         std::mem::take(&mut self.contents)
             .into_request_copy(session, always)
-            .await
+            .await?;
+        Ok(stored)
     }
 }
 
@@ -611,10 +628,10 @@ impl SessionChange for RedisCas {
     }
 
     async fn commit_last(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
-        self.finish(session, false).await
+        self.finish(session, false).await.map(drop)
     }
 
-    async fn commit(self: Box<Self>, session: &Session) -> Result<(), SessionError> {
+    async fn commit_stored(self: Box<Self>, session: &Session) -> Result<bool, SessionError> {
         self.finish(session, true).await
     }
 
@@ -660,12 +677,17 @@ const SUDO_ATTEMPTS: usize = 8;
 /// restarts at `now`; [`SessionError::LoginEnded`] when the stored record no longer carries a
 /// login. One atomic change: a window ended meanwhile by another request (a change
 /// of client, a sign-out) is seen, and two actions cannot both extend a window that one ended.
+///
+/// `client`: this request's. Under a binding, a login now bound to another client (another
+/// request moved it there after this one passed the session layer: a request held open
+/// before its last body byte, say) has no window for this request.
 pub async fn take_sudo(
     writes: &SessionWrites,
     session: &Session,
+    client: &BoundClient,
     now: i64,
 ) -> Result<bool, SessionError> {
-    open_sudo(writes, session, now, true).await
+    open_sudo(writes, session, client, now, true).await
 }
 
 /// Starts the sudo window at `now`: the password was just entered (a confirmation, a password
@@ -673,34 +695,41 @@ pub async fn take_sudo(
 pub async fn enter_sudo(
     writes: &SessionWrites,
     session: &Session,
+    client: &BoundClient,
     now: i64,
-) -> Result<(), SessionError> {
-    open_sudo(writes, session, now, false).await.map(drop)
+) -> Result<bool, SessionError> {
+    open_sudo(writes, session, client, now, false).await
 }
 
 /// (Re)starts the sudo window at `now` on the stored record that carries a login — only if it
-/// is still open when `within_window`; false when it was not. Retried on a conflict.
+/// is still open when `within_window`, and only while the login is bound to `client` (under a
+/// binding); false when not. Retried on a conflict. [`SessionError::LoginEnded`] also when
+/// the record was deleted between the read and the write.
 async fn open_sudo(
     writes: &SessionWrites,
     session: &Session,
+    client: &BoundClient,
     now: i64,
     within_window: bool,
 ) -> Result<bool, SessionError> {
     for attempt in 1..=SUDO_ATTEMPTS {
         let mut change = begin_session_only(writes, session).await?;
         let contents = change.contents();
-        if contents.login().is_none() {
+        let Some(login) = contents.login() else {
             // Revoked, logged out or timed out since this request's copy was read.
             change.rollback().await;
             return Err(SessionError::LoginEnded);
-        }
-        if within_window && !writes.policy.sudo_allows(contents.sudo_since(), now) {
+        };
+        let elsewhere = writes.policy.binding != Binding::Off
+            && login.client.as_ref().is_some_and(|bound| bound != client);
+        if elsewhere || (within_window && !writes.policy.sudo_allows(contents.sudo_since(), now)) {
             change.rollback().await;
             return Ok(false);
         }
         contents.enter_sudo(now)?;
-        match change.commit(session).await {
-            Ok(()) => return Ok(true),
+        match change.commit_stored(session).await {
+            Ok(true) => return Ok(true),
+            Ok(false) => return Err(SessionError::LoginEnded),
             Err(SessionError::Conflict) if attempt < SUDO_ATTEMPTS => continue,
             Err(error) => return Err(error),
         }
