@@ -163,19 +163,22 @@ where
             .map(|ip| ClientNet::of(ip).to_string())
             .unwrap_or_else(|| "unknown".to_string());
         let now = clock::now();
-        let wait = throttle::reserve_api_key(&context.db, &network, now)
+        let reserved = throttle::reserve_api_key(&context.db, &network, now)
             .await
             .map_err(unavailable)?;
-        if wait > 0 {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many failed API key attempts from your network; wait and try again.",
-            );
-            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
+        let attempt = match reserved {
+            throttle::Reserved::Go(attempt) => attempt,
+            throttle::Reserved::Wait(wait) => {
+                let mut response = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many failed API key attempts from your network; wait and try again.",
+                );
+                if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                return Err(response);
             }
-            return Err(response);
-        }
+        };
         let caller = match presented {
             Some(key) => api_keys::authenticate(&context.db, key, now)
                 .await
@@ -184,12 +187,11 @@ where
         };
         match caller {
             Some(caller) => {
-                throttle::release_api_key(&context.db, &network)
-                    .await
-                    .map_err(unavailable)?;
+                attempt.succeeded().await.map_err(unavailable)?;
                 Ok(Caller(caller))
             }
             None => {
+                attempt.failed(now).await.map_err(unavailable)?;
                 tracing::warn!("session API: a request without a live API key");
                 let mut response = error(
                     StatusCode::UNAUTHORIZED,

@@ -483,3 +483,53 @@ async fn the_admin_page_shows_a_new_key_once_and_its_changes_need_a_recent_passw
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_network_that_failed_once_is_not_held_back_for_good_by_its_own_successes() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let key = key(&app, "reporting", true).await;
+    let get = reqwest::Method::GET;
+    // Ten wrong keys are free; the eleventh waits 30 s.
+    for i in 0..10 {
+        let guess = format!("cck_wrong{i}");
+        let answer = call(&client, &app, get.clone(), "/api/v1/sessions", Some(&guess)).await;
+        assert_eq!(answer.status, 401);
+    }
+    let answer = call(
+        &client,
+        &app,
+        get.clone(),
+        "/api/v1/sessions",
+        Some("cck_x"),
+    )
+    .await;
+    assert_eq!(answer.status, 429);
+    // After the wait, the right key works — and keeps working call after call: a right key
+    // does not make the old failures recent again (it did: every call then waited 30 s).
+    app::server::session::clock::advance(std::time::Duration::from_secs(31));
+    for _ in 0..5 {
+        let answer = call(&client, &app, get.clone(), "/api/v1/sessions", Some(&key)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+    // A wrong key is still held back until an hour after the last failure.
+    let answer = call(
+        &client,
+        &app,
+        get.clone(),
+        "/api/v1/sessions",
+        Some("cck_y"),
+    )
+    .await;
+    assert_eq!(answer.status, 401);
+    let answer = call(
+        &client,
+        &app,
+        get.clone(),
+        "/api/v1/sessions",
+        Some("cck_z"),
+    )
+    .await;
+    assert_eq!(answer.status, 429);
+    app.stop().await;
+}

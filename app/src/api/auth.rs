@@ -181,26 +181,29 @@ pub async fn login(
     // The attempt is counted before the password is checked (and given back if it was right):
     // concurrent guesses are throttled exactly like sequential ones. Only clients that have
     // been failing wait; the check costs no password hashing.
-    let wait =
-        throttle::reserve_login(&ctx.db, &email, &ip, crate::server::session::clock::now()).await?;
+    let now = crate::server::session::clock::now();
+    let reserved = throttle::reserve_login(&ctx.db, &email, &ip, now).await?;
     let user = match Email::parse(&email) {
         Ok(parsed) => users::find_by_email(&ctx.db, &parsed).await?,
         Err(_) => None,
     };
-    if wait > 0 {
-        ctx.metrics.login(LoginOutcome::Throttled);
-        if let Some(user) = &user {
-            log_security_event(&ctx, user.id, Event::LoginFailed, THROTTLED).await;
+    let attempt = match reserved {
+        throttle::Reserved::Go(attempt) => attempt,
+        throttle::Reserved::Wait(wait) => {
+            ctx.metrics.login(LoginOutcome::Throttled);
+            if let Some(user) = &user {
+                log_security_event(&ctx, user.id, Event::LoginFailed, THROTTLED).await;
+            }
+            return Err(too_many(wait, "failed attempts", Some(&email)).await);
         }
-        return Err(too_many(wait, "failed attempts", Some(&email)).await);
-    }
+    };
     // Verify against a dummy hash when there is no such user, so timing tells nothing.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let valid = ctx.passwords.verify(password, stored).await?;
     drop(slot);
     match user {
         Some(user) if valid => {
-            throttle::release_login(&ctx.db, &email, &ip).await?;
+            attempt.succeeded().await?;
             let message = format!("Logged in as {}.", user.email);
             let reply = complete_login(
                 &user,
@@ -214,6 +217,7 @@ pub async fn login(
             Ok(reply)
         }
         _ => {
+            attempt.failed(now).await?;
             ctx.metrics.login(LoginOutcome::Failed);
             if let Some(user) = &user {
                 log_security_event(&ctx, user.id, Event::LoginFailed, "Wrong password").await;
@@ -268,15 +272,18 @@ pub async fn confirm_password(
     }
     let slot = hashing_slot(&ctx, None).await?;
     let now = crate::server::session::clock::now();
-    let wait = throttle::reserve_login(&ctx.db, &me.email, &ip, now).await?;
-    if wait > 0 {
-        log_security_event(&ctx, me.id, Event::LoginFailed, THROTTLED).await;
-        return Err(too_many(wait, "failed attempts", None).await);
-    }
+    let attempt = match throttle::reserve_login(&ctx.db, &me.email, &ip, now).await? {
+        throttle::Reserved::Go(attempt) => attempt,
+        throttle::Reserved::Wait(wait) => {
+            log_security_event(&ctx, me.id, Event::LoginFailed, THROTTLED).await;
+            return Err(too_many(wait, "failed attempts", None).await);
+        }
+    };
     let stored = users::password_hash(&ctx.db, me.id).await?;
     let valid = ctx.passwords.verify(password, stored).await?;
     drop(slot);
     if !valid {
+        attempt.failed(now).await?;
         tracing::info!(handle = %me.handle, "password confirmation failed");
         log_security_event(
             &ctx,
@@ -287,7 +294,7 @@ pub async fn confirm_password(
         .await;
         return Err(reject(StatusCode::UNAUTHORIZED, wrong).await);
     }
-    throttle::release_login(&ctx.db, &me.email, &ip).await?;
+    attempt.succeeded().await?;
     let client = crate::server::request::bound_client();
     match enter_sudo(&ctx.sessions, &session, &client, now).await {
         Ok(true) => {}

@@ -202,18 +202,21 @@ pub async fn change_password(current: String, new: String) -> Result<ActionReply
     // and client network), or a stolen cookie could guess the password here without limit.
     let ip = client_network();
     let now = session::clock::now();
-    let wait = throttle::reserve_login(&ctx.db, &me.email, &ip, now).await?;
-    if wait > 0 {
-        log_security_event(&ctx, me.id, Event::LoginFailed, super::auth::THROTTLED).await;
-        return Err(too_many(wait, "failed attempts", None).await);
-    }
+    let attempt = match throttle::reserve_login(&ctx.db, &me.email, &ip, now).await? {
+        throttle::Reserved::Go(attempt) => attempt,
+        throttle::Reserved::Wait(wait) => {
+            log_security_event(&ctx, me.id, Event::LoginFailed, super::auth::THROTTLED).await;
+            return Err(too_many(wait, "failed attempts", None).await);
+        }
+    };
     let stored = crate::server::users::password_hash(&ctx.db, me.id).await?;
     if !ctx.passwords.verify(current, stored).await? {
+        attempt.failed(now).await?;
         let detail = "Wrong password, changing the password";
         log_security_event(&ctx, me.id, Event::LoginFailed, detail).await;
         return Err(reject(StatusCode::UNAUTHORIZED, wrong).await);
     }
-    throttle::release_login(&ctx.db, &me.email, &ip).await?;
+    attempt.succeeded().await?;
     if let Err(e) = check_new_password(&new) {
         return Err(reject(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).await);
     }
