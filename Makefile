@@ -19,7 +19,7 @@ export PATH := $(TOOLS_DIR)/binaryen/node_modules/.bin:$(CARGO_BIN):$(PATH)
 TIMED := .ci/timed
 
 .PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium postgres redis nginx e2e-deps nextest \
-        build run test test-rust test-e2e lint clean bench wrk soak
+        build run test test-rust test-e2e lint clean bench wrk soak lighthouse
 
 help:
 	@echo "make run    build in release mode and serve http://127.0.0.1:3000"
@@ -27,6 +27,7 @@ help:
 	@echo "make lint   rustfmt --check and clippy (ssr and hydrate)"
 	@echo "make bench  load-test the release server against baselines; writes bench/RESULTS.md"
 	@echo "make soak   the crash, shutdown and property tests, many rounds (about 10 minutes)"
+	@echo "make lighthouse  Lighthouse mobile and desktop figures of the release build; writes bench/LIGHTHOUSE.md"
 
 ## ---- tools -------------------------------------------------------------------------------
 
@@ -193,6 +194,12 @@ bench: build wrk postgres redis nginx
 	cargo build --release -p coatcheck-bench
 	.ci/with-postgres .ci/cluster 2 bash -c 'BENCH_PG_CLUSTER_URL=$$E2E_CLUSTER_URL BENCH_PG_CLUSTER_DATABASE_URL=$$DATABASE_URL \
 	  .ci/with-redis .ci/cluster 2 target/release/coatcheck-bench'
+
+# Lighthouse 12 (npm) in Debian's Chromium against the release server on SQLite: four pages,
+# mobile and desktop, medians of LIGHTHOUSE_RUNS runs (bench/lighthouse/run.mjs).
+LIGHTHOUSE_RUNS ?= 3
+lighthouse: build chromium
+	cd bench/lighthouse && npm ci --no-audit --no-fund && node run.mjs --runs $(LIGHTHOUSE_RUNS) --out ../LIGHTHOUSE.md
 
 # The reliability tests, repeated: kill -9 rounds, SIGTERM rounds, thousands of cart sequences.
 soak:

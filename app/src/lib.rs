@@ -8,6 +8,7 @@ pub mod pages;
 pub mod server;
 
 use components::action::provide_session_version;
+use components::browser_build::BrowserBuild;
 use components::flash::{provide_page_flash, PageFlashMessage};
 use components::header::Header;
 use components::session_watch::{provide_signed_out, SignedOutNotice};
@@ -40,7 +41,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // The stylesheet by its content-hashed name in a release build (cargo-leptos
                 // `hash-files`), so that browsers may cache it for good.
                 <HashedStylesheet options=options.clone() id="leptos"/>
-                <HydrationScripts options/>
+                // Not Leptos's `HydrationScripts`: its preloads fetch the wasm with JavaScript
+                // off too (see `browser_build`).
+                <BrowserBuild options/>
                 <MetaTags/>
             </head>
             <body>
