@@ -2,6 +2,8 @@
 //! with wrk on loopback, and prints (and writes to `bench/RESULTS.md`) one table of requests/s,
 //! p50, p99 and errors, with Coatcheck / baseline for every scenario. See bench/README.md.
 
+mod chart;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -626,7 +628,7 @@ fn hashing_cost(n: u32) -> f64 {
 }
 
 /// One scenario on the servers of one database setup (SQLite, PostgreSQL, PostgreSQL × 2).
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Setup {
     browse: Run,
     cart: Run,
@@ -1239,6 +1241,76 @@ fn verdict(met: bool) -> &'static str {
     }
 }
 
+/// The setups measured, SQLite first, with their names in the tables and the chart.
+fn setups(r: &Results) -> Vec<(&'static str, Setup)> {
+    let sqlite = Setup {
+        browse: r.browse,
+        cart: r.cart,
+        lost: r.cart_lost,
+        anonymous: r.anonymous,
+        anonymous_sessions_created: r.anonymous_sessions_created,
+        checkout: r.checkout,
+    };
+    let mut setups = vec![("SQLite, 1 instance", sqlite)];
+    for (name, setup) in [
+        ("PostgreSQL, 1 instance", &r.postgres),
+        ("PostgreSQL, 2 instances + nginx", &r.cluster),
+        ("SQLite + Redis, 1 instance", &r.redis),
+        ("SQLite + Redis everysec, 1 instance", &r.redis_everysec),
+        ("PostgreSQL + Redis, 2 instances + nginx", &r.redis_cluster),
+    ] {
+        if let Some(setup) = setup {
+            setups.push((name, *setup));
+        }
+    }
+    setups
+}
+
+/// The chart's bars: each scenario on every setup, then its baseline.
+fn chart_bars(r: &Results) -> Vec<chart::Bar> {
+    let setups = setups(r);
+    let mut bars = Vec::new();
+    for (scenario, pick, baseline) in [
+        (
+            "browse",
+            (|s: &Setup| s.browse) as fn(&Setup) -> Run,
+            Some(("axum + tower-sessions", r.base_browse)),
+        ),
+        (
+            "cart write",
+            |s: &Setup| s.cart,
+            Some(("axum + tower-sessions", r.base_cart)),
+        ),
+        (
+            "anonymous",
+            |s: &Setup| s.anonymous,
+            Some(("bare axum", r.bare_anonymous)),
+        ),
+        ("checkout", |s: &Setup| s.checkout, None),
+    ] {
+        for (name, setup) in &setups {
+            let run = pick(setup);
+            bars.push(chart::Bar {
+                scenario,
+                setup: (*name).to_string(),
+                rps: run.rps,
+                p99_ms: run.p99_ms,
+                baseline: false,
+            });
+        }
+        if let Some((name, run)) = baseline {
+            bars.push(chart::Bar {
+                scenario,
+                setup: format!("baseline: {name}"),
+                rps: run.rps,
+                p99_ms: run.p99_ms,
+                baseline: true,
+            });
+        }
+    }
+    bars
+}
+
 fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mut out = String::new();
@@ -1253,6 +1325,10 @@ fn report(r: &Results, wrk: &Wrk) -> (String, bool) {
         command_output("wrk", &["--version"]).split(" Copyright").next().unwrap_or(""),
         wrk.connections,
         wrk.duration.as_secs(),
+    );
+    let _ = writeln!(
+        out,
+        "![Requests per second and p99 of every scenario on every setup, each beside its baseline (grey)](RESULTS.svg)\n"
     );
     let _ = writeln!(out, "| scenario | Coatcheck req/s | p50 ms | p99 ms | errors | baseline | baseline req/s | p50 ms | p99 ms | errors | Coatcheck / baseline | target | |");
     let _ = writeln!(
@@ -1412,30 +1488,7 @@ The demo's 15 and {ASSORTMENT} generated ones (`coatcheck assortment`), SQLite, 
         "| scenario | setup | req/s | p50 ms | p99 ms | errors | lost updates |"
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
-    let sqlite = Setup {
-        browse: r.browse,
-        cart: r.cart,
-        lost: r.cart_lost,
-        anonymous: r.anonymous,
-        anonymous_sessions_created: r.anonymous_sessions_created,
-        checkout: r.checkout,
-    };
-    let mut setups: Vec<(&str, &Setup)> = vec![("SQLite, 1 instance", &sqlite)];
-    if let Some(pg) = &r.postgres {
-        setups.push(("PostgreSQL, 1 instance", pg));
-    }
-    if let Some(cluster) = &r.cluster {
-        setups.push(("PostgreSQL, 2 instances + nginx", cluster));
-    }
-    if let Some(redis) = &r.redis {
-        setups.push(("SQLite + Redis, 1 instance", redis));
-    }
-    if let Some(redis) = &r.redis_everysec {
-        setups.push(("SQLite + Redis everysec, 1 instance", redis));
-    }
-    if let Some(redis) = &r.redis_cluster {
-        setups.push(("PostgreSQL + Redis, 2 instances + nginx", redis));
-    }
+    let setups = setups(r);
     for (scenario, pick) in [
         (
             "browse (cart of 3)",
@@ -1589,8 +1642,22 @@ async fn main() -> ExitCode {
                 eprintln!("bench: cannot write {}: {e}", out.display());
                 return ExitCode::FAILURE;
             }
+            let title = format!(
+                "make bench, commit {}, {} s per run, {} connections",
+                command_output("git", &["rev-parse", "--short", "HEAD"]),
+                wrk.duration.as_secs(),
+                wrk.connections
+            );
+            if let Err(e) = chart::draw(
+                &chart_bars(&results),
+                &title,
+                &root.join("bench/RESULTS.svg"),
+            ) {
+                eprintln!("bench: cannot draw bench/RESULTS.svg: {e}");
+                return ExitCode::FAILURE;
+            }
             println!(
-                "written to bench/RESULTS.md; targets {}",
+                "written to bench/RESULTS.md and bench/RESULTS.svg; targets {}",
                 if all_met { "all met" } else { "not all met" }
             );
             ExitCode::SUCCESS
