@@ -297,6 +297,35 @@ async fn concurrent_adds_on_one_session_are_all_kept() {
     app.stop().await;
 }
 
+/// A cart write reuses the record its session layer read (one read per write, not two). A
+/// write of the same session that lands in between must not be overwritten by it: the held
+/// request's change misses, reads afresh and keeps both.
+#[tokio::test]
+async fn a_cart_write_held_open_while_another_lands_keeps_both() {
+    let app = spawn_app().await;
+    let mut shopper = Shopper::new(&app);
+    let hat = product_id(&app, "knit-beanie").await;
+    let scarf = product_id(&app, "merino-scarf").await;
+    shopper.add(hat, "1").await;
+    let cookie = shopper.cookie.clone().expect("a session");
+    let held = common::HeldRequest::start(
+        app.addr,
+        "/api/cart/add",
+        &cookie,
+        &format!("product_id={scarf}&quantity=2"),
+    )
+    .await;
+    assert_eq!(shopper.add(hat, "3").await.status, 200);
+    let reply = held.finish().await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        shopper.cart_count().await,
+        6,
+        "1 + 3 beanies and 2 scarves: neither write lost"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn plain_form_add_redirects_back_with_a_flash() {
     let app = spawn_app().await;

@@ -132,11 +132,12 @@ where
     fn call(&mut self, request: Request) -> Answer {
         let answer = self.manager.call(request);
         let secure = self.secure;
-        Box::pin(async move {
+        // The request's slot for the record the layer loads (`loaded`).
+        Box::pin(super::loaded::scope(async move {
             let mut response = answer.await?;
             clear_with_the_same_attributes(secure, &mut response);
             Ok(response)
-        })
+        }))
     }
 }
 
