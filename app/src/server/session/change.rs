@@ -23,7 +23,6 @@
 
 use super::contents::{stored_expiry, BoundClient, Contents, SessionError};
 use super::policy::{Binding, SessionPolicy};
-use super::record::decode_record;
 use super::redis::RedisSessions;
 use super::store::{load, load_in, load_with_catalog_version, save_in, Update};
 use crate::model::Flash;
@@ -494,18 +493,8 @@ impl SessionCas {
         };
         if let Some(id) = session.id() {
             cas.turn = Some(sqlite.session_turn(&id).await?);
-            // The record as the session layer read it for this request, if the request has not
-            // written it since (a stale copy only makes the swap miss and the change retry);
-            // otherwise, and on every retry, read afresh.
-            let copy = super::loaded::take(&id)
-                .and_then(|loaded| Some((loaded.catalog_version?, loaded.bytes)));
-            let (version, stored) = match copy {
-                Some((version, bytes)) => (version, Some((decode_record(id, &bytes)?, bytes))),
-                None => {
-                    let mut conn = writes.db.acquire().await?;
-                    load_with_catalog_version(&mut conn.conn(), &id, false).await?
-                }
-            };
+            let mut conn = writes.db.acquire().await?;
+            let (version, stored) = load_with_catalog_version(&mut conn.conn(), &id, false).await?;
             cas.catalog_version = Some(version);
             if let Some((record, bytes)) = stored {
                 cas.read = Some((record.id, bytes));
@@ -595,12 +584,7 @@ impl RedisCas {
         };
         if let Some(id) = session.id() {
             cas.turn = Some(turns.take(&id).await?);
-            // As on SQLite: the layer's read of this request, once, else a fresh one.
-            let stored = match super::loaded::take(&id) {
-                Some(loaded) => Some((decode_record(id, &loaded.bytes)?, loaded.bytes)),
-                None => redis.load_bytes(&id).await?,
-            };
-            if let Some((record, bytes)) = stored {
+            if let Some((record, bytes)) = redis.load_bytes(&id).await? {
                 cas.read = Some((record.id, bytes));
                 cas.contents = Contents::stored(Some(record.data));
             }

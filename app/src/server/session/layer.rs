@@ -132,12 +132,11 @@ where
     fn call(&mut self, request: Request) -> Answer {
         let answer = self.manager.call(request);
         let secure = self.secure;
-        // The request's slot for the record the layer loads (`loaded`).
-        Box::pin(super::loaded::scope(async move {
+        Box::pin(async move {
             let mut response = answer.await?;
             clear_with_the_same_attributes(secure, &mut response);
             Ok(response)
-        }))
+        })
     }
 }
 

@@ -32,7 +32,6 @@ mod contents;
 pub(crate) mod events;
 mod gauges;
 mod layer;
-mod loaded;
 mod login_rows;
 pub(crate) mod policy;
 mod record;

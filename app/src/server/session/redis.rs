@@ -967,7 +967,6 @@ impl RedisSessions {
     }
 
     async fn write(&self, record: &Record, expected: Option<&[u8]>) -> session_store::Result<bool> {
-        super::loaded::forget();
         let hash = storage_key(&record.id);
         let expiry = stored_expiry(&self.policy, &record.data, record.expiry_date);
         let keys = record_keys(&hash, login_of(&record.data).as_ref());

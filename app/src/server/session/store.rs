@@ -100,7 +100,6 @@ pub(crate) async fn save_in(
         "UPDATE {TABLE} SET data = $1, expiry_date = $2, cart_items = $5
          WHERE id = $3 AND ($4 IS NULL OR data = $4)"
     );
-    super::loaded::forget();
     let key = storage_key(update.id);
     let expiry_date = update.expiry_date;
     let cart_items = cart_items_of(&update.data);
@@ -299,7 +298,6 @@ impl SessionStore for ShopSessionStore {
     /// ended meanwhile (revoked, logged out, ended by a password change) is not stored: the
     /// record is kept without it (cart included), with a message for the shopper.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        super::loaded::forget();
         if let Some(redis) = &self.redis {
             return redis.create(record).await;
         }
@@ -366,7 +364,6 @@ impl SessionStore for ShopSessionStore {
     /// while this request was running stays deleted. A record with a login is written only
     /// while its registry row is live and points at it (checked in the same statement).
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        super::loaded::forget();
         if let Some(redis) = &self.redis {
             return redis.save(record).await;
         }
@@ -394,36 +391,15 @@ impl SessionStore for ShopSessionStore {
         Ok(())
     }
 
-    /// Reads the record with the catalog version, in one statement, and keeps both for the
-    /// request's first compare-and-swap (`loaded`).
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         if let Some(redis) = &self.redis {
-            let stored = redis.load_bytes(id).await?;
-            return Ok(stored.map(|(record, bytes)| {
-                super::loaded::remember(super::loaded::Loaded {
-                    id: *id,
-                    bytes,
-                    catalog_version: None,
-                });
-                record
-            }));
+            return redis.load(id).await;
         }
-        let mut conn = self.db.acquire().await.map_err(backend)?;
-        let (catalog_version, stored) = load_with_catalog_version(&mut conn.conn(), id, false)
-            .await
-            .map_err(backend)?;
-        Ok(stored.map(|(record, bytes)| {
-            super::loaded::remember(super::loaded::Loaded {
-                id: *id,
-                bytes,
-                catalog_version: Some(catalog_version),
-            });
-            record
-        }))
+        let stored = load(&self.db, id).await.map_err(backend)?;
+        Ok(stored.map(|(record, _)| record))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        super::loaded::forget();
         if let Some(redis) = &self.redis {
             return redis.delete(id).await;
         }
