@@ -19,7 +19,7 @@ export PATH := $(TOOLS_DIR)/binaryen/node_modules/.bin:$(CARGO_BIN):$(PATH)
 TIMED := .ci/timed
 
 .PHONY: help tools wasm-target cargo-leptos wasm-bindgen wasm-opt chromium postgres redis nginx e2e-deps nextest \
-        build run test test-rust test-e2e lint clean bench wrk soak lighthouse
+        build run test test-rust test-e2e lint clean bench wrk soak lighthouse profile
 
 help:
 	@echo "make run    build in release mode and serve http://127.0.0.1:3000"
@@ -28,6 +28,7 @@ help:
 	@echo "make bench  load-test the release server against baselines; writes bench/RESULTS.md"
 	@echo "make soak   the crash, shutdown and property tests, many rounds (about 10 minutes)"
 	@echo "make lighthouse  Lighthouse mobile and desktop figures of the release build; writes bench/LIGHTHOUSE.md"
+	@echo "make profile  perf flame graph of cart writes on SQLite; writes bench/profile/cart-write-sqlite.svg"
 
 ## ---- tools -------------------------------------------------------------------------------
 
@@ -200,6 +201,17 @@ bench: build wrk postgres redis nginx
 LIGHTHOUSE_RUNS ?= 3
 lighthouse: build chromium
 	cd bench/lighthouse && npm ci --no-audit --no-fund && node run.mjs --runs $(LIGHTHOUSE_RUNS) --out ../LIGHTHOUSE.md
+
+# A flame graph of cart writes on SQLite, with the costs by thread, crate and system call
+# (bench/profile/cart-write.sh): perf (Debian's linux-perf), inferno, and the server built with
+# frame pointers and line tables in target/profiling (the release build's own binary has
+# neither, so perf could not walk its stacks).
+profile: build wrk
+	@command -v perf >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y linux-perf; }
+	@command -v inferno-flamegraph >/dev/null || cargo install inferno --version 0.12.8 --locked
+	CARGO_TARGET_DIR=target/profiling RUSTFLAGS="-C force-frame-pointers=yes" CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+	  cargo build --release -p coatcheck --no-default-features --features ssr --bin coatcheck
+	bench/profile/cart-write.sh
 
 # The reliability tests, repeated: kill -9 rounds, SIGTERM rounds, thousands of cart sequences.
 soak:
