@@ -27,27 +27,7 @@ for _ in $(seq 500); do
   curl -s -D - -o /dev/null -X POST -H 'accept: text/html' -d 'product_id=4&quantity=1' \
     "http://127.0.0.1:$PORT/api/cart/add" | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(id=[^;]*\).*/\1/p'
 done > "$WORK/cookies.txt"
-cat > "$WORK/cart.lua" <<'LUA'
-local next_thread = 0
-function setup(thread)
-  thread:set("thread_index", next_thread)
-  next_thread = next_thread + 1
-end
-function init(args)
-  cookies = {}
-  for line in io.lines(os.getenv("BENCH_COOKIES")) do cookies[#cookies + 1] = line end
-  counter = thread_index * 7919
-end
-function request()
-  counter = counter + 1
-  local cookie = cookies[(counter % #cookies) + 1]
-  local product = (math.floor(counter / #cookies) % 15) + 1
-  return wrk.format("POST", "/api/cart/add", {
-    ["Cookie"] = cookie, ["Accept"] = "text/html",
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-  }, "product_id=" .. product .. "&quantity=1")
-end
-LUA
+{ echo "PRODUCTS = 15"; cat bench/cart.lua; } > "$WORK/cart.lua"
 export BENCH_COOKIES="$WORK/cookies.txt"
 wrk -t2 -c64 -d2s -s "$WORK/cart.lua" "http://127.0.0.1:$PORT/" > /dev/null
 perf record -F 499 -g -p "$SERVER" -o "$WORK/perf.data" -- sleep "$SECONDS_RUN" > /dev/null 2>&1 &

@@ -55,30 +55,9 @@ end
 /// Generated products added for the catalog scenario (after the demo's 15).
 const ASSORTMENT: usize = 5000;
 
-/// Cart writes spread over many sessions (cookies from the file in BENCH_COOKIES) and all
-/// products, so no line reaches its quantity limit during a run.
-const CART_LUA: &str = r#"
-local next_thread = 0
-function setup(thread)
-  thread:set("thread_index", next_thread)
-  next_thread = next_thread + 1
-end
-function init(args)
-  cookies = {}
-  for line in io.lines(os.getenv("BENCH_COOKIES")) do cookies[#cookies + 1] = line end
-  counter = thread_index * 7919
-end
-function request()
-  counter = counter + 1
-  local cookie = cookies[(counter % #cookies) + 1]
-  local product = (math.floor(counter / #cookies) % PRODUCTS) + 1
-  return wrk.format("POST", "/api/cart/add", {
-    ["Cookie"] = cookie,
-    ["Accept"] = "text/html",
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-  }, "product_id=" .. product .. "&quantity=1")
-end
-"#;
+/// wrk's cart-write script (bench/cart.lua, shared with make profile): cart writes spread over
+/// many sessions and all products, so no line reaches its quantity limit during a run.
+const CART_LUA: &str = include_str!("../cart.lua");
 
 /// A cart write with no cookie: every request creates a new session (used to store 100k).
 const NEW_SESSION_LUA: &str = r#"
@@ -1241,6 +1220,17 @@ fn verdict(met: bool) -> &'static str {
     }
 }
 
+/// A scenario's name, and its run in a setup.
+type Scenario = (&'static str, fn(&Setup) -> Run);
+
+/// The scenarios run on every setup, with their names in the tables and the chart.
+const SCENARIOS: [Scenario; 4] = [
+    ("browse (cart of 3)", |s| s.browse),
+    ("cart write", |s| s.cart),
+    ("anonymous", |s| s.anonymous),
+    ("checkout", |s| s.checkout),
+];
+
 /// The setups measured, SQLite first, with their names in the tables and the chart.
 fn setups(r: &Results) -> Vec<(&'static str, Setup)> {
     let sqlite = Setup {
@@ -1270,24 +1260,14 @@ fn setups(r: &Results) -> Vec<(&'static str, Setup)> {
 fn chart_bars(r: &Results) -> Vec<chart::Bar> {
     let setups = setups(r);
     let mut bars = Vec::new();
-    for (scenario, pick, baseline) in [
-        (
-            "browse",
-            (|s: &Setup| s.browse) as fn(&Setup) -> Run,
-            Some(("axum + tower-sessions", r.base_browse)),
-        ),
-        (
-            "cart write",
-            |s: &Setup| s.cart,
-            Some(("axum + tower-sessions", r.base_cart)),
-        ),
-        (
-            "anonymous",
-            |s: &Setup| s.anonymous,
-            Some(("bare axum", r.bare_anonymous)),
-        ),
-        ("checkout", |s: &Setup| s.checkout, None),
-    ] {
+    // The baselines, in the order of SCENARIOS (checkout has none).
+    let baselines = [
+        Some(("axum + tower-sessions", r.base_browse)),
+        Some(("axum + tower-sessions", r.base_cart)),
+        Some(("bare axum", r.bare_anonymous)),
+        None,
+    ];
+    for ((scenario, pick), baseline) in SCENARIOS.into_iter().zip(baselines) {
         for (name, setup) in &setups {
             let run = pick(setup);
             bars.push(chart::Bar {
@@ -1491,15 +1471,7 @@ The demo's 15 and {ASSORTMENT} generated ones (`coatcheck assortment`), SQLite, 
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
     let setups = setups(r);
-    for (scenario, pick) in [
-        (
-            "browse (cart of 3)",
-            (|s: &Setup| s.browse) as fn(&Setup) -> Run,
-        ),
-        ("cart write", |s: &Setup| s.cart),
-        ("anonymous", |s: &Setup| s.anonymous),
-        ("checkout", |s: &Setup| s.checkout),
-    ] {
+    for (scenario, pick) in SCENARIOS {
         for (name, setup) in &setups {
             let run = pick(setup);
             let lost = if scenario == "cart write" {

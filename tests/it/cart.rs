@@ -297,9 +297,9 @@ async fn concurrent_adds_on_one_session_are_all_kept() {
     app.stop().await;
 }
 
-/// A cart write reuses the record its session layer read (one read per write, not two). A
-/// write of the same session that lands in between must not be overwritten by it: the held
-/// request's change misses, reads afresh and keeps both.
+/// A cart write held open after its session was loaded, while another write of the same
+/// session lands: neither overwrites the other (the held change reads the record under the
+/// session's turn and swaps only over exactly what it read).
 #[tokio::test]
 async fn a_cart_write_held_open_while_another_lands_keeps_both() {
     let app = spawn_app().await;
