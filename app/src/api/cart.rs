@@ -50,7 +50,7 @@ where
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let mut tx = change::begin_session_only(&ctx.sessions, &session).await?;
+        let mut tx = change::begin_session_only(&ctx.sessions, &session, attempt).await?;
         let stock = match product {
             Some(id) => match tx.catalog(&ctx.catalog).await {
                 Ok(catalog) => cart::product_stock(&catalog, id),

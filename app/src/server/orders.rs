@@ -138,7 +138,7 @@ pub async fn place_on_redis(
     let mut attempt = 0;
     let (order_id, version) = loop {
         attempt += 1;
-        let mut change = begin_session_only(sessions, session).await?;
+        let mut change = begin_session_only(sessions, session, attempt).await?;
         let login = change.contents().login();
         if login.map(|login| login.handle).as_deref() != Some(user.handle.as_str()) {
             change.rollback().await;
@@ -172,7 +172,7 @@ pub async fn place_on_redis(
     };
     // Emptied only if still the cart that was ordered (a line added meanwhile stays).
     for attempt in 1..=REDIS_ATTEMPTS {
-        let mut change = begin_session_only(sessions, session).await?;
+        let mut change = begin_session_only(sessions, session, attempt).await?;
         if change.contents().cart_version().as_deref() != Some(version.as_str()) {
             change.rollback().await;
             break;

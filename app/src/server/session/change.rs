@@ -17,7 +17,8 @@
 //!   (cart, flash). The record is re-read under this session's lock (this server's requests on
 //!   it take turns) and written back, on the writer connection behind the gate, only if it is
 //!   still byte-for-byte what was read; a change by anyone else (another process on the file,
-//!   a checkout) is never overwritten: the caller retries on [`SessionError::Conflict`].
+//!   a checkout) is never overwritten: the caller retries on [`SessionError::Conflict`], and
+//!   that retry is a [`SessionTx`], which another process cannot overtake.
 //!
 //! [`begin_session_only`] picks the right one for the database behind a [`SessionChange`].
 
@@ -221,21 +222,47 @@ pub trait SessionChange: Send {
     async fn rollback(self: Box<Self>);
 }
 
+/// The most a retry after a conflict waits before it reads again (Redis), in milliseconds:
+/// the ceiling of its random wait, doubling per attempt from 2 ms.
+const RETRY_BACKOFF_CAP_MS: u64 = 64;
+
 /// Begins a change of the session's data alone (cart, flash), of the kind the database calls
-/// for.
+/// for, as the `attempt`-th try (from 1): later tries follow conflicts, when earlier ones lost
+/// a compare-and-swap to another process's write of the same session. This server's own
+/// requests never conflict (they take turns); another instance on the same database or store
+/// can keep winning while a retry queues behind this server's other requests, so a retry must
+/// not simply try its luck again:
+///
+/// - SQLite: a retry is a [`SessionTx`] (read and write in one `BEGIN IMMEDIATE`
+///   transaction, which excludes every other process on the file), so it cannot conflict.
+/// - Redis (no lock across instances): a retry first waits a random time, up to twice as
+///   long as the last, so the instances' writes stop colliding in step.
+/// - PostgreSQL: every change already holds the session's row; nothing changes.
 pub async fn begin_session_only(
     writes: &SessionWrites,
     session: &Session,
+    attempt: usize,
 ) -> Result<Box<dyn SessionChange>, SessionError> {
     if let Some((redis, turns)) = &writes.redis {
+        if attempt > 1 {
+            tokio::time::sleep(retry_backoff(attempt)).await;
+        }
         return Ok(Box::new(
             RedisCas::begin(writes, redis, turns, session).await?,
         ));
     }
     Ok(match &writes.sqlite {
-        Some(sqlite) => Box::new(SessionCas::begin(writes, sqlite, session).await?),
-        None => Box::new(SessionTx::start(writes, session, true, First::Nothing).await?),
+        Some(sqlite) if attempt <= 1 => Box::new(SessionCas::begin(writes, sqlite, session).await?),
+        _ => Box::new(SessionTx::start(writes, session, true, First::Nothing).await?),
     })
+}
+
+/// A random wait before the `attempt`-th try (full jitter, exponential ceiling).
+fn retry_backoff(attempt: usize) -> std::time::Duration {
+    use rand::Rng;
+    let shift = attempt.saturating_sub(1).min(6) as u32;
+    let ceiling = (1u64 << shift).saturating_mul(2).min(RETRY_BACKOFF_CAP_MS);
+    std::time::Duration::from_micros(rand::thread_rng().gen_range(0..=ceiling * 1000))
 }
 
 /// What a [`SessionTx`] locks before the session's row.
@@ -652,11 +679,20 @@ pub async fn take_flash(
     if session.id().is_none() {
         return Ok(super::contents::take_flash_in_memory(session).await);
     }
-    let mut change = begin_session_only(writes, session).await?;
-    let flash = change.contents().take_flash();
-    change.commit(session).await?;
-    Ok(flash)
+    let mut attempt = 1;
+    loop {
+        let mut change = begin_session_only(writes, session, attempt).await?;
+        let flash = change.contents().take_flash();
+        match change.commit(session).await {
+            Ok(()) => return Ok(flash),
+            Err(SessionError::Conflict) if attempt < FLASH_ATTEMPTS => attempt += 1,
+            Err(error) => return Err(error),
+        }
+    }
 }
+
+/// Attempts of a flash change that lost to concurrent changes of the same session.
+const FLASH_ATTEMPTS: usize = 8;
 
 /// Sets a flash message atomically.
 pub async fn set_flash(
@@ -664,9 +700,15 @@ pub async fn set_flash(
     session: &Session,
     flash: &Flash,
 ) -> Result<(), SessionError> {
-    let mut change = begin_session_only(writes, session).await?;
-    change.contents().set_flash(flash)?;
-    change.commit(session).await
+    let mut attempt = 1;
+    loop {
+        let mut change = begin_session_only(writes, session, attempt).await?;
+        change.contents().set_flash(flash)?;
+        match change.commit(session).await {
+            Err(SessionError::Conflict) if attempt < FLASH_ATTEMPTS => attempt += 1,
+            done => return done,
+        }
+    }
 }
 
 /// Attempts of a sudo change that lost to concurrent changes of the same session.
@@ -713,7 +755,7 @@ async fn open_sudo(
     within_window: bool,
 ) -> Result<bool, SessionError> {
     for attempt in 1..=SUDO_ATTEMPTS {
-        let mut change = begin_session_only(writes, session).await?;
+        let mut change = begin_session_only(writes, session, attempt).await?;
         let contents = change.contents();
         let Some(login) = contents.login() else {
             // Revoked, logged out or timed out since this request's copy was read.
@@ -735,4 +777,88 @@ async fn open_sudo(
         }
     }
     Err(SessionError::Conflict)
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+    use crate::server::session::store::ShopSessionStore;
+    use std::time::Duration;
+
+    /// The flash stored for the session `id`, read straight from the database.
+    async fn stored_flash(db: &Db, id: &Id) -> Option<String> {
+        let (record, _) = load_in(&mut db.acquire().await.unwrap().conn(), id, false)
+            .await
+            .unwrap()
+            .expect("the record");
+        let mut contents = Contents::stored(Some(record.data));
+        contents.take_flash().map(|flash| flash.message)
+    }
+
+    /// Two servers on one SQLite file (two instances: they share no turns). A change that lost
+    /// its compare-and-swap to the other one is retried holding the file's write lock from its
+    /// read, so the other server's write cannot land between its read and its write again: the
+    /// retry wins, and the other's write, which read before it, is the one that conflicts.
+    #[tokio::test]
+    async fn a_retry_after_a_conflict_on_sqlite_cannot_lose_to_another_process_again() {
+        let dir = std::env::temp_dir().join(format!(
+            "coatcheck-retry-{}-{}",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/shop.db", dir.display());
+        let db = crate::server::db::connect(&url).await.unwrap();
+        crate::server::db::migrate(&db).await.unwrap();
+        let policy = SessionPolicy::default();
+        let store = Arc::new(ShopSessionStore::new(db.clone(), &policy));
+        let session = Session::new(None, store.clone(), None);
+        session.insert("seen", 1).await.unwrap();
+        session.save().await.unwrap();
+        let id = session.id().expect("a stored session");
+        let (here, there) = (
+            SessionWrites::new(db.clone(), policy),
+            SessionWrites::new(db.clone(), policy),
+        );
+        let flash = |text: &str| Flash::success(text.to_string());
+
+        // The first try is a compare-and-swap: the other server's write between its read and
+        // its write wins, and it conflicts.
+        let mut first = begin_session_only(&here, &session, 1).await.unwrap();
+        first.contents().set_flash(&flash("here")).unwrap();
+        let theirs = Session::new(Some(id), store.clone(), None);
+        let mut other = begin_session_only(&there, &theirs, 1).await.unwrap();
+        other.contents().set_flash(&flash("there")).unwrap();
+        other.commit(&theirs).await.unwrap();
+        assert!(matches!(
+            first.commit(&session).await,
+            Err(SessionError::Conflict)
+        ));
+        assert_eq!(stored_flash(&db, &id).await.as_deref(), Some("there"));
+
+        // The retry: the other server's next write waits for it instead of overtaking it.
+        let mut retry = begin_session_only(&here, &session, 2).await.unwrap();
+        retry.contents().set_flash(&flash("here")).unwrap();
+        let other_write = tokio::spawn(async move {
+            let mut change = begin_session_only(&there, &theirs, 1).await?;
+            change.contents().set_flash(&flash("there again"))?;
+            change.commit(&theirs).await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !other_write.is_finished(),
+            "the other server's write waits for the retry's"
+        );
+        retry
+            .commit(&session)
+            .await
+            .expect("the retry cannot conflict");
+        assert!(matches!(
+            other_write.await.unwrap(),
+            Err(SessionError::Conflict)
+        ));
+        assert_eq!(stored_flash(&db, &id).await.as_deref(), Some("here"));
+        db.close().await;
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -132,7 +132,7 @@ async fn rebind(
     client: &BoundClient,
 ) -> Result<bool, SessionError> {
     for attempt in 1..=TOUCH_ATTEMPTS {
-        let mut change = begin_session_only(db, session).await?;
+        let mut change = begin_session_only(db, session, attempt).await?;
         let contents = change.contents();
         let Some(mut login) = contents.login().filter(|login| login.handle == user.handle) else {
             change.rollback().await;
@@ -230,7 +230,7 @@ async fn touch_on_redis(
     let mut attempt = 0;
     let stored = loop {
         attempt += 1;
-        let mut change = begin_session_only(db, session).await?;
+        let mut change = begin_session_only(db, session, attempt).await?;
         if !change.contents().exists() {
             change.rollback().await;
             return Ok(Activity::Unchanged);
