@@ -37,16 +37,67 @@ async fn cart_failure(error: CartError) -> ShopError {
 #[cfg(feature = "ssr")]
 const CONFLICT_RETRIES: usize = 8;
 
-/// Runs one cart change atomically (read, check, compare-and-swap write; again on a conflict);
-/// on success records a flash for plain-form callers. `product`: the product the change is
-/// about, looked up in the catalog as of the session read and handed to `change` (`None` when
-/// there is no such product).
+/// Why a cart change made in one step wrote nothing.
+#[cfg(feature = "ssr")]
+enum NotWritten {
+    /// The catalog changed since the copy the change was given: again with this version.
+    StaleCatalog(i64),
+    Cart(CartError),
+}
+
+/// Runs one cart change atomically; on success records a flash for plain-form callers.
+/// `product`: the product the change is about, looked up in the catalog as of the session
+/// read and handed to `change` (`None` when there is no such product).
+///
+/// On SQLite the change runs in one step on the session writer (read, check and write in one
+/// transaction: `change::change_session_only`); elsewhere it is a read, the check and a
+/// compare-and-swap (or a row-locked transaction), again on a conflict.
 #[cfg(feature = "ssr")]
 async fn change_cart<F>(product: Option<i64>, change: F) -> Result<ActionReply, ShopError>
 where
-    F: Fn(&mut Contents, Option<cart::ProductStock>) -> Result<String, CartError>,
+    F: Fn(&mut Contents, Option<cart::ProductStock>) -> Result<String, CartError>
+        + Send
+        + Sync
+        + 'static,
 {
     let (ctx, session) = context_and_session().await?;
+    let form = is_form_post();
+    let change = std::sync::Arc::new(change);
+    // The catalog as last read; the change says if the database has a newer one.
+    let mut catalog = ctx.catalog.cached();
+    for _ in 0..CONFLICT_RETRIES {
+        let (known, change) = (catalog.clone(), change.clone());
+        let one_step = change::change_session_only(&ctx.sessions, &session, move |version, tx| {
+            let stock = match product {
+                None => None,
+                Some(id) => match known.as_ref().filter(|known| known.version == version) {
+                    Some(known) => cart::product_stock(known, id),
+                    None => return Err(NotWritten::StaleCatalog(version)),
+                },
+            };
+            let message = change(tx, stock).map_err(NotWritten::Cart)?;
+            if form {
+                tx.set_flash(&Flash::success(message.clone()))
+                    .map_err(|error| NotWritten::Cart(error.into()))?;
+            }
+            Ok(message)
+        });
+        let Some(outcome) = one_step.await else {
+            break;
+        };
+        match outcome? {
+            Ok(message) => return Ok(ActionReply::message(message)),
+            Err(NotWritten::Cart(error)) => return Err(cart_failure(error).await),
+            Err(NotWritten::StaleCatalog(version)) => {
+                catalog = Some(
+                    ctx.catalog
+                        .get_at(&ctx.db, version)
+                        .await
+                        .map_err(ShopError::unavailable)?,
+                );
+            }
+        }
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -68,7 +119,7 @@ where
                 return Err(cart_failure(error).await);
             }
         };
-        if is_form_post() {
+        if form {
             tx.contents().set_flash(&Flash::success(message.clone()))?;
         }
         match tx.commit_last(&session).await {

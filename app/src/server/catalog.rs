@@ -157,7 +157,8 @@ impl CatalogCache {
         }
     }
 
-    fn cached(&self) -> Option<Arc<Catalog>> {
+    /// The copy read last, of whatever version, without asking the database.
+    pub fn cached(&self) -> Option<Arc<Catalog>> {
         self.current.read().ok().and_then(|c| c.clone())
     }
 }

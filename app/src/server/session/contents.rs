@@ -101,6 +101,9 @@ pub enum SessionError {
     Value(#[from] serde_json::Error),
     #[error("timed out waiting to write the session")]
     Busy,
+    /// The SQLite session writer's connection failed (`writer`).
+    #[error("session writer: {0}")]
+    Writer(String),
     /// A compare-and-swap found the record changed between its read and its write.
     #[error("the session changed while it was being written")]
     Conflict,

@@ -23,7 +23,8 @@
 //! - `events`: the hub of open pages waiting to hear that their login ended;
 //! - `budget`: the new-session budget per client network;
 //! - `layer`: the session layer, which runs all of it around a request, in order;
-//! - `security_log`: each account's own log of what happened to its logins.
+//! - `security_log`: each account's own log of what happened to its logins;
+//! - `writer`: the SQLite session writer (a cart change in one hand-off, batched).
 
 mod budget;
 pub(crate) mod change;
@@ -40,6 +41,7 @@ pub(crate) mod registry;
 pub mod security_log;
 pub(crate) mod store;
 mod timeouts;
+mod writer;
 
 pub use change::{SessionTx, SessionWrites};
 pub use contents::*;
