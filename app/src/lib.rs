@@ -11,7 +11,7 @@ use components::action::provide_session_version;
 use components::browser_build::BrowserBuild;
 use components::flash::{provide_page_flash, PageFlashMessage};
 use components::header::Header;
-use components::session_watch::{provide_signed_out, SignedOutNotice};
+use components::session_watch::SignedOutNotice;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, Meta, MetaTags, Title};
 use leptos_router::{
@@ -58,13 +58,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_session_version();
     provide_page_flash();
-    provide_signed_out();
-    // Effects only run in the browser: this marks the page as hydrated for tests and CSS.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
 
     view! {
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg"/>

@@ -3,7 +3,8 @@
 //! tags for the two files, and a browser with JavaScript off follows those too: it downloaded
 //! the whole wasm for a page it would never hydrate. Here an inline script (run only with
 //! JavaScript) adds the same preloads at the same point of the `<head>`, so the download still
-//! starts before the page body is parsed, and the module script then hydrates as Leptos's does.
+//! starts before the page body is parsed, and the module script then hydrates the page's
+//! islands as Leptos's islands loader does.
 
 use leptos::prelude::*;
 
@@ -21,9 +22,13 @@ pub fn BrowserBuild(options: LeptosOptions) -> impl IntoView {
          if(as)l.as=as;if(type)l.type=type;l.crossOrigin='';h.appendChild(l);}}\
          p('modulepreload','{pkg}/{js}.js');p('preload','{pkg}/{wasm}.wasm','fetch','application/wasm');}})();"
     );
+    // Islands (Leptos's own loader, `island_script.js`, without its wait for an idle moment):
+    // each `<leptos-island>` is handed to the function of its component, in document order.
     let hydrate = format!(
         "import('{pkg}/{js}.js').then(function(m){{\
-         return m.default({{module_or_path:'{pkg}/{wasm}.wasm'}}).then(function(){{m.hydrate();}});}});"
+         return m.default({{module_or_path:'{pkg}/{wasm}.wasm'}}).then(function(){{m.hydrate();\
+         document.querySelectorAll('leptos-island').forEach(function(el){{\
+         var f=m[el.dataset.component];if(f){{f(el);}}else{{console.warn('no island '+el.dataset.component);}}}});}});}});"
     );
     view! {
         <script nonce=nonce.clone()>{preload}</script>

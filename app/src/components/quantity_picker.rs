@@ -1,19 +1,19 @@
 //! A quantity input that works as a plain number field without JavaScript,
-//! and gains − / + buttons once the page has hydrated.
+//! and gains − / + buttons once its island has hydrated.
 
 use leptos::prelude::*;
 
-#[component]
+/// An island: only this picker's code runs in the browser, not the page around it.
+#[island]
 pub fn QuantityPicker(
     /// The form field name.
-    #[prop(into)]
     name: String,
     /// The highest quantity that may be chosen.
     max: i64,
-    #[prop(default = 1)] initial: i64,
-    #[prop(into)] id: String,
+    id: String,
 ) -> impl IntoView {
     let max = max.max(1);
+    let initial = 1;
     let value = RwSignal::new(initial.clamp(1, max));
     // The buttons only appear after hydration: without JavaScript they could not work.
     let hydrated = RwSignal::new(false);

@@ -6,20 +6,28 @@
 
 use leptos::prelude::*;
 
-/// Whether this page's login ended while it was open.
-#[derive(Clone, Copy)]
-pub struct SignedOut(pub RwSignal<bool>);
-
-pub fn provide_signed_out() {
-    provide_context(SignedOut(RwSignal::new(false)));
+/// Whether this page's login ended while it was open: one flag per page, shared by the
+/// islands that show it (the header's links and badge, the notice). Islands hydrate apart, so
+/// it cannot be a context: it lives beside them in the browser (and is never set on the
+/// server, where each call gets its own).
+pub fn signed_out() -> ArcRwSignal<bool> {
+    #[cfg(feature = "hydrate")]
+    {
+        thread_local! {
+            static SIGNED_OUT: ArcRwSignal<bool> = ArcRwSignal::new(false);
+        }
+        SIGNED_OUT.with(Clone::clone)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    ArcRwSignal::new(false)
 }
 
-/// The message, once this page's login has ended.
-#[component]
+/// The message, once this page's login has ended (an island: it appears without a reload).
+#[island]
 pub fn SignedOutNotice() -> impl IntoView {
-    let signed_out = use_context::<SignedOut>();
+    let signed_out = signed_out();
     move || {
-        signed_out.filter(|s| s.0.get()).map(|_| {
+        signed_out.get().then(|| {
             view! {
                 <p class="flash flash--error" role="alert" data-testid="signed-out-notice">
                     "You were signed out. " <a href="/login">"Log in again"</a>
@@ -29,23 +37,12 @@ pub fn SignedOutNotice() -> impl IntoView {
     }
 }
 
-/// Listens for the end of the login of `user_id` (browser only). Keeps one stream per tab: a
-/// header that renders again for the same user keeps the stream it has.
+/// Listens for the end of the login of `user_id` (browser only; one stream per tab).
 pub fn watch(user_id: i64) {
     #[cfg(feature = "hydrate")]
-    browser::watch(
-        user_id,
-        use_context::<SignedOut>(),
-        use_context::<crate::components::action::SessionVersion>(),
-    );
+    browser::watch(user_id);
     #[cfg(not(feature = "hydrate"))]
     let _ = user_id;
-}
-
-/// Nobody is logged in (any more): no stream.
-pub fn unwatch() {
-    #[cfg(feature = "hydrate")]
-    browser::close();
 }
 
 #[cfg(feature = "hydrate")]
@@ -54,8 +51,6 @@ mod browser {
     //! connections per host, and a hidden tab's stream would hold one of them. A tab that
     //! becomes visible again opens a new stream, whose first check says at once whether the
     //! login ended meanwhile.
-    use super::SignedOut;
-    use crate::components::action::SessionVersion;
     use leptos::prelude::*;
     use leptos::wasm_bindgen::closure::Closure;
     use leptos::wasm_bindgen::JsCast;
@@ -66,7 +61,6 @@ mod browser {
     struct Watcher {
         /// The logged-in user this tab watches for (`None`: nobody).
         user_id: Option<i64>,
-        hooks: Option<(Option<SignedOut>, Option<SessionVersion>)>,
         source: Option<EventSource>,
         /// The listeners of `source`, kept as long as it is (dropped only after it closed).
         listeners: Vec<Closure<dyn FnMut(Event)>>,
@@ -77,20 +71,13 @@ mod browser {
         static WATCHER: RefCell<Watcher> = RefCell::new(Watcher::default());
     }
 
-    pub fn watch(user_id: i64, signed_out: Option<SignedOut>, version: Option<SessionVersion>) {
-        // Logged in (again): no message from an earlier login stays up.
-        if let Some(SignedOut(signal)) = signed_out {
-            if signal.get_untracked() {
-                signal.set(false);
-            }
-        }
+    pub fn watch(user_id: i64) {
         let hook_visibility = WATCHER.with(|w| {
             let mut w = w.borrow_mut();
             if w.user_id != Some(user_id) {
                 close_source(&mut w);
             }
             w.user_id = Some(user_id);
-            w.hooks = Some((signed_out, version));
             !std::mem::replace(&mut w.visibility_hooked, true)
         });
         if hook_visibility {
@@ -111,14 +98,6 @@ mod browser {
         if !hidden() {
             open();
         }
-    }
-
-    pub fn close() {
-        WATCHER.with(|w| {
-            let mut w = w.borrow_mut();
-            w.user_id = None;
-            close_source(&mut w);
-        });
     }
 
     fn hidden() -> bool {
@@ -168,30 +147,22 @@ mod browser {
 
     /// The server says this tab's login ended. Asks who is logged in now before saying so: a
     /// new login in another tab of this browser ends the old one too, and then this tab is
-    /// logged in again, not out.
+    /// logged in again, not out: it loads again, as that login.
     fn signed_out() {
-        let hooks = WATCHER.with(|w| {
-            let w = w.borrow();
+        WATCHER.with(|w| {
+            let mut w = w.borrow_mut();
             // Closed now; the listeners go once this event has been handled.
             if let Some(source) = &w.source {
                 source.close();
             }
-            w.hooks
+            w.user_id = None;
         });
-        let Some((signed_out, version)) = hooks else {
-            return;
-        };
         leptos::task::spawn_local(async move {
-            let logged_in = matches!(crate::api::auth::me().await, Ok(me) if me.user.is_some());
-            if !logged_in {
-                if let Some(SignedOut(signal)) = signed_out {
-                    signal.set(true);
+            match crate::api::auth::me().await {
+                Ok(me) if me.user.is_some() => {
+                    let _ = window().location().reload();
                 }
-            }
-            // The header and the page load again: who is logged in, the cart as it now is
-            // (and, logged in again, the header watches the new login).
-            if let Some(SessionVersion(version)) = version {
-                version.update(|v| *v += 1);
+                _ => super::signed_out().set(true),
             }
         });
     }

@@ -65,7 +65,7 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                         <ActionForm action=add attr:class="add-to-cart" attr:data-testid="add-to-cart">
                             <input type="hidden" name="product_id" value=summary.id.to_string()/>
                             <label for="quantity">"Quantity"</label>
-                            <QuantityPicker id="quantity" name="quantity" max=max/>
+                            <QuantityPicker id="quantity".to_string() name="quantity".to_string() max=max/>
                             <button type="submit">"Add to cart"</button>
                         </ActionForm>
                         <ActionMessage action=add/>
