@@ -41,8 +41,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 // The stylesheet by its content-hashed name in a release build (cargo-leptos
                 // `hash-files`), so that browsers may cache it for good.
                 <HashedStylesheet options=options.clone() id="leptos"/>
-                // Not Leptos's `HydrationScripts`: its preloads fetch the wasm with JavaScript
-                // off too (see `browser_build`).
+                // Not Leptos's `HydrationScripts`: no preloads, which JavaScript-less browsers
+                // follow too and which delay the first paint (see `browser_build`).
                 <BrowserBuild options/>
                 <MetaTags/>
             </head>

@@ -61,3 +61,27 @@ test('the quantity buttons work once hydrated', async ({ page }, testInfo) => {
   await page.getByTestId('quantity-decrease').click();
   await expect(quantity).toHaveValue('2');
 });
+
+test('a quantity typed before the picker hydrated is kept, and the buttons step from it', async ({ page }, testInfo) => {
+  // With JavaScript, the wasm held back until the shopper has typed.
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route(/\/pkg\/.*\.wasm$/, async (route) => {
+    await held;
+    await route.continue();
+  });
+  await page.goto('/products/merino-scarf');
+  const quantity = page.getByLabel('Quantity', { exact: true });
+  await quantity.fill('4');
+  release();
+  if (noJs(testInfo)) {
+    // Nothing hydrates: the typed value is simply the field's.
+    await expect(quantity).toHaveValue('4');
+    await expect(page.getByTestId('quantity-increase')).toHaveCount(0);
+    return;
+  }
+  await waitForHydration(page);
+  await expect(quantity).toHaveValue('4');
+  await page.getByTestId('quantity-increase').click();
+  await expect(quantity).toHaveValue('5');
+});

@@ -1,39 +1,32 @@
-//! The scripts that load the browser build (the JS glue and the wasm) and hydrate the page —
-//! only where JavaScript runs. Leptos's `HydrationScripts` also writes `<link rel="preload">`
-//! tags for the two files, and a browser with JavaScript off follows those too: it downloaded
-//! the whole wasm for a page it would never hydrate. Here an inline script (run only with
-//! JavaScript) adds the same preloads at the same point of the `<head>`, so the download still
-//! starts before the page body is parsed, and the module script then hydrates the page's
-//! islands as Leptos's islands loader does.
+//! The script that loads the browser build (the JS glue and the wasm) and hydrates the page's
+//! islands — only where JavaScript runs.
+//!
+//! Not Leptos's `HydrationScripts`: its `<link rel="preload">` tags for the two files were
+//! followed by a browser with JavaScript off too (it downloaded wasm for a page it would never
+//! hydrate), and a preload from the `<head>` makes the wasm compete with what the first paint
+//! needs (Lighthouse then counts its download into the largest paint: bench/README.md, "First
+//! load"). A module script runs once the page is parsed; it then fetches the glue and the wasm
+//! (133 KB on the wire) and hands each `<leptos-island>` to the function of its component, in
+//! document order, as Leptos's islands loader (`island_script.js`) does — each in a task of
+//! its own, so that no long task keeps the page from answering input — and then marks the
+//! page as interactive (`data-hydrated` on the body, for tests and CSS).
 
 use leptos::prelude::*;
 
-/// The hydration scripts of the page's `<head>` (see the module docs).
+/// The hydration script of the page's `<head>` (see the module docs).
 #[component]
 pub fn BrowserBuild(options: LeptosOptions) -> impl IntoView {
     let (js, wasm) = file_names(&options);
     let pkg = format!("/{}", options.site_pkg_dir);
     let nonce = use_nonce();
-    // Same-origin fetches in CORS mode (`crossorigin=""`), as the module import and
-    // wasm-bindgen's `fetch` make them, so the preloaded responses are the ones used.
-    let preload = format!(
-        "(function(){{var h=document.head;\
-         function p(rel,href,as,type){{var l=document.createElement('link');l.rel=rel;l.href=href;\
-         if(as)l.as=as;if(type)l.type=type;l.crossOrigin='';h.appendChild(l);}}\
-         p('modulepreload','{pkg}/{js}.js');p('preload','{pkg}/{wasm}.wasm','fetch','application/wasm');}})();"
-    );
-    // Islands (Leptos's own loader, `island_script.js`, without its wait for an idle moment):
-    // each `<leptos-island>` is handed to the function of its component, in document order.
     let hydrate = format!(
         "import('{pkg}/{js}.js').then(function(m){{\
          return m.default({{module_or_path:'{pkg}/{wasm}.wasm'}}).then(function(){{m.hydrate();\
-         document.querySelectorAll('leptos-island').forEach(function(el){{\
-         var f=m[el.dataset.component];if(f){{f(el);}}else{{console.warn('no island '+el.dataset.component);}}}});}});}});"
+         document.querySelectorAll('leptos-island').forEach(function(el){{setTimeout(function(){{\
+         var f=m[el.dataset.component];if(f){{f(el);}}else{{console.warn('no island '+el.dataset.component);}}}});}});\
+         setTimeout(function(){{document.body.setAttribute('data-hydrated','true');}});}});}});"
     );
-    view! {
-        <script nonce=nonce.clone()>{preload}</script>
-        <script type="module" nonce=nonce>{hydrate}</script>
-    }
+    view! { <script type="module" nonce=nonce>{hydrate}</script> }
 }
 
 /// The JS and wasm file names without extension: content-hashed in a release build

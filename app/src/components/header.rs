@@ -43,17 +43,13 @@ pub struct HeaderUser {
 }
 
 /// Who is logged in (with the logout button) and the cart badge. In the browser it listens
-/// for the end of the login (`session_watch`) and then shows nobody logged in and no cart;
-/// its hydration also marks the page as interactive (`data-hydrated`, for tests and CSS).
+/// for the end of the login (`session_watch`) and then shows nobody logged in and no cart.
 #[island]
 fn SessionNav(user: Option<HeaderUser>, cart_count: u32) -> impl IntoView {
     let signed_out = session_watch::signed_out();
     let watched = user.as_ref().map(|user| user.id);
     // Effects only run in the browser.
     Effect::new(move |_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
         if let Some(id) = watched {
             session_watch::watch(id);
         }

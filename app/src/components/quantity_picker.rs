@@ -3,7 +3,9 @@
 
 use leptos::prelude::*;
 
-/// An island: only this picker's code runs in the browser, not the page around it.
+/// An island: only this picker's code runs in the browser, not the page around it. The field
+/// itself holds the quantity (what was typed before the island hydrated stays); the buttons
+/// step it.
 #[island]
 pub fn QuantityPicker(
     /// The form field name.
@@ -13,12 +15,24 @@ pub fn QuantityPicker(
     id: String,
 ) -> impl IntoView {
     let max = max.max(1);
-    let initial = 1;
-    let value = RwSignal::new(initial.clamp(1, max));
+    let field = NodeRef::<leptos::html::Input>::new();
+    // The field's value as a number, for the buttons' disabled state.
+    let value = RwSignal::new(1);
     // The buttons only appear after hydration: without JavaScript they could not work.
     let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
-    let step = move |delta: i64| value.update(|v| *v = (*v + delta).clamp(1, max));
+    Effect::new(move |_| {
+        if let Some(typed) = field.get_untracked().and_then(|f| f.value().parse::<i64>().ok()) {
+            value.set(typed);
+        }
+        hydrated.set(true);
+    });
+    let step = move |delta: i64| {
+        let next = (value.get_untracked() + delta).clamp(1, max);
+        value.set(next);
+        if let Some(field) = field.get_untracked() {
+            field.set_value(&next.to_string());
+        }
+    };
     view! {
         <span class="quantity-picker">
             <Show when=move || hydrated.get()>
@@ -26,9 +40,8 @@ pub fn QuantityPicker(
                     aria-label="One fewer" on:click=move |_| step(-1)
                     disabled=move || { value.get() <= 1 }>"−"</button>
             </Show>
-            <input id=id.clone() type="number" name=name.clone() min="1" max=max.to_string()
-                inputmode="numeric" required=true value=initial.clamp(1, max).to_string()
-                prop:value=move || value.get().to_string()
+            <input node_ref=field id=id.clone() type="number" name=name.clone() min="1"
+                max=max.to_string() inputmode="numeric" required=true value="1"
                 on:input=move |ev| {
                     // Typed values are kept as typed: the browser and the server check them.
                     if let Ok(v) = event_target_value(&ev).parse::<i64>() {
