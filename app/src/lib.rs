@@ -7,7 +7,6 @@ pub mod pages;
 #[cfg(feature = "ssr")]
 pub mod server;
 
-use components::action::provide_session_version;
 use components::browser_build::BrowserBuild;
 use components::flash::{provide_page_flash, PageFlashMessage};
 use components::header::Header;
@@ -56,7 +55,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    provide_session_version();
     provide_page_flash();
 
     view! {

@@ -1,6 +1,5 @@
 //! Small reusable views.
 
-pub mod action;
 pub mod browser_build;
 pub mod flash;
 pub mod header;

@@ -1,7 +1,6 @@
 //! A product in a listing, with a one-click add to cart.
 
 use crate::api::cart::AddToCart;
-use crate::components::action::{refresh_after, ActionMessage};
 use crate::model::{ProductSummary, StockState};
 use leptos::prelude::*;
 
@@ -10,7 +9,6 @@ pub fn ProductCard(product: ProductSummary) -> impl IntoView {
     let href = format!("/products/{}", product.slug);
     let stock = StockState::of(product.stock);
     let add = ServerAction::<AddToCart>::new();
-    refresh_after(add);
     view! {
         <li class="product-card" data-testid="product-card"
             data-product-id=product.id.to_string() data-slug=product.slug.clone()>
@@ -28,7 +26,6 @@ pub fn ProductCard(product: ProductSummary) -> impl IntoView {
                         <input type="hidden" name="quantity" value="1"/>
                         <button type="submit" aria-label=format!("Add to cart: {}", product.name)>"Add to cart"</button>
                     </ActionForm>
-                    <ActionMessage action=add/>
                 })}
             </div>
         </li>

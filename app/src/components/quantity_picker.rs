@@ -21,7 +21,10 @@ pub fn QuantityPicker(
     // The buttons only appear after hydration: without JavaScript they could not work.
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| {
-        if let Some(typed) = field.get_untracked().and_then(|f| f.value().parse::<i64>().ok()) {
+        if let Some(typed) = field
+            .get_untracked()
+            .and_then(|f| f.value().parse::<i64>().ok())
+        {
             value.set(typed);
         }
         hydrated.set(true);

@@ -4,7 +4,6 @@
 use crate::api::auth::ConfirmPassword;
 use crate::api::orders::my_orders;
 use crate::api::sessions::my_security_log;
-use crate::components::action::{refresh_after, session_version, ActionMessage};
 use crate::components::pager::Pager;
 use crate::components::require_login::RequireLogin;
 use crate::model::{format_unix, Cents};
@@ -30,7 +29,7 @@ pub fn AccountPage() -> impl IntoView {
 
 #[component]
 fn OrderHistory() -> impl IntoView {
-    let orders = Resource::new(session_version, |_| my_orders());
+    let orders = Resource::new(|| (), |_| my_orders());
     view! {
         <h2>"Your orders"</h2>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
@@ -66,7 +65,6 @@ fn OrderHistory() -> impl IntoView {
 #[component]
 pub fn ConfirmPage() -> impl IntoView {
     let confirm = ServerAction::<ConfirmPassword>::new();
-    refresh_after(confirm);
     let query = use_query_map();
     let next = Signal::derive(move || {
         crate::model::safe_next(&query.read().get("next").unwrap_or_default())
@@ -77,7 +75,6 @@ pub fn ConfirmPage() -> impl IntoView {
         <RequireLogin children=move |_user| view! {
             <p>"You are about to do something that needs your password again, as it has been a while since you last entered it. "
                 "You will not be asked again for a few minutes."</p>
-            <ActionMessage action=confirm/>
             <ActionForm action=confirm attr:class="stack">
                 <input type="hidden" name="next" value=move || next.get()/>
                 <label for="confirm-password">"Password"</label>
@@ -104,10 +101,7 @@ pub fn SecurityLogPage() -> impl IntoView {
 fn SecurityLog() -> impl IntoView {
     let query = use_query_map();
     let page = Signal::derive(move || query.read().get("page").unwrap_or_default());
-    let log = Resource::new(
-        move || (page.get(), session_version()),
-        |(page, _)| my_security_log(Some(page)),
-    );
+    let log = Resource::new(move || page.get(), |page| my_security_log(Some(page)));
     view! {
         <p>"What happened to your logins: where you logged in, failed attempts, sessions ended and by whom. "
             "Something you do not recognise? Change your password, which signs out every other device."</p>

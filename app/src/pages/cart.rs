@@ -1,24 +1,19 @@
 //! The cart `/cart`: lines priced from today's catalog, change quantity, remove, clear.
 
 use crate::api::cart::{get_cart, ClearCart, UpdateCart};
-use crate::components::action::{refresh_after, session_version, ActionMessage};
 use crate::model::{CartLine, Cents};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[component]
 pub fn CartPage() -> impl IntoView {
-    let cart = Resource::new(session_version, |_| get_cart());
+    let cart = Resource::new(|| (), |_| get_cart());
     let update = ServerAction::<UpdateCart>::new();
     let clear = ServerAction::<ClearCart>::new();
-    refresh_after(update);
-    refresh_after(clear);
 
     view! {
         <Title text="Your cart"/>
         <h1>"Your cart"</h1>
-        <ActionMessage action=update/>
-        <ActionMessage action=clear/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match cart.await {

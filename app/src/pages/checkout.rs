@@ -2,7 +2,6 @@
 
 use crate::api::cart::get_cart;
 use crate::api::orders::Checkout;
-use crate::components::action::{refresh_after, session_version, ActionMessage};
 use crate::components::require_login::RequireLogin;
 use crate::model::Cents;
 use leptos::prelude::*;
@@ -19,11 +18,9 @@ pub fn CheckoutPage() -> impl IntoView {
 
 #[component]
 fn CheckoutReview(email: String) -> impl IntoView {
-    let cart = Resource::new(session_version, |_| get_cart());
+    let cart = Resource::new(|| (), |_| get_cart());
     let place = ServerAction::<Checkout>::new();
-    refresh_after(place);
     view! {
-        <ActionMessage action=place/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || {
                 let email = email.clone();

@@ -1,7 +1,6 @@
 //! `/login` and `/register`: one form shape, two actions.
 
 use crate::api::auth::{Login, Register};
-use crate::components::action::{refresh_after, ActionMessage};
 use crate::components::flash::PageFlash;
 use crate::model::{safe_next, MIN_PASSWORD_CHARS};
 use leptos::prelude::*;
@@ -41,12 +40,10 @@ fn next_param() -> Signal<String> {
 #[component]
 pub fn LoginPage() -> impl IntoView {
     let login = ServerAction::<Login>::new();
-    refresh_after(login);
     let next = next_param();
     view! {
         <Title text="Log in"/>
         <h1>"Log in"</h1>
-        <ActionMessage action=login/>
         <WithRefilledEmail form=move |email: String| view! {
             <ActionForm action=login attr:class="stack">
                 <input type="hidden" name="next" value=move || next.get()/>
@@ -74,12 +71,10 @@ pub fn LoginPage() -> impl IntoView {
 #[component]
 pub fn RegisterPage() -> impl IntoView {
     let register = ServerAction::<Register>::new();
-    refresh_after(register);
     let next = next_param();
     view! {
         <Title text="Create an account"/>
         <h1>"Create an account"</h1>
-        <ActionMessage action=register/>
         <WithRefilledEmail form=move |email: String| view! {
             <ActionForm action=register attr:class="stack">
                 <input type="hidden" name="next" value=move || next.get()/>

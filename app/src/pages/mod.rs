@@ -24,7 +24,7 @@ pub fn set_status(status: u16) {
 }
 
 /// Answers the page being rendered on the server with a redirect (303) to `path`, whatever
-/// the client's Accept header. In the browser, `<Redirect>` navigates instead.
+/// the client's Accept header (pages render on the server only: the browser build is islands).
 pub fn redirect_page(path: &str) {
     #[cfg(feature = "ssr")]
     if let (Some(options), Ok(value)) = (

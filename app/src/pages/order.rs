@@ -1,7 +1,6 @@
 //! One order `/orders/{id}`: only its owner sees it; everyone else gets a 404.
 
 use crate::api::orders::my_order;
-use crate::components::action::session_version;
 use crate::components::require_login::RequireLogin;
 use crate::model::{Cents, OrderDetail};
 use crate::pages::not_found::NotFound;
@@ -18,13 +17,8 @@ pub fn OrderPage() -> impl IntoView {
 fn OrderLoader() -> impl IntoView {
     let params = use_params_map();
     let order = Resource::new(
-        move || {
-            (
-                params.read().get("id").unwrap_or_default(),
-                session_version(),
-            )
-        },
-        |(id, _)| my_order(id),
+        move || params.read().get("id").unwrap_or_default(),
+        my_order,
     );
     view! {
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>

@@ -2,7 +2,6 @@
 
 use crate::api::cart::AddToCart;
 use crate::api::catalog::get_product;
-use crate::components::action::{refresh_after, ActionMessage};
 use crate::components::quantity_picker::QuantityPicker;
 use crate::model::{ProductDetail, StockState};
 use crate::pages::not_found::NotFound;
@@ -42,7 +41,6 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
     let stock = StockState::of(summary.stock);
     let max = summary.stock.min(crate::model::MAX_LINE_QUANTITY);
     let add = ServerAction::<AddToCart>::new();
-    refresh_after(add);
     view! {
         <Title text=summary.name.clone()/>
         <article class="product" data-product-id=summary.id.to_string() data-slug=summary.slug.clone()>
@@ -68,7 +66,6 @@ fn ProductView(product: ProductDetail) -> impl IntoView {
                             <QuantityPicker id="quantity".to_string() name="quantity".to_string() max=max/>
                             <button type="submit">"Add to cart"</button>
                         </ActionForm>
-                        <ActionMessage action=add/>
                     }.into_any()
                 }}
             </div>

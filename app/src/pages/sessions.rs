@@ -4,7 +4,6 @@ use crate::api::sessions::{
     admin_sessions, my_sessions, AdminRevokeSession, AdminRevokeUserSessions, ChangePassword,
     RevokeMySession, RevokeOtherSessions,
 };
-use crate::components::action::{refresh_after, session_version, ActionMessage};
 use crate::components::pager::Pager;
 use crate::components::require_login::RequireLogin;
 use crate::model::{format_unix, SessionInfo, SessionPage, MIN_PASSWORD_CHARS};
@@ -48,16 +47,12 @@ pub fn AccountSessionsPage() -> impl IntoView {
 
 #[component]
 fn MySessions() -> impl IntoView {
-    let sessions = Resource::new(session_version, |_| my_sessions());
+    let sessions = Resource::new(|| (), |_| my_sessions());
     let revoke = ServerAction::<RevokeMySession>::new();
     let revoke_others = ServerAction::<RevokeOtherSessions>::new();
-    refresh_after(revoke);
-    refresh_after(revoke_others);
     view! {
         <p>"These are the devices where you are logged in. End any you do not recognise. "
             <a href="/account/password">"Change your password"</a></p>
-        <ActionMessage action=revoke/>
-        <ActionMessage action=revoke_others/>
         <ActionForm action=revoke_others>
             <button type="submit" data-testid="revoke-others">"Sign out everywhere else"</button>
         </ActionForm>
@@ -96,13 +91,11 @@ fn MySessions() -> impl IntoView {
 #[component]
 pub fn PasswordPage() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
-    refresh_after(change);
     view! {
         <Title text="Change password"/>
         <h1>"Change your password"</h1>
         <RequireLogin children=move |_user| view! {
             <p>"Changing your password signs you out on every other device."</p>
-            <ActionMessage action=change/>
             <ActionForm action=change attr:class="stack">
                 <label for="current-password">"Current password"</label>
                 <input id="current-password" type="password" name="current" autocomplete="current-password"
@@ -188,17 +181,13 @@ fn AdminSessions() -> impl IntoView {
     let data = Resource::new(
         move || {
             let s = state.get();
-            (s.email, s.page, s.audit_page, session_version())
+            (s.email, s.page, s.audit_page)
         },
-        |(email, page, audit_page, _)| admin_sessions(Some(email), Some(page), Some(audit_page)),
+        |(email, page, audit_page)| admin_sessions(Some(email), Some(page), Some(audit_page)),
     );
     let revoke = ServerAction::<AdminRevokeSession>::new();
     let revoke_user = ServerAction::<AdminRevokeUserSessions>::new();
-    refresh_after(revoke);
-    refresh_after(revoke_user);
     view! {
-        <ActionMessage action=revoke/>
-        <ActionMessage action=revoke_user/>
         <form method="get" action="/admin/sessions" class="catalog-filter" role="search">
             <label for="session-email">"Email"</label>
             <input id="session-email" type="search" name="email" value=move || state.read().email.clone() maxlength="254"/>
@@ -386,16 +375,12 @@ pub fn AdminApiKeysPage() -> impl IntoView {
 #[component]
 fn AdminApiKeys() -> impl IntoView {
     use crate::api::api_keys::{admin_api_keys, CreateApiKey, RevokeApiKey};
-    let keys = Resource::new(session_version, |_| admin_api_keys());
+    let keys = Resource::new(|| (), |_| admin_api_keys());
     let create = ServerAction::<CreateApiKey>::new();
     let revoke = ServerAction::<RevokeApiKey>::new();
-    refresh_after(create);
-    refresh_after(revoke);
     view! {
         <p>"Keys open the session API ("<code>"/api/v1"</code>") for automation: "
             <a href="/api/v1/openapi.json">"its OpenAPI document"</a>". A key is shown once, when it is created."</p>
-        <ActionMessage action=create/>
-        <ActionMessage action=revoke/>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match keys.await {
