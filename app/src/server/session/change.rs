@@ -938,6 +938,99 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
     }
 
+    /// The session writer's commits reach the database file itself, without another write:
+    /// the checkpoint thread copies the write-ahead log in (the writer's own connection never
+    /// does; SQLite alone would wait for 1,000 pages of log).
+    #[tokio::test]
+    async fn the_writers_changes_reach_the_database_file_through_the_checkpoint_thread() {
+        let (dir, db, _store, session) = shop().await;
+        let id = session.id().unwrap();
+        let writes = SessionWrites::new(db.clone(), SessionPolicy::default());
+        for _ in 0..20 {
+            increment(&writes, &session).await.unwrap();
+        }
+        let key = super::super::record::storage_key(&id);
+        let live: Vec<u8> = sqlx::query_scalar(&format!(
+            "SELECT data FROM {} WHERE id = ?",
+            super::super::login_rows::SESSIONS
+        ))
+        .bind(&key)
+        .fetch_one(db.as_sqlite().unwrap())
+        .await
+        .unwrap();
+        // A copy of the database file alone (no log) holds what the file holds.
+        let in_file = || -> Option<Vec<u8>> {
+            let copy = dir.join("copy");
+            std::fs::create_dir_all(&copy).ok()?;
+            std::fs::copy(dir.join("shop.db"), copy.join("shop.db")).ok()?;
+            let conn = rusqlite::Connection::open(copy.join("shop.db")).ok()?;
+            let data = conn
+                .query_row(
+                    &format!(
+                        "SELECT data FROM {} WHERE id = ?1",
+                        super::super::login_rows::SESSIONS
+                    ),
+                    [&key],
+                    |row| row.get(0),
+                )
+                .ok();
+            drop(conn);
+            std::fs::remove_dir_all(&copy).ok();
+            data
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut found = in_file();
+        while found.as_ref() != Some(&live) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            found = in_file();
+        }
+        assert!(
+            found.as_ref() == Some(&live),
+            "the database file holds the last change (without the log)"
+        );
+        assert_eq!(stored_flash(&db, &id).await.as_deref(), Some("20"));
+        writes.close_writer().await;
+        db.close().await;
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Under writes that never pause, the write-ahead log still starts over: it stays near
+    /// the writer's restart size instead of growing with every write (a passive checkpoint
+    /// alone never lets it start over while writes keep coming).
+    #[tokio::test]
+    async fn the_write_ahead_log_starts_over_under_writes_that_never_pause() {
+        let (dir, db, _store, session) = shop().await;
+        let writes = SessionWrites::new(db.clone(), SessionPolicy::default());
+        let wal = dir.join("shop.db-wal");
+        let mut largest = 0;
+        let started = std::time::Instant::now();
+        let mut changes = 0;
+        // Until the log would pass 48 MB without restarts.
+        while started.elapsed() < std::time::Duration::from_secs(20) && changes < 40_000 {
+            let mut batch = tokio::task::JoinSet::new();
+            for _ in 0..16 {
+                let (writes, session) = (writes.clone(), session.clone());
+                batch.spawn(async move { increment(&writes, &session).await });
+            }
+            while let Some(outcome) = batch.join_next().await {
+                outcome.unwrap().unwrap();
+            }
+            changes += 16;
+            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        eprintln!(
+            "{changes} changes in {:?}, log at most {largest} bytes",
+            started.elapsed()
+        );
+        assert!(
+            largest < 24 << 20,
+            "the log stays near 16 MB (at most {largest} bytes after {changes} changes)"
+        );
+        writes.close_writer().await;
+        db.close().await;
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// The flash stored for the session `id`, read straight from the database.
     async fn stored_flash(db: &Db, id: &Id) -> Option<String> {
         let (record, _) = load_in(&mut db.acquire().await.unwrap().conn(), id, false)

@@ -14,14 +14,30 @@
 //!
 //! The thread takes this server's single-writer gate for each transaction, as every other
 //! write of it does, so it never waits in SQLite's busy handler for this server's own writes.
+//!
+//! Checkpoints (copying the write-ahead log into the database file, and its fsyncs) run on a
+//! thread of their own, never on the writer's: SQLite would run one on the connection whose
+//! commit passed 1,000 pages of log, which here holds every queued change (and the gate) for
+//! as long as the disk takes to flush, a stall of hundreds of milliseconds on a busy disk. A
+//! passive checkpoint does not stop writers, so the writer keeps committing meanwhile. But a
+//! passive checkpoint alone never lets the log start over while writes keep coming (SQLite
+//! starts it over when a write begins with every page of it copied): under a steady load it
+//! grew by 20 MB a second. So once the log passes [`RESTART_FRAMES`], right after the
+//! checkpoint thread's pass, the writer copies the few pages written since then itself; its
+//! next transaction then starts the log over, unless a read still uses the log (then at the
+//! next pass). That small copy is the only checkpoint work left on the writer: once per 16 MB
+//! of log instead of a full one per 4 MB. Past [`FORCE_FRAMES`] (64 MB), the writer's copy
+//! waits up to [`FORCE_WAIT`] for the reads and starts the log over itself (a restarting
+//! checkpoint): the log's bound.
 
 use super::contents::{cart_items_of, stored_expiry, Contents, SessionError};
 use super::login_rows::SESSIONS;
 use super::policy::SessionPolicy;
 use super::record::{decode_record, encode_stored, storage_key};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{oneshot, Mutex};
 use tower_sessions::session::{Id, Record};
@@ -31,6 +47,26 @@ const MAX_BATCH: usize = 64;
 
 /// How long the writer's connection waits for another process's write lock (as sqlx's).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often, at most, the checkpoint thread copies the write-ahead log into the database
+/// (only after commits): under load, a few hundred milliseconds of writes each time.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// The size of the write-ahead log, in pages, past which the writer has it start over
+/// (16 MB of 4 KiB pages).
+const RESTART_FRAMES: i64 = 4096;
+
+/// The size of the log, in pages, past which the writer waits for reads to start it over
+/// (64 MB).
+const FORCE_FRAMES: i64 = 4 * RESTART_FRAMES;
+
+/// How long the writer's restarting checkpoint waits for reads still using the log.
+const FORCE_WAIT: Duration = Duration::from_millis(100);
+
+/// What the writer does after its next commit, set by the checkpoint thread.
+const NOTHING: u8 = 0;
+const COPY_REST: u8 = 1;
+const RESTART_LOG: u8 = 2;
 
 /// What a change sees: the catalog version and the session's contents, as of its read inside
 /// the transaction.
@@ -162,9 +198,103 @@ fn open(file: &Path) -> rusqlite::Result<rusqlite::Connection> {
     Ok(conn)
 }
 
+/// What the writer tells its checkpoint thread.
+enum Note {
+    /// A transaction committed: the log has grown.
+    Committed,
+    /// Close the connection (the writer's is closing).
+    Close(mpsc::SyncSender<()>),
+}
+
+/// Starts the checkpoint thread of a writer; it ends when the returned sender is dropped.
+/// `restart`: what the writer is to do, by the log's size after a pass ([`COPY_REST`],
+/// [`RESTART_LOG`]).
+fn start_checkpoints(file: &Path, restart: Arc<AtomicU8>) -> Option<mpsc::SyncSender<Note>> {
+    let (notes, rx) = mpsc::sync_channel(4);
+    let file = file.to_path_buf();
+    match std::thread::Builder::new()
+        .name("session-checkpoint".into())
+        .spawn(move || checkpoints(&file, &restart, rx))
+    {
+        Ok(_) => Some(notes),
+        Err(error) => {
+            // SQLite's own automatic checkpoints then run on the writer's connection.
+            tracing::warn!(%error, "starting the checkpoint thread");
+            None
+        }
+    }
+}
+
+/// The checkpoint thread: a passive checkpoint at most every [`CHECKPOINT_EVERY`], when
+/// something was committed since the last one.
+fn checkpoints(file: &Path, restart: &AtomicU8, notes: mpsc::Receiver<Note>) {
+    let mut conn: Option<rusqlite::Connection> = None;
+    let mut last: Option<Instant> = None;
+    let mut pending = false;
+    loop {
+        let wait = match (pending, last) {
+            (false, _) => None,
+            (true, None) => Some(Duration::ZERO),
+            (true, Some(at)) => Some(CHECKPOINT_EVERY.saturating_sub(at.elapsed())),
+        };
+        let note = match wait {
+            None => notes.recv().map(Some).map_err(|_| ()),
+            Some(wait) => match notes.recv_timeout(wait) {
+                Ok(note) => Ok(Some(note)),
+                Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+                Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+            },
+        };
+        match note {
+            Err(()) => return,
+            Ok(Some(Note::Committed)) => pending = true,
+            Ok(Some(Note::Close(done))) => {
+                conn = None;
+                pending = false;
+                let _ = done.send(());
+                continue;
+            }
+            Ok(None) => {}
+        }
+        if pending && last.is_none_or(|at| at.elapsed() >= CHECKPOINT_EVERY) {
+            pending = false;
+            last = Some(Instant::now());
+            let outcome = match conn.take() {
+                Some(c) => Ok(c),
+                None => rusqlite::Connection::open_with_flags(
+                    file,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                ),
+            }
+            .and_then(|c| {
+                // (busy, pages in the log, pages copied)
+                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    row.get::<_, i64>(1)
+                })
+                .map(|log| (c, log))
+            });
+            match outcome {
+                Ok((c, log)) => {
+                    conn = Some(c);
+                    if log > FORCE_FRAMES {
+                        restart.store(RESTART_LOG, Ordering::Relaxed);
+                    } else if log > RESTART_FRAMES {
+                        restart.store(COPY_REST, Ordering::Relaxed);
+                    }
+                }
+                // The next commit tries again, on a new connection.
+                Err(error) => tracing::warn!(%error, "a checkpoint of the session database"),
+            }
+        }
+    }
+}
+
 /// The writer thread: a batch of changes per transaction, until every handle is gone.
 fn run<T>(file: &Path, gate: &Gate<T>, policy: SessionPolicy, jobs: mpsc::Receiver<Message>) {
     let mut conn: Option<rusqlite::Connection> = None;
+    let restart = Arc::new(AtomicU8::new(NOTHING));
+    let checkpoint = start_checkpoints(file, restart.clone());
     while let Ok(first) = jobs.recv() {
         let mut batch = Vec::new();
         let mut close = Vec::new();
@@ -185,7 +315,13 @@ fn run<T>(file: &Path, gate: &Gate<T>, policy: SessionPolicy, jobs: mpsc::Receiv
             let _gate = gate.blocking_lock();
             let outcome = match conn.take() {
                 Some(c) => Ok(c),
-                None => open(file),
+                None => open(file).and_then(|c| {
+                    if checkpoint.is_some() {
+                        // The checkpoint thread's work, not this connection's.
+                        c.pragma_update(None, "wal_autocheckpoint", 0)?;
+                    }
+                    Ok(c)
+                }),
             }
             .and_then(|mut c| {
                 run_batch(&mut c, policy, batch.as_mut_slice()).map(|done| (c, done))
@@ -193,6 +329,16 @@ fn run<T>(file: &Path, gate: &Gate<T>, policy: SessionPolicy, jobs: mpsc::Receiv
             match outcome {
                 Ok((c, done)) => {
                     conn = Some(c);
+                    if let Some(checkpoint) = &checkpoint {
+                        // Full: the thread already has a commit to look at.
+                        let _ = checkpoint.try_send(Note::Committed);
+                    }
+                    let due = restart.swap(NOTHING, Ordering::Relaxed);
+                    if let (Some(c), true) = (&conn, due != NOTHING) {
+                        if let Err(error) = restart_log(c, due == RESTART_LOG) {
+                            tracing::warn!(%error, "a checkpoint of the session database");
+                        }
+                    }
                     for (job, result) in batch.into_iter().zip(done) {
                         let _ = job.done.send(result);
                     }
@@ -209,9 +355,28 @@ fn run<T>(file: &Path, gate: &Gate<T>, policy: SessionPolicy, jobs: mpsc::Receiv
         }
         for done in close {
             conn = None;
+            if let Some(checkpoint) = &checkpoint {
+                let (closed, wait) = mpsc::sync_channel(1);
+                if checkpoint.send(Note::Close(closed)).is_ok() {
+                    let _ = wait.recv_timeout(Duration::from_secs(1));
+                }
+            }
             let _ = done.send(());
         }
     }
+}
+
+/// On the writer's connection, between transactions: copies the pages written since the
+/// checkpoint thread's pass, so that the next transaction starts the log over; `force`: waits
+/// (up to [`FORCE_WAIT`]) for reads still using the log and starts it over now.
+fn restart_log(conn: &rusqlite::Connection, force: bool) -> rusqlite::Result<()> {
+    if !force {
+        return conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    }
+    conn.busy_timeout(FORCE_WAIT)?;
+    let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    done
 }
 
 /// One transaction: each job's read, change and write, in turn; then one commit. Each job's
