@@ -304,14 +304,36 @@ async fn connect_sqlite(url: &str) -> Result<SqlitePool, DbError> {
             })?;
         }
     }
-    SqlitePoolOptions::new()
-        .max_connections(8)
-        // An in-process SQLite connection cannot go stale: no ping round trip to the
-        // connection's worker thread on every acquire.
-        .test_before_acquire(false)
-        .connect_with(options)
-        .await
-        .map_err(|source| DbError::Open { file, source })
+    // Instances starting together on a new file: switching it to WAL takes a lock for which
+    // SQLite may answer "database is locked" at once, without waiting (to avoid a deadlock
+    // between two readers that both want to write). Try again within the busy timeout.
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let opened = SqlitePoolOptions::new()
+            .max_connections(8)
+            // An in-process SQLite connection cannot go stale: no ping round trip to the
+            // connection's worker thread on every acquire.
+            .test_before_acquire(false)
+            .connect_with(options.clone())
+            .await;
+        match opened {
+            Err(error) if is_busy(&error) && started.elapsed() + pause < BUSY_TIMEOUT => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            other => return other.map_err(|source| DbError::Open { file, source }),
+        }
+    }
+}
+
+/// SQLite's "database is locked" (`SQLITE_BUSY`, with any extended code).
+fn is_busy(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| code & 0xff == 5)
 }
 
 async fn connect_postgres(url: &str) -> Result<PgPool, DbError> {
