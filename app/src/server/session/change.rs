@@ -857,6 +857,16 @@ mod tests {
         (dir, db, store, session)
     }
 
+    /// The end of a test on [`shop`]: the writers' connections closed, then the pool's (which
+    /// checkpoints the log), then the files removed.
+    async fn finish(dir: std::path::PathBuf, db: Db, writers: &[SessionWrites]) {
+        for writes in writers {
+            writes.close_writer().await;
+        }
+        db.close().await;
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
     /// A one-step change (the SQLite session writer): the number in the flash, plus one.
     async fn increment(writes: &SessionWrites, session: &Session) -> Result<(), SessionError> {
         change_session_only(writes, session, |_, contents| {
@@ -900,11 +910,7 @@ mod tests {
             .await
             .unwrap());
         assert_eq!(stored_flash(&db, &id).await.as_deref(), Some("81"));
-        for writes in &servers {
-            writes.close_writer().await;
-        }
-        db.close().await;
-        std::fs::remove_dir_all(&dir).ok();
+        finish(dir, db, &servers).await;
     }
 
     /// A change that refuses writes nothing; a change sees the catalog version of its read;
@@ -933,9 +939,7 @@ mod tests {
         increment(&writes, &session).await.unwrap();
         let gone = load(&db, &id).await.unwrap();
         assert!(gone.is_none(), "a deleted record is not written again");
-        writes.close_writer().await;
-        db.close().await;
-        std::fs::remove_dir_all(&dir).ok();
+        finish(dir, db, &[writes]).await;
     }
 
     /// The session writer's commits reach the database file itself, without another write:
@@ -989,9 +993,7 @@ mod tests {
             "the database file holds the last change (without the log)"
         );
         assert_eq!(stored_flash(&db, &id).await.as_deref(), Some("20"));
-        writes.close_writer().await;
-        db.close().await;
-        std::fs::remove_dir_all(&dir).ok();
+        finish(dir, db, &[writes]).await;
     }
 
     /// Under writes that never pause, the write-ahead log still starts over: it stays near
@@ -1026,9 +1028,7 @@ mod tests {
             largest < 24 << 20,
             "the log stays near 16 MB (at most {largest} bytes after {changes} changes)"
         );
-        writes.close_writer().await;
-        db.close().await;
-        std::fs::remove_dir_all(&dir).ok();
+        finish(dir, db, &[writes]).await;
     }
 
     /// The flash stored for the session `id`, read straight from the database.
@@ -1092,7 +1092,6 @@ mod tests {
             Err(SessionError::Conflict)
         ));
         assert_eq!(stored_flash(&db, &id).await.as_deref(), Some("here"));
-        db.close().await;
-        std::fs::remove_dir_all(&dir).ok();
+        finish(dir, db, &[]).await;
     }
 }

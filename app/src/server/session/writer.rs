@@ -261,11 +261,7 @@ fn checkpoints(file: &Path, restart: &AtomicU8, notes: mpsc::Receiver<Note>) {
             last = Some(Instant::now());
             let outcome = match conn.take() {
                 Some(c) => Ok(c),
-                None => rusqlite::Connection::open_with_flags(
-                    file,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                ),
+                None => open(file),
             }
             .and_then(|c| {
                 // (busy, pages in the log, pages copied)
